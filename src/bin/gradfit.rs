@@ -1,0 +1,3 @@
+fn main() {
+    println!("gradfit {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,199 @@
+use argmin::core::{CostFunction, Gradient, Hessian};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+use super::{rel_error, EntryReport, HessianReport, Tolerance};
+use crate::error::{check_len, Error, Result};
+use crate::problems::Objective;
+use crate::{Matrix, Vector};
+
+/// ∛ε: the step that balances the O(h²) truncation error of a central difference against
+/// its O(ε/h) rounding error.
+pub const CENTRAL_STEP: f64 = 6.055454452393343e-6;
+/// √ε: the same balance for the O(h) forward difference.
+pub const FORWARD_STEP: f64 = 1.4901161193847656e-8;
+
+fn cost<O: CostFunction<Param = Vector, Output = f64>>(o: &O, x: &Vector) -> Result<f64> {
+    o.cost(x).map_err(from_argmin)
+}
+
+fn grad<O: Gradient<Param = Vector, Gradient = Vector>>(o: &O, x: &Vector) -> Result<Vector> {
+    o.gradient(x).map_err(from_argmin)
+}
+
+/// Recovers a gradfit error from argmin's `anyhow::Error`, or wraps argmin's message.
+pub(crate) fn from_argmin(e: argmin::core::Error) -> Error {
+    match e.downcast::<Error>() {
+        Ok(err) => err,
+        Err(e) => Error::Solver {
+            method: "problem".into(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Runs `eval` at x + h·eᵢ for one coordinate and restores xᵢ exactly, so x is not cloned per
+/// coordinate.
+fn at_shifted<T>(x: &mut Vector, i: usize, h: f64, eval: impl FnOnce(&Vector) -> Result<T>) -> Result<T> {
+    let xi = x[i];
+    x[i] = xi + h;
+    let out = eval(x);
+    x[i] = xi;
+    out
+}
+
+/// The step for coordinate i: base·max(1, |xᵢ|), rounded so that (xᵢ + h) − xᵢ is exactly h.
+fn step(base: f64, xi: f64) -> f64 {
+    let h = base * xi.abs().max(1.0);
+    (xi + h) - xi
+}
+
+/// The central-difference gradient (f(x + hᵢeᵢ) − f(x − hᵢeᵢ)) / 2hᵢ, hᵢ = ∛ε·max(1, |xᵢ|).
+///
+/// 2n evaluations of f; x is perturbed in place and restored.
+pub fn central_gradient<O>(o: &O, x: &Vector) -> Result<Vector>
+where
+    O: CostFunction<Param = Vector, Output = f64>,
+{
+    let mut xw = x.clone();
+    let mut g = Vector::zeros(x.len());
+    for i in 0..x.len() {
+        let h = step(CENTRAL_STEP, x[i]);
+        let fp = at_shifted(&mut xw, i, h, |x| cost(o, x))?;
+        let fm = at_shifted(&mut xw, i, -h, |x| cost(o, x))?;
+        g[i] = (fp - fm) / (2.0 * h);
+    }
+    Ok(g)
+}
+
+/// The forward-difference gradient (f(x + hᵢeᵢ) − f(x)) / hᵢ, hᵢ = √ε·max(1, |xᵢ|).
+///
+/// n + 1 evaluations of f.
+pub fn forward_gradient<O>(o: &O, x: &Vector) -> Result<Vector>
+where
+    O: CostFunction<Param = Vector, Output = f64>,
+{
+    let f0 = cost(o, x)?;
+    let mut xw = x.clone();
+    let mut g = Vector::zeros(x.len());
+    for i in 0..x.len() {
+        let h = step(FORWARD_STEP, x[i]);
+        let fp = at_shifted(&mut xw, i, h, |x| cost(o, x))?;
+        g[i] = (fp - f0) / h;
+    }
+    Ok(g)
+}
+
+/// Checks every entry of the analytic gradient against central differences.
+///
+/// The report names the worst entry, its analytic and numeric values; `passed` is false if
+/// any entry's relative error exceeds the tolerance or is not finite.
+pub fn check_gradient<O>(o: &O, x: &Vector, tol: Tolerance) -> Result<EntryReport>
+where
+    O: CostFunction<Param = Vector, Output = f64> + Gradient<Param = Vector, Gradient = Vector>,
+{
+    let g = grad(o, x)?;
+    check_len("gradient length", x.len(), g.len())?;
+    let numeric = central_gradient(o, x)?;
+    let mut report = EntryReport::new("gradient", tol.rel);
+    for i in 0..x.len() {
+        report.record((i, 0), g[i], numeric[i]);
+    }
+    Ok(report)
+}
+
+/// Checks gᵀd against (f(x + hd) − f(x − hd)) / 2h along `directions` random unit directions
+/// (seeded), h = ∛ε·max(1, ‖x‖∞): two evaluations per direction, whatever n is.
+pub fn check_directional<O>(
+    o: &O,
+    x: &Vector,
+    directions: usize,
+    seed: u64,
+    tol: Tolerance,
+) -> Result<EntryReport>
+where
+    O: CostFunction<Param = Vector, Output = f64> + Gradient<Param = Vector, Gradient = Vector>,
+{
+    let g = grad(o, x)?;
+    check_len("gradient length", x.len(), g.len())?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let h = CENTRAL_STEP * x.amax().max(1.0);
+    let mut d = Vector::zeros(x.len());
+    let mut xt = x.clone();
+    let mut report = EntryReport::new("directional derivative", tol.rel);
+    for k in 0..directions {
+        d.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
+        let norm = d.norm();
+        if norm > 0.0 {
+            d /= norm;
+        }
+        xt.copy_from(x);
+        xt.axpy(h, &d, 1.0);
+        let fp = cost(o, &xt)?;
+        xt.copy_from(x);
+        xt.axpy(-h, &d, 1.0);
+        let fm = cost(o, &xt)?;
+        report.record((k, 0), g.dot(&d), (fp - fm) / (2.0 * h));
+    }
+    Ok(report)
+}
+
+/// Checks the analytic Hessian column by column against central differences of the analytic
+/// gradient, (∇f(x + hⱼeⱼ) − ∇f(x − hⱼeⱼ)) / 2hⱼ, and measures its symmetry.
+pub fn check_hessian<O>(o: &O, x: &Vector, tol: Tolerance) -> Result<HessianReport>
+where
+    O: Gradient<Param = Vector, Gradient = Vector> + Hessian<Param = Vector, Hessian = Matrix>,
+{
+    let n = x.len();
+    let h = o.hessian(x).map_err(from_argmin)?;
+    check_len("Hessian rows", n, h.nrows())?;
+    check_len("Hessian columns", n, h.ncols())?;
+    let mut xw = x.clone();
+    let mut entries = EntryReport::new("Hessian", tol.rel);
+    for j in 0..n {
+        let s = step(CENTRAL_STEP, x[j]);
+        let gp = at_shifted(&mut xw, j, s, |x| grad(o, x))?;
+        let gm = at_shifted(&mut xw, j, -s, |x| grad(o, x))?;
+        for i in 0..n {
+            entries.record((i, j), h[(i, j)], (gp[i] - gm[i]) / (2.0 * s));
+        }
+    }
+    let mut symmetry_error: f64 = 0.0;
+    for j in 0..n {
+        for i in 0..j {
+            let e = rel_error(h[(i, j)], h[(j, i)]);
+            symmetry_error = symmetry_error.max(if e.is_nan() { f64::INFINITY } else { e });
+        }
+    }
+    let passed = entries.passed && symmetry_error <= tol.rel;
+    Ok(HessianReport {
+        entries,
+        symmetry_error,
+        passed,
+    })
+}
+
+/// Checks a problem's matrix-free ∇²f·v against the formed Hessian times v, for `directions`
+/// random v (seeded).
+pub fn check_hessian_vec<P: Objective + ?Sized>(
+    p: &P,
+    x: &Vector,
+    directions: usize,
+    seed: u64,
+    tol: Tolerance,
+) -> Result<EntryReport> {
+    let h = p.hessian_matrix(x)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut v = Vector::zeros(p.dim());
+    let mut hv = Vector::zeros(p.dim());
+    let mut report = EntryReport::new("Hessian-vector product", tol.rel);
+    for k in 0..directions {
+        v.iter_mut().for_each(|e| *e = rng.sample(StandardNormal));
+        p.hessian_vec_into(x, &v, &mut hv)?;
+        let dense = &h * &v;
+        for i in 0..p.dim() {
+            report.record((i, k), hv[i], dense[i]);
+        }
+    }
+    Ok(report)
+}

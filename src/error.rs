@@ -1,0 +1,144 @@
+//! The library's error type.
+//!
+//! One enum, one variant per cause, each naming where the fault is: the file, line and column
+//! for data, the parameter for options, the shape for mismatched inputs.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in gradfit.
+///
+/// argmin's trait methods return `argmin::core::Error` (an `anyhow::Error`); a gradfit error
+/// converts into it with `.into()` and comes back out with `downcast::<gradfit::Error>()`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A CSV file is malformed (wrong number of fields, bad encoding, no rows).
+    #[error("{path}: line {line}: {message}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number (0 when the fault is not on one line).
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A CSV cell is not a finite number.
+    #[error("{path}: line {line}, column {column:?}: {text:?} is not a finite number")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// The column's header name.
+        column: String,
+        /// The text found in the cell.
+        text: String,
+    },
+    /// Data that parses but cannot define the requested problem (a logistic target with three
+    /// classes, a missing column, a quadratic whose A is not square, ...).
+    #[error("{what}")]
+    Data {
+        /// What is wrong, with the file or column it concerns.
+        what: String,
+    },
+    /// Two inputs whose sizes must agree do not.
+    #[error("{what}: expected {expected}, found {found}")]
+    Shape {
+        /// Which input.
+        what: String,
+        /// The size required.
+        expected: usize,
+        /// The size given.
+        found: usize,
+    },
+    /// A NaN or infinity where a finite number is required.
+    #[error("{what}: non-finite value at index {index}")]
+    NonFinite {
+        /// Which input.
+        what: String,
+        /// The first offending index.
+        index: usize,
+    },
+    /// An option is out of its legal range.
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        name: String,
+        /// The value given.
+        value: String,
+        /// The legal range.
+        reason: String,
+    },
+    /// The evaluation budget given to a guarded problem was used up.
+    #[error("evaluation budget of {budget} exhausted")]
+    Budget {
+        /// The budget.
+        budget: u64,
+    },
+    /// argmin returned an error gradfit does not know.
+    #[error("solver {method}: {message}")]
+    Solver {
+        /// The method that failed.
+        method: String,
+        /// argmin's message.
+        message: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn option(name: &str, value: impl std::fmt::Display, reason: &str) -> Self {
+        Error::InvalidOption {
+            name: name.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn shape(what: &str, expected: usize, found: usize) -> Self {
+        Error::Shape {
+            what: what.to_string(),
+            expected,
+            found,
+        }
+    }
+}
+
+/// Checks that `len == expected`, else a [`Error::Shape`] naming `what`.
+pub(crate) fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::shape(what, expected, found))
+    }
+}
+
+/// Checks that every value is finite, else a [`Error::NonFinite`] naming the first bad index.
+pub(crate) fn check_finite<'a>(what: &str, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
+    match values.into_iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFinite {
+            what: what.to_string(),
+            index,
+        }),
+    }
+}
+
+/// Checks a ridge coefficient: finite and ≥ 0.
+pub(crate) fn check_lambda(lambda: f64) -> Result<()> {
+    if lambda.is_finite() && lambda >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::option("l2", lambda, "must be finite and >= 0"))
+    }
+}

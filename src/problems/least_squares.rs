@@ -1,0 +1,177 @@
+use std::cell::RefCell;
+
+use nalgebra::{DMatrixView, DMatrixViewMut};
+
+use super::{check_h, check_out, check_x, Objective};
+use crate::error::{check_finite, check_lambda, check_len, Result};
+use crate::{Matrix, Vector};
+
+/// Least squares with an optional ridge term, with one or several right-hand sides.
+///
+/// With A (m×n), B (m×k) and the unknown X (n×k) flattened column-major into x (length n·k):
+///
+/// - f(X) = ‖AX − B‖_F² + λ‖X‖_F²
+/// - ∇f = 2Aᵀ(AX − B) + 2λX
+/// - ∇²f = I_k ⊗ (2AᵀA + 2λI_n) (block diagonal: the columns of X do not interact)
+///
+/// For k = 1 this is the seeds' ‖Ax − b‖² with ∇ = 2Aᵀ(Ax − b) and ∇² = 2AᵀA (identity table,
+/// row ‖Ax − b‖²; the matrix row ‖AX − B‖_F² → 2Aᵀ(AX − B)); λ > 0 is ridge regression. The
+/// residual R = AX − B is computed once and shared by the fused cost-and-gradient.
+#[derive(Debug)]
+pub struct LeastSquares {
+    a: Matrix,
+    b: Matrix,
+    lambda: f64,
+    r: RefCell<Matrix>,
+}
+
+impl LeastSquares {
+    /// One right-hand side: f(x) = ‖Ax − b‖² + λ‖x‖², A m×n, b of length m.
+    ///
+    /// Errors if the lengths disagree, any value is not finite, or λ < 0.
+    ///
+    /// ```
+    /// use gradfit::problems::{LeastSquares, Objective};
+    /// use gradfit::{Matrix, Vector};
+    /// let a = Matrix::from_row_slice(2, 1, &[1.0, 1.0]);
+    /// let p = LeastSquares::new(a, Vector::from_vec(vec![1.0, 3.0]), 0.0)?;
+    /// // f(2) = (2 − 1)² + (2 − 3)² = 2
+    /// assert_eq!(p.value(&Vector::from_vec(vec![2.0]))?, 2.0);
+    /// # Ok::<(), gradfit::Error>(())
+    /// ```
+    pub fn new(a: Matrix, b: Vector, lambda: f64) -> Result<Self> {
+        let m = b.len();
+        Self::multi(a, Matrix::from_column_slice(m, 1, b.as_slice()), lambda)
+    }
+
+    /// Several right-hand sides: B is m×k, and x = vec(X) has length n·k.
+    pub fn multi(a: Matrix, b: Matrix, lambda: f64) -> Result<Self> {
+        check_len("rows of b", a.nrows(), b.nrows())?;
+        check_finite("A", a.iter())?;
+        check_finite("b", b.iter())?;
+        check_lambda(lambda)?;
+        let r = RefCell::new(Matrix::zeros(b.nrows(), b.ncols()));
+        Ok(LeastSquares { a, b, lambda, r })
+    }
+
+    /// The design matrix A.
+    pub fn a(&self) -> &Matrix {
+        &self.a
+    }
+
+    /// The right-hand sides B (m×k).
+    pub fn b(&self) -> &Matrix {
+        &self.b
+    }
+
+    /// The ridge coefficient λ.
+    pub fn lambda(&self) -> f64 {
+        self.lambda
+    }
+
+    fn n(&self) -> usize {
+        self.a.ncols()
+    }
+
+    fn k(&self) -> usize {
+        self.b.ncols()
+    }
+
+    fn x_view<'a>(&self, x: &'a Vector) -> DMatrixView<'a, f64> {
+        DMatrixView::from_slice(x.as_slice(), self.n(), self.k())
+    }
+
+    /// R ← AX − B in the scratch buffer; returns ‖R‖_F².
+    fn residual(&self, x: &Vector, r: &mut Matrix) -> f64 {
+        r.copy_from(&self.b);
+        r.gemm(1.0, &self.a, &self.x_view(x), -1.0);
+        r.norm_squared()
+    }
+}
+
+impl Objective for LeastSquares {
+    fn dim(&self) -> usize {
+        self.n() * self.k()
+    }
+
+    /// f = ‖AX − B‖_F² + λ‖X‖_F².
+    fn value(&self, x: &Vector) -> Result<f64> {
+        check_x(self.dim(), x)?;
+        let mut r = self.r.borrow_mut();
+        Ok(self.residual(x, &mut r) + self.lambda * x.norm_squared())
+    }
+
+    /// ∇f = 2Aᵀ(AX − B) + 2λX, one residual shared with f.
+    fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
+        check_out(self.dim(), x, g)?;
+        let mut r = self.r.borrow_mut();
+        let f = self.residual(x, &mut r) + self.lambda * x.norm_squared();
+        let (n, k) = (self.n(), self.k());
+        let mut gm = DMatrixViewMut::from_slice(g.as_mut_slice(), n, k);
+        gm.gemm_tr(2.0, &self.a, &*r, 0.0);
+        if self.lambda != 0.0 {
+            g.axpy(2.0 * self.lambda, x, 1.0);
+        }
+        Ok(f)
+    }
+
+    /// ∇²f = I_k ⊗ (2AᵀA + 2λI).
+    fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
+        check_h(self.dim(), x, h)?;
+        let n = self.n();
+        h.fill(0.0);
+        h.view_mut((0, 0), (n, n)).gemm_tr(2.0, &self.a, &self.a, 0.0);
+        for i in 0..n {
+            h[(i, i)] += 2.0 * self.lambda;
+        }
+        for c in 1..self.k() {
+            let block = h.view((0, 0), (n, n)).clone_owned();
+            h.view_mut((c * n, c * n), (n, n)).copy_from(&block);
+        }
+        Ok(())
+    }
+
+    /// ∇²f·v = 2Aᵀ(AV) + 2λV, with V the n×k reshaping of v.
+    fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
+        check_out(self.dim(), x, out)?;
+        check_len("direction v", self.dim(), v.len())?;
+        let (n, k) = (self.n(), self.k());
+        let mut t = self.r.borrow_mut();
+        t.gemm(1.0, &self.a, &DMatrixView::from_slice(v.as_slice(), n, k), 0.0);
+        let mut om = DMatrixViewMut::from_slice(out.as_mut_slice(), n, k);
+        om.gemm_tr(2.0, &self.a, &*t, 0.0);
+        out.axpy(2.0 * self.lambda, v, 1.0);
+        Ok(())
+    }
+}
+
+crate::impl_argmin_traits!(LeastSquares);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_by_two_by_hand() {
+        // A = [[1, 2], [3, 4]], b = (1, 1), x = (1, −1), λ = 0.5:
+        // Ax − b = (−2, −2); f = 8 + 0.5·2 = 9
+        // ∇f = 2Aᵀ(−2, −2) + x = 2·(−8, −12) + (1, −1) = (−15, −25)
+        let a = Matrix::from_row_slice(2, 2, &[1.0, 2.0, 3.0, 4.0]);
+        let p = LeastSquares::new(a, Vector::from_vec(vec![1.0, 1.0]), 0.5).unwrap();
+        let x = Vector::from_vec(vec![1.0, -1.0]);
+        let (f, g) = p.cost_and_gradient(&x).unwrap();
+        assert_eq!(f, 9.0);
+        assert_eq!(g.as_slice(), &[-15.0, -25.0]);
+        // ∇² = 2AᵀA + I = 2[[10, 14], [14, 20]] + I
+        let h = p.hessian_matrix(&x).unwrap();
+        assert_eq!(h.as_slice(), &[21.0, 28.0, 28.0, 41.0]);
+    }
+
+    #[test]
+    fn wrong_length_is_an_error_not_a_panic() {
+        let p = LeastSquares::new(Matrix::identity(2, 2), Vector::zeros(2), 0.0).unwrap();
+        assert!(p.value(&Vector::zeros(3)).is_err());
+        assert!(LeastSquares::new(Matrix::identity(2, 2), Vector::zeros(3), 0.0).is_err());
+        assert!(LeastSquares::new(Matrix::identity(2, 2), Vector::zeros(2), -1.0).is_err());
+    }
+}

@@ -1,0 +1,201 @@
+use std::cell::RefCell;
+
+use super::{
+    add_ridge_gradient, add_ridge_hessian, check_h, check_out, check_x, ridge_value, weighted_gram_into,
+    Objective,
+};
+use crate::error::{check_finite, check_lambda, check_len, Error, Result};
+use crate::numeric::{log1p_exp, sigmoid};
+use crate::{Matrix, Vector};
+
+/// Logistic regression: f(w) = Σᵢ [log(1 + exp zᵢ) − yᵢzᵢ] + λ Σⱼ wⱼ², z = Aw, yᵢ ∈ {0, 1}.
+///
+/// With σ the sigmoid and s = σ(z) ⊙ (1 − σ(z)):
+///
+/// - ∇f = Aᵀ(σ(z) − y) + 2λw
+/// - ∇²f = Aᵀdiag(s)A + 2λI
+///
+/// Derivation from the seeds: log(1 + eᶻ) = lse([0, z]), whose gradient is the second entry of
+/// softmax([0, z]), i.e. σ(z), and whose Hessian diag(p) − ppᵀ has that entry σ − σ² = σ(1 − σ);
+/// the affine chain rule (∇g = Aᵀ∇f, ∇²g = Aᵀ∇²f A) over the rows gives the sums above. The
+/// term −yz is linear in w. log(1 + eᶻ) is computed as z + log(1 + e⁻ᶻ) for z > 0, so z = 1000
+/// gives 1000, not inf.
+///
+/// With an intercept, A's last column is all ones and the last weight is not penalized (the
+/// sum over j skips it).
+#[derive(Debug)]
+pub struct Logistic {
+    a: Matrix,
+    y: Vector,
+    lambda: f64,
+    intercept: bool,
+    scratch: RefCell<Scratch>,
+}
+
+#[derive(Debug)]
+struct Scratch {
+    z: Vector,
+    u: Vector,
+    w: Matrix,
+}
+
+impl Logistic {
+    /// A is m×n (its last column the intercept's ones when `intercept`), y has m entries in
+    /// {0, 1}, λ ≥ 0.
+    ///
+    /// ```
+    /// use gradfit::problems::{Logistic, Objective};
+    /// use gradfit::{Matrix, Vector};
+    /// // at w = 0 every σ = ½: f = m·log 2 and ∇f = Aᵀ(½·1 − y)
+    /// let a = Matrix::from_row_slice(2, 1, &[1.0, 2.0]);
+    /// let p = Logistic::new(a, Vector::from_vec(vec![1.0, 0.0]), 0.0, false)?;
+    /// let (f, g) = p.cost_and_gradient(&Vector::zeros(1))?;
+    /// assert!((f - 2.0 * 2f64.ln()).abs() < 1e-15);
+    /// assert_eq!(g[0], 1.0 * (0.5 - 1.0) + 2.0 * 0.5);
+    /// # Ok::<(), gradfit::Error>(())
+    /// ```
+    pub fn new(a: Matrix, y: Vector, lambda: f64, intercept: bool) -> Result<Self> {
+        check_len("number of labels y", a.nrows(), y.len())?;
+        check_finite("A", a.iter())?;
+        check_lambda(lambda)?;
+        if let Some(i) = y.iter().position(|&v| v != 0.0 && v != 1.0) {
+            return Err(Error::Data {
+                what: format!("logistic: label {} at row {} is not 0 or 1", y[i], i),
+            });
+        }
+        if intercept && (a.ncols() == 0 || a.column(a.ncols() - 1).iter().any(|&v| v != 1.0)) {
+            return Err(Error::Data {
+                what: "logistic: with an intercept the last column of A must be all ones".into(),
+            });
+        }
+        let (m, n) = a.shape();
+        let scratch = RefCell::new(Scratch {
+            z: Vector::zeros(m),
+            u: Vector::zeros(m),
+            w: Matrix::zeros(m, n),
+        });
+        Ok(Logistic {
+            a,
+            y,
+            lambda,
+            intercept,
+            scratch,
+        })
+    }
+
+    /// Whether the last weight is an unpenalized intercept.
+    pub fn intercept(&self) -> bool {
+        self.intercept
+    }
+
+    fn penalized(&self) -> impl Fn(usize) -> bool {
+        let last = if self.intercept {
+            self.dim().checked_sub(1)
+        } else {
+            None
+        };
+        move |j| Some(j) != last
+    }
+}
+
+impl Objective for Logistic {
+    fn dim(&self) -> usize {
+        self.a.ncols()
+    }
+
+    /// f = Σ log1p_exp(zᵢ) − yᵢzᵢ + λ‖w_penalized‖².
+    fn value(&self, x: &Vector) -> Result<f64> {
+        check_x(self.dim(), x)?;
+        let s = &mut *self.scratch.borrow_mut();
+        s.z.gemv(1.0, &self.a, x, 0.0);
+        let data: f64 =
+            s.z.iter()
+                .zip(self.y.iter())
+                .map(|(z, y)| log1p_exp(*z) - y * z)
+                .sum();
+        Ok(data + ridge_value(x, self.lambda, self.penalized()))
+    }
+
+    /// ∇f = Aᵀ(σ(z) − y) + 2λw_penalized, sharing z = Aw with f.
+    fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
+        check_out(self.dim(), x, g)?;
+        let s = &mut *self.scratch.borrow_mut();
+        s.z.gemv(1.0, &self.a, x, 0.0);
+        let mut data = 0.0;
+        for (zi, yi) in s.z.iter_mut().zip(self.y.iter()) {
+            data += log1p_exp(*zi) - yi * *zi;
+            *zi = sigmoid(*zi) - yi;
+        }
+        g.gemv_tr(1.0, &self.a, &s.z, 0.0);
+        add_ridge_gradient(g, x, self.lambda, self.penalized());
+        Ok(data + ridge_value(x, self.lambda, self.penalized()))
+    }
+
+    /// ∇²f = Aᵀdiag(σ(1 − σ))A + 2λI_penalized.
+    fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
+        check_h(self.dim(), x, h)?;
+        let s = &mut *self.scratch.borrow_mut();
+        s.z.gemv(1.0, &self.a, x, 0.0);
+        s.z.apply(|z| {
+            let p = sigmoid(*z);
+            *z = p * (1.0 - p);
+        });
+        weighted_gram_into(&self.a, s.z.as_slice(), &mut s.w, h.view_mut((0, 0), h.shape()));
+        add_ridge_hessian(h, self.lambda, self.penalized());
+        Ok(())
+    }
+
+    /// ∇²f·v = Aᵀ(σ(1 − σ) ⊙ Av) + 2λv_penalized.
+    fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
+        check_out(self.dim(), x, out)?;
+        check_len("direction v", self.dim(), v.len())?;
+        let s = &mut *self.scratch.borrow_mut();
+        s.z.gemv(1.0, &self.a, x, 0.0);
+        s.u.gemv(1.0, &self.a, v, 0.0);
+        for (zi, ui) in s.z.iter_mut().zip(s.u.iter()) {
+            let p = sigmoid(*zi);
+            *zi = p * (1.0 - p) * ui;
+        }
+        out.gemv_tr(1.0, &self.a, &s.z, 0.0);
+        add_ridge_gradient(out, v, self.lambda, self.penalized());
+        Ok(())
+    }
+}
+
+crate::impl_argmin_traits!(Logistic);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_logits_give_exact_limits() {
+        // z = ±1000: log(1 + e^1000) − 1·1000 = 0, log(1 + e^−1000) − 0 = 0; σ − y = 0 on both
+        let a = Matrix::from_row_slice(2, 1, &[1000.0, -1000.0]);
+        let p = Logistic::new(a, Vector::from_vec(vec![1.0, 0.0]), 0.0, false).unwrap();
+        let (f, g) = p.cost_and_gradient(&Vector::from_vec(vec![1.0])).unwrap();
+        assert_eq!(f, 0.0);
+        assert_eq!(g[0], 0.0);
+        // the wrong labels: f = 2000 exactly, ∇f = 1000·1 + (−1000)·(−1) = 2000
+        let a = Matrix::from_row_slice(2, 1, &[1000.0, -1000.0]);
+        let p = Logistic::new(a, Vector::from_vec(vec![0.0, 1.0]), 0.0, false).unwrap();
+        let (f, g) = p.cost_and_gradient(&Vector::from_vec(vec![1.0])).unwrap();
+        assert_eq!(f, 2000.0);
+        assert_eq!(g[0], 2000.0);
+    }
+
+    #[test]
+    fn intercept_is_not_penalized() {
+        let a = Matrix::from_row_slice(2, 2, &[1.0, 1.0, -1.0, 1.0]);
+        let p = Logistic::new(a, Vector::from_vec(vec![1.0, 0.0]), 3.0, true).unwrap();
+        let h = p.hessian_matrix(&Vector::zeros(2)).unwrap();
+        // Aᵀ diag(¼) A = ¼[[2, 0], [0, 2]]; + 2λ on the first weight only
+        assert_eq!(h.as_slice(), &[0.5 + 6.0, 0.0, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn bad_labels_are_an_error() {
+        let a = Matrix::from_row_slice(2, 1, &[1.0, 2.0]);
+        assert!(Logistic::new(a, Vector::from_vec(vec![2.0, 0.0]), 0.0, false).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+use std::cell::RefCell;
+
+use super::{check_h, check_out, check_x, Objective};
+use crate::error::{check_finite, check_lambda, check_len, Error, Result};
+use crate::{Matrix, Vector};
+
+/// The quadratic form f(x) = xᵀAx + bᵀx + λ‖x‖² for any square A (symmetric or not).
+///
+/// - ∇f = (A + Aᵀ)x + b + 2λx
+/// - ∇²f = A + Aᵀ + 2λI
+///
+/// Seeds: ∇ₓ(xᵀAx) = (A + Aᵀ)x and ∇²ₓ(xᵀAx) = A + Aᵀ (derived there with the product rule);
+/// ∇(aᵀx) = a. Only the symmetric part of A matters: f has a minimizer iff A + Aᵀ + 2λI is
+/// positive definite, and it solves (A + Aᵀ + 2λI)x = −b.
+#[derive(Debug)]
+pub struct Quadratic {
+    a: Matrix,
+    b: Vector,
+    lambda: f64,
+    ax: RefCell<Vector>,
+}
+
+impl Quadratic {
+    /// A must be n×n and b of length n, all finite, λ ≥ 0.
+    ///
+    /// ```
+    /// use gradfit::problems::{Objective, Quadratic};
+    /// use gradfit::{Matrix, Vector};
+    /// // A = [[1, 2], [0, 1]] is not symmetric; ∇f(x) = (A + Aᵀ)x + b
+    /// let q = Quadratic::new(Matrix::from_row_slice(2, 2, &[1.0, 2.0, 0.0, 1.0]), Vector::zeros(2), 0.0)?;
+    /// let (_, g) = q.cost_and_gradient(&Vector::from_vec(vec![1.0, 0.0]))?;
+    /// assert_eq!(g.as_slice(), &[2.0, 2.0]);
+    /// # Ok::<(), gradfit::Error>(())
+    /// ```
+    pub fn new(a: Matrix, b: Vector, lambda: f64) -> Result<Self> {
+        if !a.is_square() {
+            return Err(Error::Data {
+                what: format!("quadratic: A must be square, found {}×{}", a.nrows(), a.ncols()),
+            });
+        }
+        check_len("length of b", a.nrows(), b.len())?;
+        check_finite("A", a.iter())?;
+        check_finite("b", b.iter())?;
+        check_lambda(lambda)?;
+        let ax = RefCell::new(Vector::zeros(b.len()));
+        Ok(Quadratic { a, b, lambda, ax })
+    }
+
+    /// The matrix A.
+    pub fn a(&self) -> &Matrix {
+        &self.a
+    }
+
+    /// The linear term b.
+    pub fn b(&self) -> &Vector {
+        &self.b
+    }
+
+    /// The ridge coefficient λ.
+    pub fn lambda(&self) -> f64 {
+        self.lambda
+    }
+}
+
+impl Objective for Quadratic {
+    fn dim(&self) -> usize {
+        self.b.len()
+    }
+
+    /// f = xᵀ(Ax) + bᵀx + λxᵀx.
+    fn value(&self, x: &Vector) -> Result<f64> {
+        check_x(self.dim(), x)?;
+        let mut ax = self.ax.borrow_mut();
+        ax.gemv(1.0, &self.a, x, 0.0);
+        Ok(x.dot(&ax) + self.b.dot(x) + self.lambda * x.norm_squared())
+    }
+
+    /// ∇f = Ax + Aᵀx + b + 2λx, sharing Ax with f.
+    fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
+        check_out(self.dim(), x, g)?;
+        let mut ax = self.ax.borrow_mut();
+        ax.gemv(1.0, &self.a, x, 0.0);
+        let f = x.dot(&ax) + self.b.dot(x) + self.lambda * x.norm_squared();
+        g.copy_from(&self.b);
+        *g += &*ax;
+        g.gemv_tr(1.0, &self.a, x, 1.0);
+        g.axpy(2.0 * self.lambda, x, 1.0);
+        Ok(f)
+    }
+
+    /// ∇²f = A + Aᵀ + 2λI.
+    fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
+        check_h(self.dim(), x, h)?;
+        let n = self.dim();
+        for j in 0..n {
+            for i in 0..n {
+                h[(i, j)] = self.a[(i, j)] + self.a[(j, i)];
+            }
+            h[(j, j)] += 2.0 * self.lambda;
+        }
+        Ok(())
+    }
+
+    /// ∇²f·v = Av + Aᵀv + 2λv.
+    fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
+        check_out(self.dim(), x, out)?;
+        check_len("direction v", self.dim(), v.len())?;
+        out.gemv(1.0, &self.a, v, 0.0);
+        out.gemv_tr(1.0, &self.a, v, 1.0);
+        out.axpy(2.0 * self.lambda, v, 1.0);
+        Ok(())
+    }
+}
+
+crate::impl_argmin_traits!(Quadratic);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonsymmetric_by_hand() {
+        // A = [[1, 2], [0, 3]], b = (1, −1), x = (1, 2), λ = 0:
+        // Ax = (5, 6); xᵀAx = 5 + 12 = 17; bᵀx = −1; f = 16
+        // (A + Aᵀ) = [[2, 2], [2, 6]]; ∇f = (2 + 4, 2 + 12) + b = (7, 13)
+        let q = Quadratic::new(
+            Matrix::from_row_slice(2, 2, &[1.0, 2.0, 0.0, 3.0]),
+            Vector::from_vec(vec![1.0, -1.0]),
+            0.0,
+        )
+        .unwrap();
+        let (f, g) = q.cost_and_gradient(&Vector::from_vec(vec![1.0, 2.0])).unwrap();
+        assert_eq!(f, 16.0);
+        assert_eq!(g.as_slice(), &[7.0, 13.0]);
+        let h = q.hessian_matrix(&Vector::zeros(2)).unwrap();
+        assert_eq!(h.as_slice(), &[2.0, 2.0, 2.0, 6.0]);
+    }
+
+    #[test]
+    fn non_square_is_an_error() {
+        assert!(Quadratic::new(Matrix::zeros(2, 3), Vector::zeros(2), 0.0).is_err());
+    }
+}

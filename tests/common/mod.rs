@@ -1,0 +1,57 @@
+//! Seeded fixtures shared by the integration tests.
+#![allow(dead_code)]
+
+use gradfit::{Matrix, Vector};
+use proptest::test_runner::{Config, RngSeed};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+pub fn gaussian_matrix(r: &mut impl Rng, m: usize, n: usize) -> Matrix {
+    Matrix::from_fn(m, n, |_, _| r.sample(StandardNormal))
+}
+
+pub fn gaussian_vector(r: &mut impl Rng, n: usize) -> Vector {
+    Vector::from_fn(n, |_, _| r.sample(StandardNormal))
+}
+
+/// A with a column of ones appended (the intercept).
+pub fn with_intercept(a: &Matrix) -> Matrix {
+    let (m, n) = a.shape();
+    let mut out = Matrix::from_element(m, n + 1, 1.0);
+    out.view_mut((0, 0), (m, n)).copy_from(a);
+    out
+}
+
+/// Labels in 0..k drawn from a noisy linear model so that classes overlap.
+pub fn labels(r: &mut impl Rng, a: &Matrix, k: usize) -> Vec<usize> {
+    let w = gaussian_matrix(r, a.ncols(), k);
+    let scores = a * w;
+    (0..a.nrows())
+        .map(|i| {
+            let mut best = 0;
+            let mut best_s = f64::NEG_INFINITY;
+            for c in 0..k {
+                let s = scores[(i, c)] + 2.0 * r.sample::<f64, _>(StandardNormal);
+                if s > best_s {
+                    best_s = s;
+                    best = c;
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+/// proptest with a fixed seed, so CI sees the same cases every run.
+pub fn fixed(cases: u32) -> Config {
+    Config {
+        cases,
+        rng_seed: RngSeed::Fixed(0x0067_7261_6466_6974),
+        failure_persistence: None,
+        ..Config::default()
+    }
+}

@@ -1,0 +1,378 @@
+//! Every closed form against finite differences, and the checker against wrong derivatives.
+
+mod common;
+
+use argmin::core::{CostFunction, Gradient, Hessian};
+use common::*;
+use gradfit::check::{
+    check_directional, check_gradient, check_hessian, check_hessian_vec, order_study, Tolerance,
+};
+use gradfit::numeric::log_sum_exp;
+use gradfit::problems::identities::*;
+use gradfit::problems::{LeastSquares, LogSumExp, Logistic, Objective, Quadratic, Softmax};
+use gradfit::{Matrix, Vector};
+use proptest::prelude::*;
+
+const TIGHT: Tolerance = Tolerance { rel: 1e-6 };
+
+/// Gradient, Hessian, symmetry and Hessian-vector checks at x, all at 1e-6 relative.
+fn assert_all_checks<P>(p: &P, x: &Vector) -> Result<(), TestCaseError>
+where
+    P: Objective
+        + CostFunction<Param = Vector, Output = f64>
+        + Gradient<Param = Vector, Gradient = Vector>
+        + Hessian<Param = Vector, Hessian = Matrix>,
+{
+    let g = check_gradient(p, x, TIGHT).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(g.passed, "{}", g);
+    let h = check_hessian(p, x, TIGHT).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(h.passed, "{}", h);
+    prop_assert!(h.symmetry_error <= 1e-12, "{}", h);
+    let hv = check_hessian_vec(p, x, 2, 7, Tolerance { rel: 1e-10 })
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(hv.passed, "{}", hv);
+    let (f, g2) = p
+        .cost_and_gradient(x)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(f, p.value(x).map_err(|e| TestCaseError::fail(e.to_string()))?);
+    prop_assert_eq!(
+        &g2,
+        &p.gradient(x).map_err(|e| TestCaseError::fail(e.to_string()))?
+    );
+    Ok(())
+}
+
+/// The smallest eigenvalue of the symmetric part, relative to the largest.
+fn assert_psd(h: &Matrix) -> Result<(), TestCaseError> {
+    let sym = (h + h.transpose()) * 0.5;
+    let eig = sym.symmetric_eigenvalues();
+    let max = eig.amax().max(1.0);
+    prop_assert!(
+        eig.min() >= -1e-10 * max,
+        "Hessian not PSD: min eigenvalue {}",
+        eig.min()
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(fixed(48))]
+
+    #[test]
+    fn least_squares(m in 1usize..12, n in 1usize..6, k in 1usize..3, lambda in 0.0f64..2.0, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let a = gaussian_matrix(&mut r, m, n);
+        let b = gaussian_matrix(&mut r, m, k);
+        let p = LeastSquares::multi(a, b, lambda).unwrap();
+        let x = gaussian_vector(&mut r, n * k);
+        assert_all_checks(&p, &x)?;
+        assert_psd(&p.hessian(&x).unwrap())?;
+    }
+
+    #[test]
+    fn quadratic_any_square_a(n in 1usize..7, lambda in 0.0f64..2.0, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let p = Quadratic::new(gaussian_matrix(&mut r, n, n), gaussian_vector(&mut r, n), lambda).unwrap();
+        assert_all_checks(&p, &gaussian_vector(&mut r, n))?;
+    }
+
+    #[test]
+    fn log_sum_exp_problem(m in 1usize..10, n in 1usize..6, lambda in 0.0f64..1.0, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let p = LogSumExp::new(gaussian_matrix(&mut r, m, n), gaussian_vector(&mut r, m), lambda).unwrap();
+        let x = gaussian_vector(&mut r, n);
+        assert_all_checks(&p, &x)?;
+        assert_psd(&p.hessian(&x).unwrap())?;
+    }
+
+    #[test]
+    fn logistic(m in 1usize..15, n in 1usize..5, lambda in 0.0f64..1.0, intercept in any::<bool>(), seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let mut a = gaussian_matrix(&mut r, m, n);
+        if intercept { a = with_intercept(&a); }
+        let y = Vector::from_iterator(m, labels(&mut r, &a, 2).into_iter().map(|c| c as f64));
+        let p = Logistic::new(a, y, lambda, intercept).unwrap();
+        let x = gaussian_vector(&mut r, p.dim());
+        assert_all_checks(&p, &x)?;
+        assert_psd(&p.hessian(&x).unwrap())?;
+    }
+
+    #[test]
+    fn softmax(m in 1usize..15, n in 1usize..4, k in 2usize..5, lambda in 0.0f64..1.0, intercept in any::<bool>(), seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let mut a = gaussian_matrix(&mut r, m, n);
+        if intercept { a = with_intercept(&a); }
+        let y = labels(&mut r, &a, k);
+        let p = Softmax::new(a, y, k, lambda, intercept).unwrap();
+        let x = gaussian_vector(&mut r, p.dim());
+        assert_all_checks(&p, &x)?;
+        assert_psd(&p.hessian(&x).unwrap())?;
+    }
+
+    #[test]
+    fn vector_identities(n in 1usize..6, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let x = gaussian_vector(&mut r, n);
+        assert_all_checks(&Linear { a: gaussian_vector(&mut r, n) }, &x)?;
+        assert_all_checks(&SquaredNorm { n }, &x)?;
+        assert_all_checks(&ScaledSquaredNorm { a: gaussian_vector(&mut r, 3), b: gaussian_vector(&mut r, 3), n }, &x)?;
+        assert_all_checks(&OuterProductForm { a: gaussian_vector(&mut r, n), b: gaussian_vector(&mut r, n) }, &x)?;
+        assert_all_checks(&Lse::new(n), &x)?;
+        // xᵀAx is the quadratic problem with b = 0
+        assert_all_checks(&Quadratic::new(gaussian_matrix(&mut r, n, n), Vector::zeros(n), 0.0).unwrap(), &x)?;
+    }
+
+    #[test]
+    fn matrix_identities(p in 1usize..4, q in 1usize..4, s in 1usize..3, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        assert_all_checks(&Trace { n: p }, &gaussian_vector(&mut r, p * p))?;
+        // trace(AX): A p×q, X q×p
+        assert_all_checks(&TraceProduct { a: gaussian_matrix(&mut r, p, q) }, &gaussian_vector(&mut r, q * p))?;
+        assert_all_checks(&TraceTransposeProduct { a: gaussian_matrix(&mut r, p, q) }, &gaussian_vector(&mut r, p * q))?;
+        // trace(XᵀAX): A p×p, X p×q
+        assert_all_checks(&TraceQuadratic { a: gaussian_matrix(&mut r, p, p), m: q }, &gaussian_vector(&mut r, p * q))?;
+        assert_all_checks(&SquaredNorm { n: p * q }, &gaussian_vector(&mut r, p * q))?;
+        assert_all_checks(&Bilinear { a: gaussian_vector(&mut r, p), b: gaussian_vector(&mut r, q) }, &gaussian_vector(&mut r, p * q))?;
+        // trace(AᵀXB): A p×s, X p×q, B q×s
+        assert_all_checks(&TraceSandwich { a: gaussian_matrix(&mut r, p, s), b: gaussian_matrix(&mut r, q, s) }, &gaussian_vector(&mut r, p * q))?;
+    }
+
+    #[test]
+    fn chain_rules(m in 1usize..6, n in 1usize..5, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let a = gaussian_matrix(&mut r, m, n);
+        let b = gaussian_vector(&mut r, m);
+        let x = gaussian_vector(&mut r, n);
+        // ‖Ax − b‖² through the affine chain rule equals the least-squares closed form
+        let composed = Affine::new(SquaredNorm { n: m }, a.clone(), -&b).unwrap();
+        assert_all_checks(&composed, &x)?;
+        let ls = LeastSquares::new(a.clone(), b.clone(), 0.0).unwrap();
+        let (f1, g1) = composed.cost_and_gradient(&x).unwrap();
+        let (f2, g2) = ls.cost_and_gradient(&x).unwrap();
+        prop_assert!((f1 - f2).abs() <= 1e-12 * f2.abs().max(1.0));
+        prop_assert!((&g1 - &g2).amax() <= 1e-12 * g2.amax().max(1.0));
+        // log Σ exp(aᵢᵀx + bᵢ) through the chain rule equals the log-sum-exp closed form
+        let lse = Affine::new(Lse::new(m), a.clone(), b.clone()).unwrap();
+        assert_all_checks(&lse, &x)?;
+        let direct = LogSumExp::new(a, b, 0.0).unwrap();
+        prop_assert!((lse.hessian(&x).unwrap() - direct.hessian(&x).unwrap()).amax() <= 1e-12);
+        // second-order chain rule with scalar outer functions
+        assert_all_checks(&Compose { outer: Scalar::Exp, inner: Linear { a: gaussian_vector(&mut r, n) * 0.3 } }, &x)?;
+        assert_all_checks(&Compose { outer: Scalar::Log, inner: SquaredNorm { n } }, &x)?;
+        assert_all_checks(&Compose { outer: Scalar::Square, inner: SquaredNorm { n } }, &x)?;
+    }
+
+    #[test]
+    fn lse_shift_invariance(z in proptest::collection::vec(-50.0f64..50.0, 1..8), c in -500.0f64..500.0) {
+        let shifted: Vec<f64> = z.iter().map(|v| v + c).collect();
+        let lhs = log_sum_exp(shifted.iter().copied());
+        let rhs = log_sum_exp(z.iter().copied()) + c;
+        prop_assert!((lhs - rhs).abs() <= 1e-12 * rhs.abs().max(1.0));
+    }
+
+    #[test]
+    fn ridge_with_zero_lambda_is_least_squares(m in 1usize..8, n in 1usize..5, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let a = gaussian_matrix(&mut r, m, n);
+        let b = gaussian_vector(&mut r, m);
+        let x = gaussian_vector(&mut r, n);
+        let ridge = LeastSquares::new(a.clone(), b.clone(), 0.0).unwrap();
+        let resid = &a * &x - &b;
+        prop_assert!((ridge.value(&x).unwrap() - resid.norm_squared()).abs() <= 1e-12 * resid.norm_squared().max(1.0));
+    }
+
+    #[test]
+    fn logistic_gradient_at_zero(m in 1usize..10, n in 1usize..5, seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let a = gaussian_matrix(&mut r, m, n);
+        let y = Vector::from_iterator(m, labels(&mut r, &a, 2).into_iter().map(|c| c as f64));
+        let p = Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap();
+        let g = p.gradient(&Vector::zeros(n)).unwrap();
+        let expect = a.transpose() * (Vector::from_element(m, 0.5) - y);
+        prop_assert!((g - expect).amax() <= 1e-14);
+    }
+}
+
+/// A problem with a deliberately wrong derivative, for proving the checker can fail.
+struct Broken<P> {
+    inner: P,
+    fault: Fault,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    /// ∇f with the sign of one coordinate flipped.
+    SignFlip(usize),
+    /// ∇f with its factor 2 missing (a ½ convention slipping in).
+    HalfGradient,
+    /// ∇²f = A (the transpose term of A + Aᵀ missing).
+    MissingTranspose,
+}
+
+impl<P: CostFunction<Param = Vector, Output = f64>> CostFunction for Broken<P> {
+    type Param = Vector;
+    type Output = f64;
+    fn cost(&self, x: &Vector) -> Result<f64, argmin::core::Error> {
+        self.inner.cost(x)
+    }
+}
+
+impl<P: Gradient<Param = Vector, Gradient = Vector>> Gradient for Broken<P> {
+    type Param = Vector;
+    type Gradient = Vector;
+    fn gradient(&self, x: &Vector) -> Result<Vector, argmin::core::Error> {
+        let mut g = self.inner.gradient(x)?;
+        match self.fault {
+            Fault::SignFlip(i) => g[i] = -g[i],
+            Fault::HalfGradient => g *= 0.5,
+            Fault::MissingTranspose => {}
+        }
+        Ok(g)
+    }
+}
+
+impl Hessian for Broken<Quadratic> {
+    type Param = Vector;
+    type Hessian = Matrix;
+    fn hessian(&self, x: &Vector) -> Result<Matrix, argmin::core::Error> {
+        match self.fault {
+            Fault::MissingTranspose => Ok(self.inner.a().clone()),
+            _ => self.inner.hessian(x),
+        }
+    }
+}
+
+fn fixture_ls() -> (LeastSquares, Vector) {
+    let mut r = rng(11);
+    let p = LeastSquares::new(gaussian_matrix(&mut r, 8, 4), gaussian_vector(&mut r, 8), 0.0).unwrap();
+    (p, gaussian_vector(&mut r, 4))
+}
+
+#[test]
+fn checker_catches_a_flipped_sign_and_names_the_entry() {
+    let (p, x) = fixture_ls();
+    let broken = Broken {
+        inner: p,
+        fault: Fault::SignFlip(2),
+    };
+    let report = check_gradient(&broken, &x, TIGHT).unwrap();
+    assert!(!report.passed, "{report}");
+    assert_eq!(report.worst, (2, 0));
+    assert!((report.analytic + report.numeric).abs() < 1e-6 * report.numeric.abs());
+    let dir = check_directional(&broken, &x, 4, 3, TIGHT).unwrap();
+    assert!(!dir.passed, "{dir}");
+}
+
+#[test]
+fn checker_catches_a_missing_factor_two() {
+    let (p, x) = fixture_ls();
+    let broken = Broken {
+        inner: p,
+        fault: Fault::HalfGradient,
+    };
+    let report = check_gradient(&broken, &x, TIGHT).unwrap();
+    assert!(!report.passed, "{report}");
+    // the worst entry is off by half of the true value
+    assert!((report.analytic / report.numeric - 0.5).abs() < 1e-6);
+}
+
+#[test]
+fn checker_catches_a_hessian_missing_its_transpose_term() {
+    let mut r = rng(5);
+    let a = gaussian_matrix(&mut r, 3, 3);
+    let q = Quadratic::new(a.clone(), gaussian_vector(&mut r, 3), 0.0).unwrap();
+    let broken = Broken {
+        inner: q,
+        fault: Fault::MissingTranspose,
+    };
+    let report = check_hessian(&broken, &gaussian_vector(&mut r, 3), TIGHT).unwrap();
+    assert!(!report.entries.passed, "{report}");
+    assert!(!report.passed);
+    // the reported entry is where A and Aᵀ differ most, relative to (A + Aᵀ)
+    let (i, j) = report.entries.worst;
+    assert!((report.entries.analytic - a[(i, j)]).abs() < 1e-15);
+    assert!((report.entries.numeric - (a[(i, j)] + a[(j, i)])).abs() < 1e-6);
+    // a non-symmetric A as "Hessian" also shows in the symmetry error
+    assert!(report.symmetry_error > 1e-3);
+}
+
+#[test]
+fn correct_derivatives_pass_the_same_checks() {
+    let (p, x) = fixture_ls();
+    assert!(check_gradient(&p, &x, TIGHT).unwrap().passed);
+    assert!(check_directional(&p, &x, 8, 3, TIGHT).unwrap().passed);
+    assert!(check_hessian(&p, &x, TIGHT).unwrap().passed);
+}
+
+#[test]
+fn directional_check_on_a_large_problem() {
+    let mut r = rng(21);
+    let (m, n) = (400, 300);
+    let p = LogSumExp::new(
+        gaussian_matrix(&mut r, m, n) * 0.1,
+        gaussian_vector(&mut r, m),
+        0.01,
+    )
+    .unwrap();
+    let x = gaussian_vector(&mut r, n) * 0.1;
+    let report = check_directional(&p, &x, 10, 1, TIGHT).unwrap();
+    assert!(report.passed, "{report}");
+}
+
+#[test]
+fn error_order_is_two_for_central_and_one_for_forward() {
+    let mut r = rng(8);
+    let lse = LogSumExp::new(gaussian_matrix(&mut r, 6, 3), gaussian_vector(&mut r, 6), 0.0).unwrap();
+    let a = gaussian_matrix(&mut r, 20, 3);
+    let y = Vector::from_iterator(20, labels(&mut r, &a, 2).into_iter().map(|c| c as f64));
+    let logistic = Logistic::new(a, y, 0.0, false).unwrap();
+    for seed in 0..3 {
+        let x = gaussian_vector(&mut r, 3);
+        for study in [
+            order_study(&lse, &x, seed).unwrap(),
+            order_study(&logistic, &x, seed).unwrap(),
+        ] {
+            let c = study
+                .central_order
+                .expect("central differences are not exact here");
+            let f = study
+                .forward_order
+                .expect("forward differences are not exact here");
+            assert!((c - 2.0).abs() <= 0.2, "central order {c}: {study:?}");
+            assert!((f - 1.0).abs() <= 0.2, "forward order {f}: {study:?}");
+        }
+    }
+}
+
+#[test]
+fn central_differences_are_exact_on_a_quadratic_and_the_study_says_so() {
+    let mut r = rng(9);
+    let q = Quadratic::new(gaussian_matrix(&mut r, 4, 4), gaussian_vector(&mut r, 4), 0.0).unwrap();
+    let study = order_study(&q, &gaussian_vector(&mut r, 4), 1).unwrap();
+    assert_eq!(study.central_order, None, "{study:?}");
+    let f = study
+        .forward_order
+        .expect("forward differences have an O(h) term on a quadratic");
+    assert!((f - 1.0).abs() <= 0.2);
+}
+
+#[test]
+fn extreme_logits_stay_finite_with_exact_limits() {
+    // log-sum-exp at z = (1000, 999, −1000): f = 1000 + log(1 + e⁻¹), p = (σ(1), 1 − σ(1), 0)
+    let a = Matrix::identity(3, 3);
+    let p = LogSumExp::new(a, Vector::zeros(3), 0.0).unwrap();
+    let x = Vector::from_vec(vec![1000.0, 999.0, -1000.0]);
+    let (f, g) = p.cost_and_gradient(&x).unwrap();
+    assert_eq!(f, 1000.0 + (-1f64).exp().ln_1p());
+    let s = gradfit::numeric::sigmoid(1.0);
+    assert!((g[0] - s).abs() < 1e-15 && (g[1] - (1.0 - s)).abs() < 1e-15 && g[2] == 0.0);
+    assert!(p.hessian(&x).unwrap().iter().all(|v| v.is_finite()));
+    // softmax regression at scores ±1000 for 3 classes: the limits are 0 loss and 0 gradient
+    let a = Matrix::from_row_slice(2, 1, &[1.0, -1.0]);
+    let sm = Softmax::new(a, vec![0, 2], 3, 0.0, false).unwrap();
+    let w = Vector::from_vec(vec![1000.0, 0.0, -1000.0]);
+    let (f, g) = sm.cost_and_gradient(&w).unwrap();
+    assert_eq!(f, 0.0);
+    assert!(g.iter().all(|v| *v == 0.0));
+    assert!(sm.hessian(&w).unwrap().iter().all(|v| v.is_finite()));
+}
