@@ -27,8 +27,11 @@
 
 pub mod check;
 pub mod error;
+pub mod generate;
+mod linalg;
 pub mod numeric;
 pub mod problems;
+pub mod solve;
 
 pub use error::{Error, Result};
 

@@ -23,10 +23,15 @@ fn grad<O: Gradient<Param = Vector, Gradient = Vector>>(o: &O, x: &Vector) -> Re
 
 /// Recovers a gradfit error from argmin's `anyhow::Error`, or wraps argmin's message.
 pub(crate) fn from_argmin(e: argmin::core::Error) -> Error {
+    from_argmin_pub(e, "problem")
+}
+
+/// [`from_argmin`] naming the method that failed.
+pub(crate) fn from_argmin_pub(e: argmin::core::Error, method: &str) -> Error {
     match e.downcast::<Error>() {
         Ok(err) => err,
         Err(e) => Error::Solver {
-            method: "problem".into(),
+            method: method.into(),
             message: e.to_string(),
         },
     }

@@ -29,6 +29,7 @@
 mod central;
 mod order;
 
+pub(crate) use central::from_argmin_pub;
 pub use central::{
     central_gradient, check_directional, check_gradient, check_hessian, check_hessian_vec, forward_gradient,
 };

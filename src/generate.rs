@@ -1,0 +1,250 @@
+//! Synthetic problem instances with a known structure, seeded, for tests and benchmarks.
+//!
+//! Every generator returns a [`Dataset`]: named feature columns, a target, and the model it is
+//! meant for; [`Dataset::write_csv`] writes it in the format `gradfit solve` reads.
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{Error, Result};
+use crate::numeric::{sigmoid, softmax_into};
+use crate::problems::ModelKind;
+use crate::{Matrix, Vector};
+
+/// A generated instance: the feature matrix A (m×n), the target column, and their names.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The model the instance is made for.
+    pub model: ModelKind,
+    /// The feature columns.
+    pub a: Matrix,
+    /// The target column (b, y, or class labels 0..k−1 as numbers).
+    pub target: Vector,
+    /// The feature columns' names.
+    pub names: Vec<String>,
+}
+
+impl Dataset {
+    /// Writes the header (feature names, then `y`) and one row per sample; the file is
+    /// written to a temporary name beside `path` and renamed, so an error leaves no file.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = path.with_extension("csv.partial");
+        let result = (|| -> std::io::Result<()> {
+            let mut w = csv::Writer::from_path(&tmp).map_err(std::io::Error::other)?;
+            let mut header = self.names.clone();
+            header.push("y".into());
+            w.write_record(&header).map_err(std::io::Error::other)?;
+            let mut row = Vec::with_capacity(self.names.len() + 1);
+            for i in 0..self.a.nrows() {
+                row.clear();
+                row.extend(self.a.row(i).iter().map(|v| format!("{v}")));
+                row.push(format!("{}", self.target[i]));
+                w.write_record(&row).map_err(std::io::Error::other)?;
+            }
+            w.flush()
+        })();
+        match result {
+            Ok(()) => std::fs::rename(&tmp, path).map_err(io),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(io(e))
+            }
+        }
+    }
+}
+
+/// The shape and conditioning of a generated instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spec {
+    /// Rows m (samples; for the quadratic, n = m).
+    pub rows: usize,
+    /// Feature columns n.
+    pub cols: usize,
+    /// Classes k (softmax; logistic uses 2).
+    pub classes: usize,
+    /// The condition number of the Hessian at λ = 0 for least squares and the quadratic, of
+    /// the feature covariance for the others. ≥ 1.
+    pub condition: f64,
+    /// The seed.
+    pub seed: u64,
+}
+
+fn gaussian(r: &mut impl Rng) -> f64 {
+    StandardNormal.sample(r)
+}
+
+/// An orthonormal basis of a random p-dimensional subspace of ℝʳ (r ≥ p).
+fn orthonormal(r: &mut impl Rng, rows: usize, cols: usize) -> Matrix {
+    let g = Matrix::from_fn(rows, cols, |_, _| gaussian(r));
+    g.qr().q()
+}
+
+/// n values log-spaced from 1 down to 1/c.
+fn log_spaced(n: usize, c: f64) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            if n == 1 {
+                1.0
+            } else {
+                c.powf(-(i as f64) / (n - 1) as f64)
+            }
+        })
+        .collect()
+}
+
+/// A = U diag(σ) Vᵀ with singular values log-spaced so that cond(AᵀA) = condition.
+fn conditioned(r: &mut impl Rng, m: usize, n: usize, condition: f64) -> Matrix {
+    let u = orthonormal(r, m, n);
+    let v = orthonormal(r, n, n);
+    let sigma = log_spaced(n, condition.sqrt());
+    let scale = (m as f64).sqrt();
+    let mut us = u;
+    for (j, s) in sigma.iter().enumerate() {
+        us.column_mut(j).scale_mut(s * scale);
+    }
+    us * v.transpose()
+}
+
+fn validate(spec: &Spec, model: ModelKind) -> Result<()> {
+    if spec.cols == 0 {
+        return Err(Error::option("cols", spec.cols, "must be at least 1"));
+    }
+    if model != ModelKind::Quadratic && spec.rows < spec.cols {
+        return Err(Error::option(
+            "rows",
+            spec.rows,
+            &format!("must be at least cols = {} for {model}", spec.cols),
+        ));
+    }
+    if !(spec.condition.is_finite() && spec.condition >= 1.0) {
+        return Err(Error::option(
+            "condition",
+            spec.condition,
+            "must be finite and >= 1",
+        ));
+    }
+    if model == ModelKind::Softmax && spec.classes < 2 {
+        return Err(Error::option("classes", spec.classes, "must be at least 2"));
+    }
+    Ok(())
+}
+
+/// Generates an instance of `model`:
+///
+/// - least squares: A with cond(AᵀA) = condition, b = Ax* + 0.1·noise;
+/// - quadratic (n = cols; rows is ignored): A = S/2 + K with S symmetric positive definite of
+///   the given condition and K skew-symmetric, so A is not symmetric but A + Aᵀ = S; b
+///   Gaussian;
+/// - log-sum-exp: Gaussian rows centred on their mean, so 0 is inside their convex hull and a
+///   finite minimizer exists; b Gaussian/2;
+/// - logistic: Gaussian features (condition as for least squares), labels drawn from
+///   Bernoulli(σ(Aw*)), so the classes overlap (not separable);
+/// - softmax: the same with k classes drawn from softmax(AW*).
+///
+/// ```
+/// use gradfit::generate::{generate, Spec};
+/// use gradfit::problems::ModelKind;
+/// let d = generate(ModelKind::LeastSquares, &Spec { rows: 50, cols: 4, classes: 2, condition: 100.0, seed: 1 })?;
+/// let h = d.a.tr_mul(&d.a);
+/// let eig = h.symmetric_eigenvalues();
+/// assert!((eig.max() / eig.min() - 100.0).abs() < 1e-6);
+/// # Ok::<(), gradfit::Error>(())
+/// ```
+pub fn generate(model: ModelKind, spec: &Spec) -> Result<Dataset> {
+    validate(spec, model)?;
+    let mut r = rand::rngs::StdRng::seed_from_u64(spec.seed);
+    let (m, n) = (spec.rows, spec.cols);
+    let names = |n: usize| (1..=n).map(|j| format!("x{j}")).collect::<Vec<_>>();
+    let ds = match model {
+        ModelKind::LeastSquares => {
+            let a = conditioned(&mut r, m, n, spec.condition);
+            let x = Vector::from_fn(n, |_, _| gaussian(&mut r));
+            let target = &a * x + Vector::from_fn(m, |_, _| 0.1 * gaussian(&mut r));
+            Dataset {
+                model,
+                a,
+                target,
+                names: names(n),
+            }
+        }
+        ModelKind::Quadratic => {
+            let q = orthonormal(&mut r, n, n);
+            let lam = log_spaced(n, spec.condition);
+            let s = &q * Matrix::from_diagonal(&Vector::from_vec(lam)) * q.transpose();
+            let g = Matrix::from_fn(n, n, |_, _| gaussian(&mut r));
+            let k = (&g - g.transpose()) * 0.25;
+            let a = s * 0.5 + k;
+            let target = Vector::from_fn(n, |_, _| gaussian(&mut r));
+            Dataset {
+                model,
+                a,
+                target,
+                names: (1..=n).map(|j| format!("a{j}")).collect(),
+            }
+        }
+        ModelKind::LogSumExp => {
+            let mut a = Matrix::from_fn(m, n, |_, _| gaussian(&mut r));
+            for j in 0..n {
+                let mean = a.column(j).mean();
+                a.column_mut(j).add_scalar_mut(-mean);
+            }
+            let target = Vector::from_fn(m, |_, _| 0.5 * gaussian(&mut r));
+            Dataset {
+                model,
+                a,
+                target,
+                names: names(n),
+            }
+        }
+        ModelKind::Logistic => {
+            let a = conditioned(&mut r, m, n, spec.condition) / (m as f64).sqrt();
+            let w = Vector::from_fn(n, |_, _| gaussian(&mut r));
+            let z = &a * w;
+            let target = z.map(|zi| if r.random::<f64>() < sigmoid(zi) { 1.0 } else { 0.0 });
+            Dataset {
+                model,
+                a,
+                target,
+                names: names(n),
+            }
+        }
+        ModelKind::Softmax => {
+            let k = spec.classes;
+            let a = conditioned(&mut r, m, n, spec.condition) / (m as f64).sqrt();
+            let w = Matrix::from_fn(n, k, |_, _| gaussian(&mut r));
+            let z = &a * w;
+            let mut p = vec![0.0; k];
+            let mut row = vec![0.0; k];
+            let target = Vector::from_fn(m, |i, _| {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v = z[(i, c)];
+                }
+                softmax_into(&row, &mut p);
+                let u: f64 = r.random();
+                let mut acc = 0.0;
+                let mut class = k - 1;
+                for (c, pc) in p.iter().enumerate() {
+                    acc += pc;
+                    if u < acc {
+                        class = c;
+                        break;
+                    }
+                }
+                class as f64
+            });
+            Dataset {
+                model,
+                a,
+                target,
+                names: names(n),
+            }
+        }
+    };
+    Ok(ds)
+}

@@ -1,0 +1,104 @@
+//! Pieces shared by gradfit's own solvers: the state type, initialisation, taking and putting
+//! back the iterate, and recording why a solver stopped.
+
+use argmin::core::{Error as ArgminError, IterState, Problem, State, TerminationReason, KV};
+
+use super::line_search::{eval_fg, Search};
+use super::Status;
+use crate::error::Error;
+use crate::problems::Objective;
+use crate::Vector;
+
+/// The argmin state of gradfit's own solvers: (param, gradient, no Jacobian, no Hessian kept,
+/// no residuals, f64).
+pub(crate) type St = IterState<Vector, Vector, (), (), (), f64>;
+
+/// What a solver knows about its own stop that argmin's `TerminationReason` cannot say.
+pub(crate) trait Outcome {
+    /// A status and message set by the solver itself when it gave up.
+    fn exit(&self) -> Option<(Status, String)> {
+        None
+    }
+    /// Newton iterations that needed damping.
+    fn damped_iterations(&self) -> u64 {
+        0
+    }
+}
+
+/// f and ∇f at x₀ in one evaluation; an error if either is not finite (there is then no
+/// finite iterate to report).
+pub(crate) fn init_state<O: Objective>(
+    p: &mut Problem<O>,
+    mut state: St,
+) -> Result<(St, Option<KV>), ArgminError> {
+    let x = state.take_param().ok_or_else(no_param)?;
+    let mut g = Vector::zeros(x.len());
+    let f = eval_fg(p, &x, &mut g)?;
+    if !f.is_finite() {
+        return Err(Error::NonFinite {
+            what: "cost at the starting point".into(),
+            index: 0,
+        }
+        .into());
+    }
+    crate::error::check_finite("gradient at the starting point", g.iter())?;
+    Ok((state.param(x).gradient(g).cost(f), None))
+}
+
+pub(crate) fn no_param() -> ArgminError {
+    Error::Solver {
+        method: "gradfit".into(),
+        message: "the state holds no parameter vector".into(),
+    }
+    .into()
+}
+
+/// Moves x and ∇f out of the state (no copy).
+pub(crate) fn take_iterate(state: &mut St) -> Result<(Vector, Vector, f64), ArgminError> {
+    let x = state.take_param().ok_or_else(no_param)?;
+    let g = state.take_gradient().ok_or_else(no_param)?;
+    Ok((x, g, state.get_cost()))
+}
+
+/// Puts the iterate back after an accepted step of length t.
+pub(crate) fn accept(state: St, x: Vector, g: Vector, f: f64, t: f64) -> (St, Option<KV>) {
+    (
+        state.param(x).gradient(g).cost(f),
+        Some(argmin::kv!("step" => t;)),
+    )
+}
+
+/// Puts the last good iterate back and ends the run, recording why.
+pub(crate) fn give_up(
+    state: St,
+    x: Vector,
+    g: Vector,
+    f: f64,
+    exit: &mut Option<(Status, String)>,
+    status: Status,
+    message: String,
+) -> (St, Option<KV>) {
+    *exit = Some((status, message.clone()));
+    let state = state.param(x).gradient(g).cost(f);
+    (state.terminate_with(TerminationReason::SolverExit(message)), None)
+}
+
+/// The status and message for a failed line search.
+pub(crate) fn search_failure(search: Search, what: &str) -> (Status, String) {
+    match search {
+        Search::Failed { nonfinite: true } => (
+            Status::NonFinite,
+            format!("every trial point along the {what} gave a non-finite cost or gradient"),
+        ),
+        _ => (
+            Status::LineSearchFailed,
+            format!("no step along the {what} decreased the cost enough"),
+        ),
+    }
+}
+
+/// The state's iteration count; used by solvers that report per-iteration details.
+#[allow(dead_code)]
+pub(crate) fn iter_of(state: &St) -> u64 {
+    state.get_iter()
+}

@@ -1,0 +1,161 @@
+//! Newton's method: a Cholesky solve, damping when the Hessian is not positive definite,
+//! Armijo backtracking on the Newton step.
+
+use argmin::core::{Error as ArgminError, Problem, Solver, KV};
+
+use super::common::{accept, give_up, init_state, search_failure, take_iterate, Outcome, St};
+use super::line_search::{backtracking, eval_fg, Search, Trial};
+use super::{SolveOptions, Status};
+use crate::linalg::{cholesky_in_place, cholesky_solve_in_place};
+use crate::problems::Objective;
+use crate::{Matrix, Vector};
+
+/// Newton's method with a modified Cholesky (Nocedal & Wright §3.4, Algorithm 3.3).
+///
+/// Each iteration forms H = ∇²f(x), factors H + τI = LLᵀ in place (never an inverse) with
+/// τ = 0 if that succeeds, else τ = 10⁻⁸·s growing tenfold up to `max_damping`·s, where
+/// s = max(1, max |Hᵢᵢ|); solves LLᵀd = −∇f; and backtracks from t = 1 (Armijo).
+///
+/// Stops on the gradient tolerance (the shared rule) and on the Newton decrement: when
+/// λ² = −∇fᵀd is below the rounding of f, no decrease is visible any more; the full step is
+/// then taken once if it lowers ‖∇f‖, and otherwise the run ends and says so. One iteration
+/// solves a least-squares or convex quadratic problem exactly.
+#[derive(Debug, Clone)]
+pub(crate) struct Newton {
+    max_ls: u32,
+    max_damping: f64,
+    h: Matrix,
+    l: Matrix,
+    d: Vector,
+    trial: Trial,
+    damped: u64,
+    exit: Option<(Status, String)>,
+}
+
+impl Newton {
+    pub(crate) fn new(n: usize, opts: &SolveOptions) -> Self {
+        Newton {
+            max_ls: opts.max_line_search,
+            max_damping: opts.max_damping,
+            h: Matrix::zeros(n, n),
+            l: Matrix::zeros(n, n),
+            d: Vector::zeros(n),
+            trial: Trial::new(n),
+            damped: 0,
+            exit: None,
+        }
+    }
+
+    /// Factors H + τI into `l`, growing τ as needed; returns τ, or None if it gave up.
+    fn factor(&mut self) -> Option<f64> {
+        let n = self.h.nrows();
+        let scale = (0..n).map(|i| self.h[(i, i)].abs()).fold(1.0, f64::max);
+        let mut tau = 0.0;
+        loop {
+            self.l.copy_from(&self.h);
+            for i in 0..n {
+                self.l[(i, i)] += tau;
+            }
+            if cholesky_in_place(&mut self.l) {
+                return Some(tau);
+            }
+            tau = if tau == 0.0 { 1e-8 * scale } else { 10.0 * tau };
+            if tau > self.max_damping * scale {
+                return None;
+            }
+        }
+    }
+}
+
+impl Outcome for Newton {
+    fn exit(&self) -> Option<(Status, String)> {
+        self.exit.clone()
+    }
+    fn damped_iterations(&self) -> u64 {
+        self.damped
+    }
+}
+
+impl<O: Objective> Solver<O, St> for Newton {
+    fn name(&self) -> &str {
+        "newton"
+    }
+
+    fn init(&mut self, p: &mut Problem<O>, state: St) -> Result<(St, Option<KV>), ArgminError> {
+        init_state(p, state)
+    }
+
+    fn next_iter(&mut self, p: &mut Problem<O>, mut state: St) -> Result<(St, Option<KV>), ArgminError> {
+        let (mut x, mut g, f) = take_iterate(&mut state)?;
+        let h = &mut self.h;
+        p.problem("hessian_count", |o| Ok(o.hessian_into(&x, h)?))?;
+        if self.h.iter().any(|v| !v.is_finite()) {
+            let msg = "the Hessian has a non-finite entry".to_string();
+            return Ok(give_up(state, x, g, f, &mut self.exit, Status::NonFinite, msg));
+        }
+        let tau = match self.factor() {
+            Some(tau) => tau,
+            None => {
+                let msg = if self.max_damping == 0.0 {
+                    "the Hessian is not positive definite and damping is disabled".to_string()
+                } else {
+                    format!(
+                        "the Hessian is not positive definite even with damping up to {:e}·max(1, max|Hii|)",
+                        self.max_damping
+                    )
+                };
+                return Ok(give_up(
+                    state,
+                    x,
+                    g,
+                    f,
+                    &mut self.exit,
+                    Status::NotPositiveDefinite,
+                    msg,
+                ));
+            }
+        };
+        if tau > 0.0 {
+            self.damped += 1;
+        }
+        self.d.copy_from(&g);
+        cholesky_solve_in_place(&self.l, &mut self.d);
+        self.d.neg_mut();
+        let slope = g.dot(&self.d);
+        // Newton decrement λ² = −∇fᵀd: below the rounding of f no decrease can be seen.
+        let rounding = 16.0 * f64::EPSILON * f.abs().max(1.0);
+        if -slope / 2.0 <= rounding {
+            self.trial.x.copy_from(&x);
+            self.trial.x.axpy(1.0, &self.d, 1.0);
+            let ft = eval_fg(p, &self.trial.x, &mut self.trial.g)?;
+            if ft.is_finite() && ft <= f + rounding && self.trial.g.norm() < g.norm() {
+                std::mem::swap(&mut x, &mut self.trial.x);
+                std::mem::swap(&mut g, &mut self.trial.g);
+                return Ok(accept(state, x, g, ft, 1.0));
+            }
+            let msg = "the Newton decrement is below the rounding of f: no further decrease is representable"
+                .to_string();
+            return Ok(give_up(
+                state,
+                x,
+                g,
+                f,
+                &mut self.exit,
+                Status::LineSearchFailed,
+                msg,
+            ));
+        }
+        let search = backtracking(p, &x, f, &self.d, slope, 1.0, self.max_ls, &mut self.trial)?;
+        match search {
+            Search::Accepted { t, f: ft } => {
+                std::mem::swap(&mut x, &mut self.trial.x);
+                std::mem::swap(&mut g, &mut self.trial.g);
+                Ok(accept(state, x, g, ft, t))
+            }
+            Search::Failed { .. } => {
+                let (status, message) = search_failure(search, "Newton direction");
+                Ok(give_up(state, x, g, f, &mut self.exit, status, message))
+            }
+        }
+    }
+}
