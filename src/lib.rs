@@ -26,9 +26,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod check;
+pub mod data;
 pub mod error;
 pub mod generate;
 mod linalg;
+pub mod model;
 pub mod numeric;
 pub mod problems;
 pub mod solve;
@@ -39,3 +41,8 @@ pub use error::{Error, Result};
 pub type Vector = nalgebra::DVector<f64>;
 /// Data matrices and Hessians.
 pub type Matrix = nalgebra::DMatrix<f64>;
+
+/// The README's Rust example, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

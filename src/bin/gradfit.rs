@@ -1,3 +1,634 @@
-fn main() {
-    println!("gradfit {}", env!("CARGO_PKG_VERSION"));
+//! The gradfit command line: solve, compare, check and generate on CSV data.
+//!
+//! Only this file prints. Exit codes: 0 when every solve converged (or the check passed),
+//! 2 when a solver stopped without converging (the report is still printed), 1 on an error.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gradfit::check::{check_directional, check_gradient, check_hessian, order_study, Tolerance};
+use gradfit::data::{read_csv, read_vector};
+use gradfit::generate::{generate, Spec};
+use gradfit::model::{build, random_point, Fit, FitSpec};
+use gradfit::problems::{ModelKind, Objective};
+use gradfit::solve::{solve_monitored, Control, Method, Report, SolveOptions, TraceRow};
+use gradfit::Vector;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "gradfit",
+    version,
+    about = "Optimization on hand-derived gradients and Hessians, proven against finite differences"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fit a model to a CSV file with one solver and report the optimum.
+    Solve(SolveArgs),
+    /// Run several solvers from the same start on the same data and compare them.
+    Compare(CompareArgs),
+    /// Check the model's gradient and Hessian against finite differences at random points.
+    Check(CheckArgs),
+    /// Write a synthetic instance with a known structure to a CSV file.
+    Generate(GenerateArgs),
+}
+
+fn parse_model(s: &str) -> std::result::Result<ModelKind, String> {
+    s.parse().map_err(|e: gradfit::Error| e.to_string())
+}
+
+fn parse_method(s: &str) -> std::result::Result<Method, String> {
+    s.parse().map_err(|e: gradfit::Error| e.to_string())
+}
+
+fn parse_l2(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number >= 0")),
+    }
+}
+
+fn parse_tol(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a finite number > 0")),
+    }
+}
+
+fn parse_positive(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(format!("{s:?} is not a whole number >= 1")),
+    }
+}
+
+/// The data and model options shared by solve, compare and check.
+#[derive(Args)]
+struct DataArgs {
+    /// The CSV file: a header row, then one row per sample.
+    data: PathBuf,
+    /// least-squares, quadratic, log-sum-exp, logistic or softmax.
+    #[arg(long, value_parser = parse_model)]
+    model: ModelKind,
+    /// The target column (b or the labels); several, comma-separated, for least squares.
+    #[arg(long, default_value = "y", value_delimiter = ',')]
+    target: Vec<String>,
+    /// The feature columns, comma-separated (default: every column but the target).
+    #[arg(long, value_delimiter = ',')]
+    features: Option<Vec<String>>,
+    /// Ridge coefficient λ ≥ 0 (adds λ‖x‖², the intercept excepted).
+    #[arg(long, default_value = "0", value_parser = parse_l2, allow_negative_numbers = true)]
+    l2: f64,
+    /// Append a column of ones, last and unpenalized (least-squares, logistic, softmax).
+    #[arg(long)]
+    intercept: bool,
+    /// Centre and scale each feature column to mean 0 and variance 1.
+    #[arg(long)]
+    standardize: bool,
+}
+
+impl DataArgs {
+    fn load(&self) -> Result<Fit> {
+        let table = read_csv(&self.data)?;
+        let spec = FitSpec {
+            model: self.model,
+            target: self.target.clone(),
+            features: self.features.clone(),
+            l2: self.l2,
+            intercept: self.intercept,
+            standardize: self.standardize,
+        };
+        Ok(build(&table, &spec)?)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+struct SolveArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// gd, newton, lbfgs, newton-cg, bfgs, cg, trust-region or argmin-lbfgs.
+    #[arg(long, default_value = "lbfgs", value_parser = parse_method)]
+    solver: Method,
+    /// Converged when ‖∇f‖ ≤ tol·max(1, ‖∇f(x₀)‖).
+    #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
+    tol: f64,
+    /// Iteration limit.
+    #[arg(long, default_value = "1000", value_parser = parse_positive)]
+    max_iters: u64,
+    /// Wall-time limit in seconds.
+    #[arg(long, value_parser = parse_tol, allow_negative_numbers = true)]
+    time_limit: Option<f64>,
+    /// Starting point: a CSV file with a header and one value per parameter (default 0).
+    #[arg(long)]
+    x0: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write the per-iteration trace to this CSV file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Write the parameters (name,value) to this CSV file.
+    #[arg(long)]
+    params_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The solvers, comma-separated.
+    #[arg(long, default_value = "gd,newton,lbfgs", value_delimiter = ',', value_parser = parse_method)]
+    solvers: Vec<Method>,
+    #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
+    tol: f64,
+    #[arg(long, default_value = "1000", value_parser = parse_positive)]
+    max_iters: u64,
+    /// Write an SVG of log(f − f_best) and log ‖∇f‖ against iteration and time.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// How many random points.
+    #[arg(long, default_value = "3", value_parser = parse_positive)]
+    points: u64,
+    #[arg(long, default_value = "0")]
+    seed: u64,
+    /// Largest relative error that passes.
+    #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
+    tol: f64,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// least-squares, quadratic, log-sum-exp, logistic or softmax.
+    #[arg(value_parser = parse_model)]
+    model: ModelKind,
+    #[arg(long, value_parser = parse_positive)]
+    rows: u64,
+    #[arg(long, value_parser = parse_positive)]
+    cols: u64,
+    /// Classes (softmax).
+    #[arg(long, default_value = "3", value_parser = parse_positive)]
+    classes: u64,
+    /// Condition number of the Hessian (least squares, quadratic) or of the features.
+    #[arg(long, default_value = "10", allow_negative_numbers = true)]
+    condition: f64,
+    #[arg(long, default_value = "0")]
+    seed: u64,
+    /// Output file.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+fn main() -> ExitCode {
+    // clap exits with 2 on a usage error, which here means "did not converge": map it to 1
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let outcome = match cli.command {
+        Command::Solve(a) => run_solve(a),
+        Command::Compare(a) => run_compare(a),
+        Command::Check(a) => run_check(a),
+        Command::Generate(a) => run_generate(a),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Writes a file through a temporary beside it, so a failure leaves nothing behind.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("gradfit-partial");
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(contents).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Shows iteration, cost and gradient norm on stderr once a solve has run for a second, and
+/// only when stderr is a terminal.
+fn progress(label: String) -> impl FnMut(&TraceRow) -> Control + 'static {
+    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    move |row: &TraceRow| {
+        if tty && row.elapsed > 1.0 {
+            let b = bar.get_or_insert_with(|| {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            });
+            b.set_message(format!(
+                "{label}: iteration {}  cost {:.6e}  |grad| {:.3e}",
+                row.iteration, row.cost, row.gradient_norm
+            ));
+        }
+        Control::Continue
+    }
+}
+
+fn run_one(fit: &Fit, x0: &Vector, opts: &SolveOptions) -> Result<Report> {
+    let (report, _) = solve_monitored(&fit.problem, x0, opts, progress(opts.method.name().to_string()))?;
+    Ok(report)
+}
+
+fn exit_for(converged: bool) -> ExitCode {
+    if converged {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+fn report_json(model: ModelKind, fit: &Fit, r: &Report) -> Value {
+    let mut v = json!({
+        "model": model.name(),
+        "solver": r.method.name(),
+        "status": r.status.name(),
+        "converged": r.converged,
+        "iterations": r.iterations,
+        "cost_evals": r.cost_evals,
+        "gradient_evals": r.gradient_evals,
+        "hessian_evals": r.hessian_evals,
+        "hessian_vec_evals": r.hessian_vec_evals,
+        "cost": r.cost,
+        "gradient_norm": r.gradient_norm,
+        "gradient_threshold": r.gradient_threshold,
+        "seconds": r.seconds,
+        "parameters": r.x.as_slice(),
+        "parameter_names": fit.parameter_names,
+        "standardized": fit.standardization.is_some(),
+    });
+    if let Some(c) = &fit.classes {
+        v["classes"] = json!(c);
+    }
+    if let Some(m) = &r.message {
+        v["message"] = json!(m);
+    }
+    if r.damped_iterations > 0 {
+        v["damped_iterations"] = json!(r.damped_iterations);
+    }
+    v
+}
+
+fn describe_fit(fit: &Fit, model: ModelKind) -> String {
+    let mut s = format!(
+        "model           {} ({} rows, {} parameters)\n",
+        model,
+        fit.a.nrows(),
+        fit.problem.dim()
+    );
+    if let Some(c) = &fit.classes {
+        let map: Vec<String> = c
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{i} = {l:?}"))
+            .collect();
+        s += &format!("classes         {}\n", map.join(", "));
+    }
+    if fit.standardization.is_some() {
+        s += "standardized    yes: parameters refer to features centred and scaled to unit variance\n";
+    }
+    s
+}
+
+fn run_solve(a: SolveArgs) -> Result<ExitCode> {
+    let fit = a.data.load()?;
+    let x0 = match &a.x0 {
+        Some(p) => {
+            let x0 = read_vector(p)?;
+            if x0.len() != fit.problem.dim() {
+                bail!(
+                    "{}: --x0 has {} values, the model has {} parameters ({})",
+                    p.display(),
+                    x0.len(),
+                    fit.problem.dim(),
+                    fit.parameter_names.join(", ")
+                );
+            }
+            x0
+        }
+        None => Vector::zeros(fit.problem.dim()),
+    };
+    let opts = SolveOptions {
+        tol: a.tol,
+        max_iters: a.max_iters,
+        time_limit: a.time_limit.map(Duration::from_secs_f64),
+        trace: a.trace.is_some(),
+        ..SolveOptions::new(a.solver)
+    };
+    let r = run_one(&fit, &x0, &opts)?;
+    // files first, so that stdout never describes files that failed to be written
+    if let Some(path) = &a.trace {
+        let mut s = String::from("iteration,cost,gradient_norm,step,elapsed\n");
+        for t in r.trace.iter().flatten() {
+            s += &format!(
+                "{},{:e},{:e},{:e},{:e}\n",
+                t.iteration, t.cost, t.gradient_norm, t.step, t.elapsed
+            );
+        }
+        write_atomically(path, s.as_bytes())?;
+    }
+    if let Some(path) = &a.params_out {
+        let mut s = String::from("name,value\n");
+        for (n, v) in fit.parameter_names.iter().zip(r.x.iter()) {
+            s += &format!("{n},{v:e}\n");
+        }
+        write_atomically(path, s.as_bytes())?;
+    }
+    match a.format {
+        Format::Json => println!("{}", report_json(a.data.model, &fit, &r)),
+        Format::Table => {
+            print!("{}", describe_fit(&fit, a.data.model));
+            println!("{r}");
+            println!("parameters");
+            let width = fit.parameter_names.iter().map(|n| n.len()).max().unwrap_or(4);
+            for (n, v) in fit.parameter_names.iter().zip(r.x.iter()) {
+                println!("  {n:<width$}  {v:>16.9e}");
+            }
+        }
+    }
+    Ok(exit_for(r.converged))
+}
+
+fn run_compare(a: CompareArgs) -> Result<ExitCode> {
+    let fit = a.data.load()?;
+    if a.solvers.is_empty() {
+        bail!("--solvers: name at least one solver");
+    }
+    let x0 = Vector::zeros(fit.problem.dim());
+    let mut reports = Vec::new();
+    for &method in &a.solvers {
+        let opts = SolveOptions {
+            tol: a.tol,
+            max_iters: a.max_iters,
+            trace: a.plot.is_some(),
+            ..SolveOptions::new(method)
+        };
+        reports.push(run_one(&fit, &x0, &opts)?);
+    }
+    let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
+    if let Some(path) = &a.plot {
+        let svg = plot(
+            &reports,
+            best,
+            &format!("{} — {}", a.data.data.display(), a.data.model),
+        )?;
+        write_atomically(path, svg.as_bytes())?;
+    }
+    match a.format {
+        Format::Json => {
+            let arr: Vec<Value> = reports
+                .iter()
+                .map(|r| report_json(a.data.model, &fit, r))
+                .collect();
+            println!("{}", Value::Array(arr));
+        }
+        Format::Table => {
+            print!("{}", describe_fit(&fit, a.data.model));
+            println!(
+                "{:<13} {:<21} {:>6} {:>8} {:>8} {:>7} {:>11} {:>20} {:>10} {:>10}",
+                "solver",
+                "status",
+                "iters",
+                "f evals",
+                "g evals",
+                "H evals",
+                "seconds",
+                "cost",
+                "gap",
+                "|grad|"
+            );
+            for r in &reports {
+                println!(
+                    "{:<13} {:<21} {:>6} {:>8} {:>8} {:>7} {:>11.6} {:>20.12e} {:>10.2e} {:>10.2e}",
+                    r.method.name(),
+                    r.status.name(),
+                    r.iterations,
+                    r.cost_evals,
+                    r.gradient_evals,
+                    r.hessian_evals + r.hessian_vec_evals,
+                    r.seconds,
+                    r.cost,
+                    r.cost - best,
+                    r.gradient_norm
+                );
+            }
+        }
+    }
+    Ok(exit_for(reports.iter().all(|r| r.converged)))
+}
+
+/// The comparison plot: log₁₀(f − f_best) and log₁₀‖∇f‖ against iteration and against time.
+fn plot(reports: &[Report], best: f64, title: &str) -> Result<String> {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1200, 900)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(&format!("gradfit compare: {title}"), ("sans-serif", 22))?;
+        let panels = root.split_evenly((2, 2));
+        let floor = 1e-16 * best.abs().max(1.0);
+        let series = |r: &Report, by_time: bool, gap: bool| -> Vec<(f64, f64)> {
+            r.trace
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let x = if by_time { t.elapsed } else { t.iteration as f64 };
+                    let y = if gap {
+                        (t.cost - best).max(floor).log10()
+                    } else {
+                        t.gradient_norm.max(1e-300).log10()
+                    };
+                    (x, y)
+                })
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect()
+        };
+        let specs = [
+            (false, true, "iteration", "log10(f − f_best)"),
+            (false, false, "iteration", "log10 ‖∇f‖"),
+            (true, true, "seconds", "log10(f − f_best)"),
+            (true, false, "seconds", "log10 ‖∇f‖"),
+        ];
+        for (panel, (by_time, gap, xl, yl)) in panels.iter().zip(specs) {
+            let all: Vec<Vec<(f64, f64)>> = reports.iter().map(|r| series(r, by_time, gap)).collect();
+            let pts = all.iter().flatten();
+            let (mut x0, mut x1, mut y0, mut y1) = (0.0f64, 1e-9f64, f64::INFINITY, f64::NEG_INFINITY);
+            for (x, y) in pts {
+                x0 = x0.min(*x);
+                x1 = x1.max(*x);
+                y0 = y0.min(*y);
+                y1 = y1.max(*y);
+            }
+            if !y0.is_finite() {
+                (y0, y1) = (0.0, 1.0);
+            }
+            let pad = ((y1 - y0) * 0.05).max(0.1);
+            let mut chart = ChartBuilder::on(panel)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .caption(format!("{yl} against {xl}"), ("sans-serif", 16))
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
+            chart.configure_mesh().x_desc(xl).y_desc(yl).draw()?;
+            for (i, (r, s)) in reports.iter().zip(all).enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(s, color.stroke_width(2)))?
+                    .label(r.method.name())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+fn run_check(a: CheckArgs) -> Result<ExitCode> {
+    let fit = a.data.load()?;
+    let tol = Tolerance { rel: a.tol };
+    let n = fit.problem.dim();
+    let mut points = Vec::new();
+    let mut all_passed = true;
+    for k in 0..a.points {
+        let seed = a.seed.wrapping_add(k);
+        let x = random_point(&fit, seed);
+        let grad = if n <= 2000 {
+            check_gradient(&fit.problem, &x, tol)?
+        } else {
+            check_directional(&fit.problem, &x, 20, seed, tol)?
+        };
+        let hess = if n <= 400 {
+            Some(check_hessian(&fit.problem, &x, tol)?)
+        } else {
+            None
+        };
+        let study = order_study(&fit.problem, &x, seed)?;
+        let passed = grad.passed && hess.as_ref().is_none_or(|h| h.passed);
+        all_passed &= passed;
+        points.push((grad, hess, study, passed));
+    }
+    match a.format {
+        Format::Json => {
+            let pts: Vec<Value> = points
+                .iter()
+                .map(|(g, h, s, passed)| {
+                    json!({
+                        "passed": passed,
+                        "gradient_max_rel_error": g.max_rel_error,
+                        "gradient_worst_index": g.worst.0,
+                        "hessian_max_rel_error": h.as_ref().map(|h| h.entries.max_rel_error),
+                        "hessian_symmetry_error": h.as_ref().map(|h| h.symmetry_error),
+                        "central_order": s.central_order,
+                        "forward_order": s.forward_order,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({"model": a.data.model.name(), "parameters": n, "tolerance": a.tol, "passed": all_passed, "points": pts})
+            );
+        }
+        Format::Table => {
+            print!("{}", describe_fit(&fit, a.data.model));
+            println!("tolerance       {:.1e} relative", a.tol);
+            for (i, (g, h, s, passed)) in points.iter().enumerate() {
+                println!("point {i}: {}", if *passed { "passed" } else { "FAILED" });
+                let name = fit
+                    .parameter_names
+                    .get(g.worst.0)
+                    .map(String::as_str)
+                    .unwrap_or("?");
+                println!("  {g} ({name})");
+                match h {
+                    Some(h) => println!("  {h}"),
+                    None => println!("  Hessian not checked entry by entry: {n} parameters > 400"),
+                }
+                let order = |o: Option<f64>| {
+                    o.map(|v| format!("{v:.2}")).unwrap_or_else(|| {
+                        "exact (no truncation error: f is quadratic along the direction)".into()
+                    })
+                };
+                println!(
+                    "  error order     central {} (theory 2), forward {} (theory 1)",
+                    order(s.central_order),
+                    order(s.forward_order)
+                );
+            }
+            println!(
+                "{}",
+                if all_passed {
+                    "all checks passed"
+                } else {
+                    "some checks FAILED"
+                }
+            );
+        }
+    }
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_generate(a: GenerateArgs) -> Result<ExitCode> {
+    let to_usize =
+        |name: &str, v: u64| usize::try_from(v).with_context(|| format!("--{name} {v} is too large"));
+    let spec = Spec {
+        rows: to_usize("rows", a.rows)?,
+        cols: to_usize("cols", a.cols)?,
+        classes: to_usize("classes", a.classes)?,
+        condition: a.condition,
+        seed: a.seed,
+    };
+    let d = generate(a.model, &spec)?;
+    d.write_csv(&a.output)?;
+    eprintln!(
+        "wrote {} ({} rows, {} feature columns and y) for {}",
+        a.output.display(),
+        d.a.nrows(),
+        d.a.ncols(),
+        a.model
+    );
+    Ok(ExitCode::SUCCESS)
 }

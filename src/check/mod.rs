@@ -7,8 +7,8 @@
 //!   (f(x + hᵢeᵢ) − f(x − hᵢeᵢ)) / 2hᵢ, hᵢ = ∛ε·max(1, |xᵢ|) (2n evaluations).
 //! - [`check_directional`]: for large n, gᵀd against the central difference of f along
 //!   random unit directions d (2 evaluations per direction).
-//! - [`check_hessian`]: every column of ∇²f against central differences of the analytic
-//!   gradient, and the symmetry error max |Hᵢⱼ − Hⱼᵢ| / max(1, |Hᵢⱼ|, |Hⱼᵢ|).
+//! - [`check_hessian`]: every column of ∇²f against (five-point) central differences of the
+//!   analytic gradient, and the symmetry error max |Hᵢⱼ − Hⱼᵢ| / max(1, |Hᵢⱼ|, |Hⱼᵢ|).
 //! - [`check_hessian_vec`]: a problem's matrix-free ∇²f·v against the formed Hessian.
 //! - [`order_study`]: the error of central and forward differences over a sweep of steps,
 //!   and its fitted log-log slope: about 2 for central and 1 for forward, the seeds' (2.22)

@@ -1,0 +1,196 @@
+//! CSV data: a header row and records, read once, then turned into numbers column by column
+//! with errors that name the file, the line and the column.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A CSV file held as text: the header and every record with its line number.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Column names, from the header row.
+    pub headers: Vec<String>,
+    records: Vec<(u64, csv::StringRecord)>,
+}
+
+/// Reads a CSV file with a header row. Every record must have as many fields as the header.
+///
+/// Errors: the file cannot be read; it is empty; it has a header but no rows; a row has too
+/// few or too many fields (its line number); a header name is empty or repeated.
+pub fn read_csv(path: &Path) -> Result<Table> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let csv_error = |line: u64, message: String| Error::Csv {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(file);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| describe(path, e))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+        return Err(csv_error(1, "the file is empty: expected a header row".into()));
+    }
+    for (j, h) in headers.iter().enumerate() {
+        if h.is_empty() {
+            return Err(csv_error(
+                1,
+                format!("column {} has an empty name in the header", j + 1),
+            ));
+        }
+        if headers[..j].contains(h) {
+            return Err(csv_error(
+                1,
+                format!("column name {h:?} appears twice in the header"),
+            ));
+        }
+    }
+    let mut records = Vec::new();
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| describe(path, e))?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() == 1 && rec[0].is_empty() {
+            continue; // a blank line
+        }
+        records.push((line, rec));
+    }
+    if records.is_empty() {
+        return Err(csv_error(1, "the file has a header but no data rows".into()));
+    }
+    Ok(Table {
+        path: path.to_path_buf(),
+        headers,
+        records,
+    })
+}
+
+fn describe(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            let which = if len < expected_len { "too few" } else { "too many" };
+            format!("{which} fields: {len}, the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
+        csv::ErrorKind::Io(err) => err.to_string(),
+        _ => e.to_string(),
+    };
+    Error::Csv {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
+}
+
+impl Table {
+    /// The number of data rows.
+    pub fn rows(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The index of a named column, or an error listing the columns that exist.
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::Data {
+                what: format!(
+                    "{}: no column named {name:?}; the columns are: {}",
+                    self.path.display(),
+                    self.headers.join(", ")
+                ),
+            })
+    }
+
+    /// A column as finite numbers; the error names the line, the column and the text.
+    pub fn numbers(&self, j: usize) -> Result<Vec<f64>> {
+        self.records
+            .iter()
+            .map(|(line, rec)| {
+                let text = rec.get(j).unwrap_or("");
+                match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(v),
+                    _ => Err(Error::Parse {
+                        path: self.path.clone(),
+                        line: *line,
+                        column: self.headers[j].clone(),
+                        text: text.to_string(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// A column as text labels.
+    pub fn labels(&self, j: usize) -> Vec<String> {
+        self.records
+            .iter()
+            .map(|(_, rec)| rec.get(j).unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+/// Reads a starting point: a CSV file with a header and one column, one value per parameter.
+pub fn read_vector(path: &Path) -> Result<crate::Vector> {
+    let t = read_csv(path)?;
+    if t.headers.len() != 1 {
+        return Err(Error::Csv {
+            path: path.to_path_buf(),
+            line: 1,
+            message: format!("expected one column, found {}", t.headers.len()),
+        });
+    }
+    Ok(crate::Vector::from_vec(t.numbers(0)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn reads_numbers_and_names_bad_cells() {
+        let (_d, p) = write("a,b\n1,2\n3,x\n");
+        let t = read_csv(&p).unwrap();
+        assert_eq!(t.numbers(0).unwrap(), vec![1.0, 3.0]);
+        let e = t.numbers(1).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3") && e.contains("\"b\"") && e.contains("\"x\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ragged_rows_name_their_line() {
+        let (_d, p) = write("a,b\n1,2\n3\n");
+        let e = read_csv(&p).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("too few"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_header_only() {
+        let (_d, p) = write("");
+        assert!(read_csv(&p).unwrap_err().to_string().contains("empty"));
+        let (_d, p) = write("a,b\n");
+        assert!(read_csv(&p).unwrap_err().to_string().contains("no data rows"));
+    }
+}

@@ -1,0 +1,361 @@
+//! From a data table to a problem: choosing the columns, mapping labels to classes, adding
+//! the intercept, standardizing, and naming every parameter.
+
+use crate::data::Table;
+use crate::error::{check_lambda, Error, Result};
+use crate::problems::{LeastSquares, LogSumExp, Logistic, ModelKind, Objective, Quadratic, Softmax};
+use crate::{Matrix, Vector};
+
+/// How to build a problem from a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitSpec {
+    /// The model.
+    pub model: ModelKind,
+    /// The target column(s): several only for least squares with several right-hand sides.
+    pub target: Vec<String>,
+    /// The feature columns; `None` means every column that is not a target.
+    pub features: Option<Vec<String>>,
+    /// The ridge coefficient λ ≥ 0.
+    pub l2: f64,
+    /// Append a column of ones, last, whose weight is not penalized.
+    pub intercept: bool,
+    /// Centre and scale each feature column (not the intercept) to mean 0 and variance 1.
+    pub standardize: bool,
+}
+
+impl FitSpec {
+    /// The defaults for `model`: target `y`, every other column a feature, no ridge, no
+    /// intercept, raw features.
+    pub fn new(model: ModelKind) -> Self {
+        FitSpec {
+            model,
+            target: vec!["y".into()],
+            features: None,
+            l2: 0.0,
+            intercept: false,
+            standardize: false,
+        }
+    }
+}
+
+/// A problem of any kind, dispatching [`Objective`] to the concrete one.
+#[derive(Debug)]
+pub enum AnyProblem {
+    /// Least squares, one or several right-hand sides.
+    LeastSquares(LeastSquares),
+    /// Quadratic form.
+    Quadratic(Quadratic),
+    /// Log-sum-exp.
+    LogSumExp(LogSumExp),
+    /// Logistic regression.
+    Logistic(Logistic),
+    /// Softmax regression.
+    Softmax(Softmax),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            AnyProblem::LeastSquares($p) => $e,
+            AnyProblem::Quadratic($p) => $e,
+            AnyProblem::LogSumExp($p) => $e,
+            AnyProblem::Logistic($p) => $e,
+            AnyProblem::Softmax($p) => $e,
+        }
+    };
+}
+
+impl Objective for AnyProblem {
+    fn dim(&self) -> usize {
+        dispatch!(self, p => p.dim())
+    }
+    fn value(&self, x: &Vector) -> Result<f64> {
+        dispatch!(self, p => p.value(x))
+    }
+    fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
+        dispatch!(self, p => p.value_and_gradient_into(x, g))
+    }
+    fn gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<()> {
+        dispatch!(self, p => p.gradient_into(x, g))
+    }
+    fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
+        dispatch!(self, p => p.hessian_into(x, h))
+    }
+    fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
+        dispatch!(self, p => p.hessian_vec_into(x, v, out))
+    }
+}
+
+crate::impl_argmin_traits!(AnyProblem);
+
+/// A problem built from data, with what a report needs to explain it.
+#[derive(Debug)]
+pub struct Fit {
+    /// The problem.
+    pub problem: AnyProblem,
+    /// One name per parameter, in parameter order.
+    pub parameter_names: Vec<String>,
+    /// For logistic and softmax: the label of class 0, 1, … (sorted).
+    pub classes: Option<Vec<String>>,
+    /// The feature columns used, in order.
+    pub features: Vec<String>,
+    /// Per feature: (mean, scale) when standardized.
+    pub standardization: Option<Vec<(f64, f64)>>,
+    /// The feature matrix as the problem sees it (after standardization and intercept).
+    pub a: Matrix,
+}
+
+/// Builds the problem `spec` describes from `table`.
+///
+/// Errors name what is wrong: a missing target or feature column (listing those that exist),
+/// a cell that is not a finite number, a logistic target without exactly two classes, a
+/// softmax target with fewer than two, a quadratic whose A is not square, an intercept with a
+/// model where it makes no sense, a negative or non-finite λ, no feature columns.
+pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
+    check_lambda(spec.l2)?;
+    if spec.intercept && matches!(spec.model, ModelKind::Quadratic | ModelKind::LogSumExp) {
+        return Err(Error::option(
+            "intercept",
+            "on",
+            &format!(
+                "{} has no intercept: a constant column would {}",
+                spec.model,
+                if spec.model == ModelKind::Quadratic {
+                    "make A non-square"
+                } else {
+                    "only shift every term equally"
+                }
+            ),
+        ));
+    }
+    if spec.target.is_empty() {
+        return Err(Error::option("target", "", "name at least one column"));
+    }
+    if spec.target.len() > 1 && spec.model != ModelKind::LeastSquares {
+        return Err(Error::option(
+            "target",
+            spec.target.join(","),
+            &format!(
+                "several target columns are only for least-squares, not {}",
+                spec.model
+            ),
+        ));
+    }
+    let target_idx = spec
+        .target
+        .iter()
+        .map(|t| table.column(t))
+        .collect::<Result<Vec<_>>>()?;
+    let features: Vec<String> = match &spec.features {
+        Some(f) => f.clone(),
+        None => table
+            .headers
+            .iter()
+            .filter(|h| !spec.target.contains(h))
+            .cloned()
+            .collect(),
+    };
+    if features.is_empty() {
+        return Err(Error::Data {
+            what: format!("{}: no feature columns besides the target", table.path.display()),
+        });
+    }
+    if let Some(f) = features.iter().find(|f| spec.target.contains(f)) {
+        return Err(Error::option("features", f, "is also the target"));
+    }
+    let feature_idx = features
+        .iter()
+        .map(|f| table.column(f))
+        .collect::<Result<Vec<_>>>()?;
+    let m = table.rows();
+    let mut a = Matrix::zeros(m, features.len() + usize::from(spec.intercept));
+    for (j, &c) in feature_idx.iter().enumerate() {
+        a.column_mut(j).copy_from_slice(&table.numbers(c)?);
+    }
+    let standardization = spec.standardize.then(|| standardize(&mut a, features.len()));
+    if spec.intercept {
+        a.column_mut(features.len()).fill(1.0);
+    }
+    let mut names = features.clone();
+    if spec.intercept {
+        names.push("intercept".into());
+    }
+    let (problem, parameter_names, classes) = match spec.model {
+        ModelKind::LeastSquares => {
+            let mut b = Matrix::zeros(m, target_idx.len());
+            for (k, &c) in target_idx.iter().enumerate() {
+                b.column_mut(k).copy_from_slice(&table.numbers(c)?);
+            }
+            let pnames = if spec.target.len() == 1 {
+                names
+            } else {
+                spec.target
+                    .iter()
+                    .flat_map(|t| names.iter().map(move |n| format!("{t}:{n}")))
+                    .collect()
+            };
+            (
+                AnyProblem::LeastSquares(LeastSquares::multi(a.clone(), b, spec.l2)?),
+                pnames,
+                None,
+            )
+        }
+        ModelKind::Quadratic => {
+            if m != features.len() {
+                return Err(Error::Data {
+                    what: format!(
+                        "{}: quadratic needs a square A: {} rows but {} feature columns",
+                        table.path.display(),
+                        m,
+                        features.len()
+                    ),
+                });
+            }
+            let b = Vector::from_vec(table.numbers(target_idx[0])?);
+            let pnames = (1..=m).map(|i| format!("x{i}")).collect();
+            (
+                AnyProblem::Quadratic(Quadratic::new(a.clone(), b, spec.l2)?),
+                pnames,
+                None,
+            )
+        }
+        ModelKind::LogSumExp => {
+            let b = Vector::from_vec(table.numbers(target_idx[0])?);
+            (
+                AnyProblem::LogSumExp(LogSumExp::new(a.clone(), b, spec.l2)?),
+                names,
+                None,
+            )
+        }
+        ModelKind::Logistic => {
+            let (classes, y) = classes_of(table, target_idx[0])?;
+            if classes.len() != 2 {
+                return Err(Error::Data {
+                    what: format!(
+                        "{}: logistic needs exactly 2 classes in column {:?}, found {}: {}",
+                        table.path.display(),
+                        spec.target[0],
+                        classes.len(),
+                        preview(&classes)
+                    ),
+                });
+            }
+            let y = Vector::from_iterator(m, y.into_iter().map(|c| c as f64));
+            (
+                AnyProblem::Logistic(Logistic::new(a.clone(), y, spec.l2, spec.intercept)?),
+                names,
+                Some(classes),
+            )
+        }
+        ModelKind::Softmax => {
+            let (classes, y) = classes_of(table, target_idx[0])?;
+            if classes.len() < 2 {
+                return Err(Error::Data {
+                    what: format!(
+                        "{}: softmax needs at least 2 classes in column {:?}, found {}",
+                        table.path.display(),
+                        spec.target[0],
+                        classes.len()
+                    ),
+                });
+            }
+            let k = classes.len();
+            let pnames = classes
+                .iter()
+                .flat_map(|c| names.iter().map(move |n| format!("{c}:{n}")))
+                .collect();
+            (
+                AnyProblem::Softmax(Softmax::new(a.clone(), y, k, spec.l2, spec.intercept)?),
+                pnames,
+                Some(classes),
+            )
+        }
+    };
+    Ok(Fit {
+        problem,
+        parameter_names,
+        classes,
+        features,
+        standardization,
+        a,
+    })
+}
+
+fn preview(classes: &[String]) -> String {
+    let shown: Vec<_> = classes.iter().take(5).map(|c| format!("{c:?}")).collect();
+    let more = if classes.len() > 5 { ", …" } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// Distinct labels sorted (numerically if every label is a number, else as text), and each
+/// row's class index.
+fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
+    let labels = table.labels(j);
+    if let Some(i) = labels.iter().position(|l| l.is_empty()) {
+        return Err(Error::Data {
+            what: format!(
+                "{}: row {} has an empty label in column {:?}",
+                table.path.display(),
+                i + 1,
+                table.headers[j]
+            ),
+        });
+    }
+    let mut distinct: Vec<String> = labels.clone();
+    distinct.sort();
+    distinct.dedup();
+    let numeric: Option<Vec<f64>> = distinct
+        .iter()
+        .map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect();
+    if let Some(values) = numeric {
+        let mut pairs: Vec<(f64, String)> = values.into_iter().zip(distinct).collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // "1" and "1.0" are the same class
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        let classes: Vec<String> = pairs.iter().map(|p| p.1.clone()).collect();
+        let y = labels
+            .iter()
+            .map(|l| {
+                let v: f64 = l.parse().unwrap_or(f64::NAN);
+                pairs.iter().position(|p| p.0 == v).unwrap_or(0)
+            })
+            .collect();
+        return Ok((classes, y));
+    }
+    let y = labels
+        .iter()
+        .map(|l| distinct.binary_search(l).unwrap_or(0))
+        .collect();
+    Ok((distinct, y))
+}
+
+/// Centres and scales the first `n` columns; a constant column is only centred (scale 1).
+fn standardize(a: &mut Matrix, n: usize) -> Vec<(f64, f64)> {
+    (0..n)
+        .map(|j| {
+            let mut col = a.column_mut(j);
+            let mean = col.mean();
+            col.add_scalar_mut(-mean);
+            let sd = (col.norm_squared() / col.len() as f64).sqrt();
+            let scale = if sd > 0.0 { sd } else { 1.0 };
+            col /= scale;
+            (mean, scale)
+        })
+        .collect()
+}
+
+/// A starting point of the data's scale: xⱼ ~ N(0, 1/(n·rms(column j)²)), so each term of Ax
+/// is O(1/√n) and Ax is O(1). Seeded.
+pub fn random_point(fit: &Fit, seed: u64) -> Vector {
+    use rand::{Rng, SeedableRng};
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    let n_cols = fit.a.ncols();
+    let dim = fit.problem.dim();
+    Vector::from_fn(dim, |i, _| {
+        let col = fit.a.column(i % n_cols);
+        let rms = (col.norm_squared() / col.len().max(1) as f64).sqrt().max(1e-12);
+        let z: f64 = r.sample(rand_distr::StandardNormal);
+        z / (rms * (n_cols as f64).sqrt())
+    })
+}

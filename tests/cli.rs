@@ -1,0 +1,510 @@
+//! The built binary on the shipped problems and on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn gradfit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradfit"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the gradfit binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+/// Every shipped problem with the options its README line uses.
+const PROBLEMS: &[(&str, &[&str])] = &[
+    (
+        "problems/diabetes.csv",
+        &["--model", "least-squares", "--intercept"],
+    ),
+    (
+        "problems/diabetes.csv",
+        &[
+            "--model",
+            "least-squares",
+            "--intercept",
+            "--standardize",
+            "--l2",
+            "10",
+        ],
+    ),
+    (
+        "problems/breast_cancer.csv",
+        &["--model", "logistic", "--intercept", "--standardize", "--l2", "1"],
+    ),
+    (
+        "problems/iris.csv",
+        &["--model", "softmax", "--intercept", "--l2", "0.1"],
+    ),
+    ("problems/ill_conditioned_ls.csv", &["--model", "least-squares"]),
+    ("problems/nonsymmetric_quadratic.csv", &["--model", "quadratic"]),
+    ("problems/log_sum_exp.csv", &["--model", "log-sum-exp"]),
+];
+
+#[test]
+fn every_problem_file_is_covered() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("problems");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".csv") {
+            assert!(
+                PROBLEMS.iter().any(|(f, _)| f.ends_with(&name)),
+                "{name} has no test"
+            );
+        }
+    }
+}
+
+#[test]
+fn solve_converges_on_every_problem_and_check_passes() {
+    for (file, opts) in PROBLEMS {
+        let mut args = vec!["solve", file, "--solver", "newton", "--format", "json"];
+        args.extend_from_slice(opts);
+        let o = gradfit(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{file} {opts:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let v = json(&o);
+        assert_eq!(v["status"], "converged");
+        assert_eq!(v["converged"], true);
+        let names = v["parameter_names"].as_array().unwrap();
+        assert_eq!(names.len(), v["parameters"].as_array().unwrap().len());
+        for key in [
+            "model",
+            "solver",
+            "iterations",
+            "cost_evals",
+            "gradient_evals",
+            "hessian_evals",
+            "cost",
+            "gradient_norm",
+            "seconds",
+        ] {
+            assert!(!v[key].is_null(), "{key} missing");
+        }
+        let mut args = vec!["check", file, "--format", "json"];
+        args.extend_from_slice(opts);
+        let o = gradfit(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "check {file} {opts:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let v = json(&o);
+        assert_eq!(v["passed"], true);
+        assert_eq!(v["points"].as_array().unwrap().len(), 3);
+    }
+}
+
+/// Reads a CSV of numbers with plain string splitting: independent of gradfit's reader.
+fn plain_csv(path: &str) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn least_squares_json_matches_the_direct_solution() {
+    for file in ["problems/diabetes.csv", "problems/ill_conditioned_ls.csv"] {
+        let (header, rows) = plain_csv(file);
+        let n = header.len() - 1;
+        // [A, 1] and b; solve min ‖[A, 1]x − b‖ by nalgebra's SVD (not by any gradfit code)
+        let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
+        let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
+        let x_star = a.clone().svd(true, true).solve(&b, 1e-14).unwrap();
+        for solver in ["newton", "lbfgs", "bfgs"] {
+            let o = gradfit(&[
+                "solve",
+                file,
+                "--model",
+                "least-squares",
+                "--intercept",
+                "--solver",
+                solver,
+                "--tol",
+                "1e-12",
+                "--max-iters",
+                "20000",
+                "--format",
+                "json",
+            ]);
+            let v = json(&o);
+            assert_eq!(v["status"], "converged", "{file} {solver}: {v}");
+            let x: Vec<f64> = v["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_f64().unwrap())
+                .collect();
+            let err = x
+                .iter()
+                .zip(x_star.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err <= 1e-6 * x_star.amax(), "{file} {solver}: max error {err}");
+            assert_eq!(
+                v["parameter_names"].as_array().unwrap().last().unwrap(),
+                "intercept"
+            );
+        }
+    }
+}
+
+#[test]
+fn compare_writes_a_plot_and_a_row_per_solver() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("cmp.svg");
+    let o = gradfit(&[
+        "compare",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--intercept",
+        "--l2",
+        "0.1",
+        "--solvers",
+        "newton,lbfgs,bfgs",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    for solver in ["newton", "lbfgs", "bfgs"] {
+        assert!(
+            stdout(&o).lines().any(|l| l.starts_with(solver)),
+            "{}",
+            stdout(&o)
+        );
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    for label in [
+        "gradfit compare",
+        "iteration",
+        "seconds",
+        "newton",
+        "lbfgs",
+        "bfgs",
+    ] {
+        assert!(text.contains(label), "the plot lacks {label:?}");
+    }
+    // JSON: one report per solver
+    let o = gradfit(&[
+        "compare",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--intercept",
+        "--l2",
+        "0.1",
+        "--format",
+        "json",
+    ]);
+    let v = json(&o);
+    assert_eq!(v.as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn not_converging_exits_with_two_and_still_reports() {
+    let o = gradfit(&[
+        "solve",
+        "problems/ill_conditioned_ls.csv",
+        "--model",
+        "least-squares",
+        "--solver",
+        "gd",
+        "--max-iters",
+        "5",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v = json(&o);
+    assert_eq!(v["status"], "max-iterations");
+    assert_eq!(v["converged"], false);
+}
+
+#[test]
+fn params_out_trace_and_x0_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("p.csv");
+    let trace = dir.path().join("t.csv");
+    let o = gradfit(&[
+        "solve",
+        "problems/log_sum_exp.csv",
+        "--model",
+        "log-sum-exp",
+        "--params-out",
+        params.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p = std::fs::read_to_string(&params).unwrap();
+    assert!(p.starts_with("name,value\nx1,"));
+    let t = std::fs::read_to_string(&trace).unwrap();
+    assert!(t.starts_with("iteration,cost,gradient_norm,step,elapsed\n0,"));
+    // the optimum as a starting point: converged at once
+    let x0 = dir.path().join("x0.csv");
+    let values: Vec<&str> = p.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    std::fs::write(&x0, format!("x0\n{}\n", values.join("\n"))).unwrap();
+    let o = gradfit(&[
+        "solve",
+        "problems/log_sum_exp.csv",
+        "--model",
+        "log-sum-exp",
+        "--x0",
+        x0.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v = json(&o);
+    assert!(v["iterations"].as_u64().unwrap() <= 1, "{v}");
+}
+
+#[test]
+fn generate_writes_what_solve_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    for (model, extra) in [
+        ("least-squares", vec![]),
+        ("quadratic", vec![]),
+        ("log-sum-exp", vec![]),
+        ("logistic", vec!["--intercept"]),
+        ("softmax", vec!["--l2", "0.01"]),
+    ] {
+        let f = dir.path().join(format!("{model}.csv"));
+        let o = gradfit(&[
+            "generate",
+            model,
+            "--rows",
+            "60",
+            "--cols",
+            "4",
+            "--seed",
+            "3",
+            "-o",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let mut args = vec![
+            "solve",
+            f.to_str().unwrap(),
+            "--model",
+            model,
+            "--solver",
+            "newton",
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        let o = gradfit(&args);
+        assert_eq!(json(&o)["status"], "converged", "{model}: {}", stdout(&o));
+    }
+}
+
+/// Each bad input: exit 1, a message naming the fault, no panic, and no output file left.
+#[test]
+fn bad_input_gets_a_located_error_and_no_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| -> String {
+        let p: PathBuf = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let empty = w("empty.csv", "");
+    let header_only = w("header.csv", "a,b,y\n");
+    let ragged = w("ragged.csv", "a,y\n1,2\n3,4,5\n");
+    let text_cell = w("text.csv", "a,y\n1,2\nabc,4\n");
+    let nan_cell = w("nan.csv", "a,y\n1,2\nNaN,4\n");
+    let inf_cell = w("inf.csv", "a,y\n1,2\n3,inf\n");
+    let one_class = w("one.csv", "a,y\n1,0\n2,0\n");
+    let three_class = w("three.csv", "a,y\n1,0\n2,1\n3,2\n");
+    let not_square = w("rect.csv", "a1,a2,y\n1,0,1\n0,1,1\n1,1,1\n");
+    let x0_short = w("x0.csv", "x0\n1\n");
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (
+            vec!["solve", "no/such/file.csv", "--model", "least-squares"],
+            &["no/such/file.csv"],
+        ),
+        (vec!["solve", &empty, "--model", "least-squares"], &["empty"]),
+        (
+            vec!["solve", &header_only, "--model", "least-squares"],
+            &["no data rows"],
+        ),
+        (
+            vec!["solve", &ragged, "--model", "least-squares"],
+            &["line 3", "too many fields"],
+        ),
+        (
+            vec!["solve", &text_cell, "--model", "least-squares"],
+            &["line 3", "\"a\"", "\"abc\""],
+        ),
+        (
+            vec!["solve", &nan_cell, "--model", "least-squares"],
+            &["line 3", "\"NaN\""],
+        ),
+        (
+            vec!["solve", &inf_cell, "--model", "least-squares"],
+            &["line 3", "\"y\"", "\"inf\""],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "least-squares",
+                "--target",
+                "species",
+            ],
+            &["\"species\"", "sepal_length_cm"],
+        ),
+        (
+            vec!["solve", &one_class, "--model", "logistic"],
+            &["exactly 2 classes", "found 1"],
+        ),
+        (
+            vec!["solve", &three_class, "--model", "logistic"],
+            &["exactly 2 classes", "found 3"],
+        ),
+        (
+            vec!["solve", &not_square, "--model", "quadratic"],
+            &["square", "3 rows", "2 feature columns"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/log_sum_exp.csv",
+                "--model",
+                "log-sum-exp",
+                "--intercept",
+            ],
+            &["intercept"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/nonsymmetric_quadratic.csv",
+                "--model",
+                "quadratic",
+                "--intercept",
+            ],
+            &["intercept"],
+        ),
+        (
+            vec!["solve", "problems/iris.csv", "--model", "lasso"],
+            &["lasso", "least-squares", "softmax"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--solver",
+                "adam",
+            ],
+            &["adam", "lbfgs", "newton"],
+        ),
+        (
+            vec!["solve", "problems/iris.csv", "--model", "softmax", "--l2", "-1"],
+            &["-1", ">= 0"],
+        ),
+        (
+            vec!["solve", "problems/iris.csv", "--model", "softmax", "--l2", "nan"],
+            &["nan"],
+        ),
+        (
+            vec!["solve", "problems/iris.csv", "--model", "softmax", "--tol", "0"],
+            &["--tol", "> 0"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--x0",
+                &x0_short,
+            ],
+            &["x0", "1 values", "12 parameters"],
+        ),
+        (
+            vec![
+                "compare",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--solvers",
+                "newton,nope",
+            ],
+            &["nope"],
+        ),
+        (
+            vec![
+                "generate",
+                "logistic",
+                "--rows",
+                "3",
+                "--cols",
+                "5",
+                "-o",
+                "/tmp/gradfit-never.csv",
+            ],
+            &["rows"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let params = dir.path().join("params.csv");
+        let trace = dir.path().join("trace.csv");
+        let mut full = args.clone();
+        if full[0] == "solve" {
+            full.extend([
+                "--params-out",
+                params.to_str().unwrap(),
+                "--trace",
+                trace.to_str().unwrap(),
+            ]);
+        }
+        let o = gradfit(&full);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: the message lacks {n:?}: {err}");
+        }
+        assert!(
+            !params.exists() && !trace.exists(),
+            "{args:?} left an output file"
+        );
+        assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("partial")));
+    }
+    assert!(!Path::new("/tmp/gradfit-never.csv").exists());
+}
