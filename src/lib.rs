@@ -29,6 +29,7 @@ pub mod check;
 pub mod data;
 pub mod error;
 pub mod generate;
+mod kernels;
 mod linalg;
 pub mod model;
 pub mod numeric;

@@ -78,6 +78,27 @@ pub fn softmax_into(z: &[f64], p: &mut [f64]) -> f64 {
     m + s.ln()
 }
 
+/// Replaces z by softmax(z) in place and returns lse(z), with the max shift.
+///
+/// ```
+/// use gradfit::numeric::softmax_in_place;
+/// let mut z = [0.0, 0.0];
+/// assert_eq!(softmax_in_place(&mut z), 2f64.ln());
+/// assert_eq!(z, [0.5, 0.5]);
+/// ```
+pub fn softmax_in_place(z: &mut [f64]) -> f64 {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut s = 0.0;
+    for v in z.iter_mut() {
+        *v = (*v - m).exp();
+        s += *v;
+    }
+    for v in z.iter_mut() {
+        *v /= s;
+    }
+    m + s.ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,8 +45,9 @@ fn ls_instance(condition: f64, seed: u64) -> LeastSquares {
 
 /// x* from the normal equations AᵀAx = Aᵀb by nalgebra's Cholesky: independent of every solver.
 fn ls_direct(p: &LeastSquares) -> Vector {
-    let chol = p.a().tr_mul(p.a()).cholesky().unwrap();
-    chol.solve(&p.a().tr_mul(&p.b().column(0)))
+    let a = p.a();
+    let chol = a.tr_mul(&a).cholesky().unwrap();
+    chol.solve(&a.tr_mul(&p.b().column(0)))
 }
 
 fn rel(a: f64, b: f64) -> f64 {

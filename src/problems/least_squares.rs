@@ -1,9 +1,6 @@
-use std::cell::RefCell;
-
-use nalgebra::{DMatrixView, DMatrixViewMut};
-
-use super::{check_h, check_out, check_x, Objective};
+use super::{check_h, check_nonempty, check_out, check_x, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
+use crate::kernels::{axpy, dot, rows, weighted_gram};
 use crate::{Matrix, Vector};
 
 /// Least squares with an optional ridge term, with one or several right-hand sides.
@@ -15,14 +12,15 @@ use crate::{Matrix, Vector};
 /// - ∇²f = I_k ⊗ (2AᵀA + 2λI_n) (block diagonal: the columns of X do not interact)
 ///
 /// For k = 1 this is the seeds' ‖Ax − b‖² with ∇ = 2Aᵀ(Ax − b) and ∇² = 2AᵀA (identity table,
-/// row ‖Ax − b‖²; the matrix row ‖AX − B‖_F² → 2Aᵀ(AX − B)); λ > 0 is ridge regression. The
-/// residual R = AX − B is computed once and shared by the fused cost-and-gradient.
-#[derive(Debug)]
+/// row ‖Ax − b‖²; the matrix row ‖AX − B‖_F² → 2Aᵀ(AX − B)); λ > 0 is ridge regression.
+///
+/// A is stored row-contiguous (as Aᵀ), so the fused cost-and-gradient reads each row aᵢ once:
+/// rᵢ = aᵢᵀX − bᵢ, f += ‖rᵢ‖², ∇f += 2aᵢrᵢᵀ, one pass over the data.
+#[derive(Debug, Clone)]
 pub struct LeastSquares {
-    a: Matrix,
+    at: Matrix,
     b: Matrix,
     lambda: f64,
-    r: RefCell<Matrix>,
 }
 
 impl LeastSquares {
@@ -46,17 +44,21 @@ impl LeastSquares {
 
     /// Several right-hand sides: B is m×k, and x = vec(X) has length n·k.
     pub fn multi(a: Matrix, b: Matrix, lambda: f64) -> Result<Self> {
+        check_nonempty(&a)?;
         check_len("rows of b", a.nrows(), b.nrows())?;
         check_finite("A", a.iter())?;
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
-        let r = RefCell::new(Matrix::zeros(b.nrows(), b.ncols()));
-        Ok(LeastSquares { a, b, lambda, r })
+        Ok(LeastSquares {
+            at: a.transpose(),
+            b,
+            lambda,
+        })
     }
 
-    /// The design matrix A.
-    pub fn a(&self) -> &Matrix {
-        &self.a
+    /// The design matrix A (a copy: it is stored transposed, row-contiguous).
+    pub fn a(&self) -> Matrix {
+        self.at.transpose()
     }
 
     /// The right-hand sides B (m×k).
@@ -70,22 +72,11 @@ impl LeastSquares {
     }
 
     fn n(&self) -> usize {
-        self.a.ncols()
+        self.at.nrows()
     }
 
     fn k(&self) -> usize {
         self.b.ncols()
-    }
-
-    fn x_view<'a>(&self, x: &'a Vector) -> DMatrixView<'a, f64> {
-        DMatrixView::from_slice(x.as_slice(), self.n(), self.k())
-    }
-
-    /// R ← AX − B in the scratch buffer; returns ‖R‖_F².
-    fn residual(&self, x: &Vector, r: &mut Matrix) -> f64 {
-        r.copy_from(&self.b);
-        r.gemm(1.0, &self.a, &self.x_view(x), -1.0);
-        r.norm_squared()
     }
 }
 
@@ -94,52 +85,70 @@ impl Objective for LeastSquares {
         self.n() * self.k()
     }
 
-    /// f = ‖AX − B‖_F² + λ‖X‖_F².
+    /// f = Σᵢ ‖aᵢᵀX − bᵢ‖² + λ‖X‖_F².
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let mut r = self.r.borrow_mut();
-        Ok(self.residual(x, &mut r) + self.lambda * x.norm_squared())
+        let n = self.n();
+        let mut f = 0.0;
+        for (i, ai) in rows(&self.at).enumerate() {
+            for (c, xc) in x.as_slice().chunks_exact(n).enumerate() {
+                let r = dot(ai, xc) - self.b[(i, c)];
+                f += r * r;
+            }
+        }
+        Ok(f + self.lambda * x.norm_squared())
     }
 
-    /// ∇f = 2Aᵀ(AX − B) + 2λX, one residual shared with f.
+    /// ∇f = 2Σᵢ aᵢ(aᵢᵀX − bᵢ) + 2λX, in the same pass as f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let mut r = self.r.borrow_mut();
-        let f = self.residual(x, &mut r) + self.lambda * x.norm_squared();
-        let (n, k) = (self.n(), self.k());
-        let mut gm = DMatrixViewMut::from_slice(g.as_mut_slice(), n, k);
-        gm.gemm_tr(2.0, &self.a, &*r, 0.0);
+        let n = self.n();
+        g.fill(0.0);
+        let mut f = 0.0;
+        for (i, ai) in rows(&self.at).enumerate() {
+            for (c, (xc, gc)) in x.as_slice().chunks_exact(n).zip(g.as_mut_slice().chunks_exact_mut(n)).enumerate() {
+                let r = dot(ai, xc) - self.b[(i, c)];
+                f += r * r;
+                axpy(2.0 * r, ai, gc);
+            }
+        }
         if self.lambda != 0.0 {
             g.axpy(2.0 * self.lambda, x, 1.0);
         }
-        Ok(f)
+        Ok(f + self.lambda * x.norm_squared())
     }
 
-    /// ∇²f = I_k ⊗ (2AᵀA + 2λI).
+    /// ∇²f = I_k ⊗ (2AᵀA + 2λI), AᵀA by one matrix-matrix product.
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let n = self.n();
         h.fill(0.0);
-        h.view_mut((0, 0), (n, n)).gemm_tr(2.0, &self.a, &self.a, 0.0);
+        let mut unused = Matrix::zeros(0, 0);
+        weighted_gram(2.0, &self.at, None, &mut unused, h.view_mut((0, 0), (n, n)));
         for i in 0..n {
             h[(i, i)] += 2.0 * self.lambda;
         }
         for c in 1..self.k() {
-            let block = h.view((0, 0), (n, n)).clone_owned();
-            h.view_mut((c * n, c * n), (n, n)).copy_from(&block);
+            for j in 0..n {
+                for i in 0..n {
+                    h[(c * n + i, c * n + j)] = h[(i, j)];
+                }
+            }
         }
         Ok(())
     }
 
-    /// ∇²f·v = 2Aᵀ(AV) + 2λV, with V the n×k reshaping of v.
+    /// ∇²f·v = 2Σᵢ aᵢ(aᵢᵀV) + 2λV, with V the n×k reshaping of v.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
-        let (n, k) = (self.n(), self.k());
-        let mut t = self.r.borrow_mut();
-        t.gemm(1.0, &self.a, &DMatrixView::from_slice(v.as_slice(), n, k), 0.0);
-        let mut om = DMatrixViewMut::from_slice(out.as_mut_slice(), n, k);
-        om.gemm_tr(2.0, &self.a, &*t, 0.0);
+        let n = self.n();
+        out.fill(0.0);
+        for ai in rows(&self.at) {
+            for (vc, oc) in v.as_slice().chunks_exact(n).zip(out.as_mut_slice().chunks_exact_mut(n)) {
+                axpy(2.0 * dot(ai, vc), ai, oc);
+            }
+        }
         out.axpy(2.0 * self.lambda, v, 1.0);
         Ok(())
     }

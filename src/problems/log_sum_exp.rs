@@ -1,8 +1,8 @@
 use std::cell::RefCell;
 
-use super::{check_h, check_out, check_x, weighted_gram_into, Objective};
+use super::{check_h, check_nonempty, check_out, check_x, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
-use crate::numeric::softmax_into;
+use crate::kernels::{axpy, dot, rows, weighted_gram};
 use crate::{Matrix, Vector};
 
 /// Log-sum-exp of an affine map: f(x) = log Σᵢ exp(aᵢᵀx + bᵢ) + λ‖x‖².
@@ -14,21 +14,24 @@ use crate::{Matrix, Vector};
 ///
 /// Seeds: the worked log-sum-exp example. For g(y) = log Σ exp yᵢ, ∇g = e^y / 1ᵀe^y = softmax(y)
 /// and ∇²g = diag(∇g) − ∇g∇gᵀ; the affine chain rule then gives ∇f = Aᵀ∇g(Ax + b) and
-/// ∇²f = Aᵀ∇²g(Ax + b)A. Every exponential is shifted by max zᵢ, so z of ±1000 is exact.
-/// Without λ, f is bounded below only if 0 is in the convex hull of the rows aᵢ.
+/// ∇²f = Aᵀ∇²g(Ax + b)A. Every exponential is shifted by the running maximum of z, so z of
+/// ±1000 is exact. Without λ, f is bounded below only if 0 is in the convex hull of the rows.
+///
+/// The fused cost-and-gradient is one pass over the rows with an online max shift: when a
+/// new maximum zᵢ > m appears, the running sum and gradient are rescaled by e^(m − zᵢ).
 #[derive(Debug)]
 pub struct LogSumExp {
-    a: Matrix,
+    at: Matrix,
     b: Vector,
     lambda: f64,
     scratch: RefCell<Scratch>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Scratch {
-    z: Vector,
-    p: Vector,
+    p: Vec<f64>,
     w: Matrix,
+    q: Vector,
 }
 
 impl LogSumExp {
@@ -44,81 +47,108 @@ impl LogSumExp {
     /// # Ok::<(), gradfit::Error>(())
     /// ```
     pub fn new(a: Matrix, b: Vector, lambda: f64) -> Result<Self> {
+        check_nonempty(&a)?;
         check_len("length of b", a.nrows(), b.len())?;
         check_finite("A", a.iter())?;
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
-        let (m, n) = a.shape();
-        let scratch = RefCell::new(Scratch {
-            z: Vector::zeros(m),
-            p: Vector::zeros(m),
-            w: Matrix::zeros(m, n),
-        });
         Ok(LogSumExp {
-            a,
+            at: a.transpose(),
             b,
             lambda,
-            scratch,
+            scratch: RefCell::new(Scratch::default()),
         })
     }
 
-    /// z ← Ax + b, p ← softmax(z); returns lse(z).
-    fn logits(&self, x: &Vector, s: &mut Scratch) -> f64 {
-        s.z.copy_from(&self.b);
-        s.z.gemv(1.0, &self.a, x, 1.0);
-        softmax_into(s.z.as_slice(), s.p.as_mut_slice())
+    /// p ← softmax(Ax + b) into `p`; returns lse(Ax + b). Two passes over z, one over A.
+    fn probabilities(&self, x: &Vector, p: &mut Vec<f64>) -> f64 {
+        p.clear();
+        p.extend(rows(&self.at).zip(self.b.iter()).map(|(ai, bi)| dot(ai, x.as_slice()) + bi));
+        crate::numeric::softmax_in_place(p)
     }
 }
 
 impl Objective for LogSumExp {
     fn dim(&self) -> usize {
-        self.a.ncols()
+        self.at.nrows()
     }
 
-    /// f = lse(Ax + b) + λ‖x‖².
+    /// f = lse(Ax + b) + λ‖x‖², one pass with a running max.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let s = &mut *self.scratch.borrow_mut();
-        Ok(self.logits(x, s) + self.lambda * x.norm_squared())
+        let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
+        for (ai, bi) in rows(&self.at).zip(self.b.iter()) {
+            let z = dot(ai, x.as_slice()) + bi;
+            if z > m {
+                s = s * (m - z).exp() + 1.0;
+                m = z;
+            } else {
+                s += (z - m).exp();
+            }
+        }
+        Ok(m + s.ln() + self.lambda * x.norm_squared())
     }
 
-    /// ∇f = Aᵀp + 2λx with p = softmax(Ax + b).
+    /// ∇f = Σᵢ pᵢaᵢ + 2λx with p = softmax(Ax + b), in the same pass as f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let s = &mut *self.scratch.borrow_mut();
-        let f = self.logits(x, s) + self.lambda * x.norm_squared();
-        g.gemv_tr(1.0, &self.a, &s.p, 0.0);
+        g.fill(0.0);
+        let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
+        for (ai, bi) in rows(&self.at).zip(self.b.iter()) {
+            let z = dot(ai, x.as_slice()) + bi;
+            let e = if z > m {
+                let scale = (m - z).exp();
+                s *= scale;
+                *g *= scale;
+                m = z;
+                1.0
+            } else {
+                (z - m).exp()
+            };
+            s += e;
+            axpy(e, ai, g.as_mut_slice());
+        }
+        *g /= s;
         g.axpy(2.0 * self.lambda, x, 1.0);
-        Ok(f)
+        Ok(m + s.ln() + self.lambda * x.norm_squared())
     }
 
     /// ∇²f = Aᵀdiag(p)A − (Aᵀp)(Aᵀp)ᵀ + 2λI, which equals Aᵀ(diag p − ppᵀ)A + 2λI.
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let s = &mut *self.scratch.borrow_mut();
-        self.logits(x, s);
-        weighted_gram_into(&self.a, s.p.as_slice(), &mut s.w, h.view_mut((0, 0), h.shape()));
-        let q = self.a.tr_mul(&s.p);
-        h.ger(-1.0, &q, &q, 1.0);
+        self.probabilities(x, &mut s.p);
+        if s.w.shape() != self.at.shape() {
+            s.w = Matrix::zeros(self.at.nrows(), self.at.ncols());
+        }
+        weighted_gram(1.0, &self.at, Some(&s.p), &mut s.w, h.view_mut((0, 0), h.shape()));
+        if s.q.len() != self.dim() {
+            s.q = Vector::zeros(self.dim());
+        }
+        s.q.fill(0.0);
+        for (ai, pi) in rows(&self.at).zip(&s.p) {
+            axpy(*pi, ai, s.q.as_mut_slice());
+        }
+        h.ger(-1.0, &s.q, &s.q, 1.0);
         for i in 0..self.dim() {
             h[(i, i)] += 2.0 * self.lambda;
         }
         Ok(())
     }
 
-    /// ∇²f·v = Aᵀ(p ⊙ u − p(pᵀu)) + 2λv with u = Av.
+    /// ∇²f·v = Σᵢ pᵢ(uᵢ − pᵀu)aᵢ + 2λv with u = Av: Σpᵢuᵢaᵢ − (pᵀu)Aᵀp, one pass after p.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
         let s = &mut *self.scratch.borrow_mut();
-        self.logits(x, s);
-        // reuse z for u = Av, then for p ⊙ u − p(pᵀu)
-        s.z.gemv(1.0, &self.a, v, 0.0);
-        let pu = s.p.dot(&s.z);
-        for (zi, pi) in s.z.iter_mut().zip(s.p.iter()) {
-            *zi = pi * (*zi - pu);
+        self.probabilities(x, &mut s.p);
+        out.fill(0.0);
+        // Σ pᵢ(uᵢ − pᵀu)aᵢ needs pᵀu first: one pass for it, one for the sum
+        let pu: f64 = rows(&self.at).zip(&s.p).map(|(ai, pi)| pi * dot(ai, v.as_slice())).sum();
+        for (ai, pi) in rows(&self.at).zip(&s.p) {
+            let u = dot(ai, v.as_slice());
+            axpy(pi * (u - pu), ai, out.as_mut_slice());
         }
-        out.gemv_tr(1.0, &self.a, &s.z, 0.0);
         out.axpy(2.0 * self.lambda, v, 1.0);
         Ok(())
     }

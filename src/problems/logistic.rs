@@ -1,10 +1,8 @@
 use std::cell::RefCell;
 
-use super::{
-    add_ridge_gradient, add_ridge_hessian, check_h, check_out, check_x, ridge_value, weighted_gram_into,
-    Objective,
-};
+use super::{add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
+use crate::kernels::{axpy, dot, rows, weighted_gram};
 use crate::numeric::{log1p_exp, sigmoid};
 use crate::{Matrix, Vector};
 
@@ -22,20 +20,21 @@ use crate::{Matrix, Vector};
 /// gives 1000, not inf.
 ///
 /// With an intercept, A's last column is all ones and the last weight is not penalized (the
-/// sum over j skips it).
+/// sum over j skips it). A is stored row-contiguous: the fused cost-and-gradient is one pass,
+/// zᵢ = aᵢᵀw then ∇f += (σ(zᵢ) − yᵢ)aᵢ.
 #[derive(Debug)]
 pub struct Logistic {
-    a: Matrix,
+    at: Matrix,
     y: Vector,
     lambda: f64,
     intercept: bool,
     scratch: RefCell<Scratch>,
 }
 
-#[derive(Debug)]
+/// Buffers for the Hessian only (sized on first use).
+#[derive(Debug, Default)]
 struct Scratch {
-    z: Vector,
-    u: Vector,
+    s: Vec<f64>,
     w: Matrix,
 }
 
@@ -55,6 +54,7 @@ impl Logistic {
     /// # Ok::<(), gradfit::Error>(())
     /// ```
     pub fn new(a: Matrix, y: Vector, lambda: f64, intercept: bool) -> Result<Self> {
+        check_nonempty(&a)?;
         check_len("number of labels y", a.nrows(), y.len())?;
         check_finite("A", a.iter())?;
         check_lambda(lambda)?;
@@ -63,23 +63,17 @@ impl Logistic {
                 what: format!("logistic: label {} at row {} is not 0 or 1", y[i], i),
             });
         }
-        if intercept && (a.ncols() == 0 || a.column(a.ncols() - 1).iter().any(|&v| v != 1.0)) {
+        if intercept && a.column(a.ncols() - 1).iter().any(|&v| v != 1.0) {
             return Err(Error::Data {
                 what: "logistic: with an intercept the last column of A must be all ones".into(),
             });
         }
-        let (m, n) = a.shape();
-        let scratch = RefCell::new(Scratch {
-            z: Vector::zeros(m),
-            u: Vector::zeros(m),
-            w: Matrix::zeros(m, n),
-        });
         Ok(Logistic {
-            a,
+            at: a.transpose(),
             y,
             lambda,
             intercept,
-            scratch,
+            scratch: RefCell::new(Scratch::default()),
         })
     }
 
@@ -89,74 +83,73 @@ impl Logistic {
     }
 
     fn penalized(&self) -> impl Fn(usize) -> bool {
-        let last = if self.intercept {
-            self.dim().checked_sub(1)
-        } else {
-            None
-        };
+        let last = if self.intercept { self.dim().checked_sub(1) } else { None };
         move |j| Some(j) != last
     }
 }
 
 impl Objective for Logistic {
     fn dim(&self) -> usize {
-        self.a.ncols()
+        self.at.nrows()
     }
 
     /// f = Σ log1p_exp(zᵢ) − yᵢzᵢ + λ‖w_penalized‖².
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let s = &mut *self.scratch.borrow_mut();
-        s.z.gemv(1.0, &self.a, x, 0.0);
-        let data: f64 =
-            s.z.iter()
-                .zip(self.y.iter())
-                .map(|(z, y)| log1p_exp(*z) - y * z)
-                .sum();
+        let w = x.as_slice();
+        let data: f64 = rows(&self.at)
+            .zip(self.y.iter())
+            .map(|(ai, yi)| {
+                let z = dot(ai, w);
+                log1p_exp(z) - yi * z
+            })
+            .sum();
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇f = Aᵀ(σ(z) − y) + 2λw_penalized, sharing z = Aw with f.
+    /// ∇f = Σᵢ (σ(zᵢ) − yᵢ)aᵢ + 2λw_penalized, in the same pass as f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let s = &mut *self.scratch.borrow_mut();
-        s.z.gemv(1.0, &self.a, x, 0.0);
+        let w = x.as_slice();
+        g.fill(0.0);
+        let gs = g.as_mut_slice();
         let mut data = 0.0;
-        for (zi, yi) in s.z.iter_mut().zip(self.y.iter()) {
-            data += log1p_exp(*zi) - yi * *zi;
-            *zi = sigmoid(*zi) - yi;
+        for (ai, yi) in rows(&self.at).zip(self.y.iter()) {
+            let z = dot(ai, w);
+            data += log1p_exp(z) - yi * z;
+            axpy(sigmoid(z) - yi, ai, gs);
         }
-        g.gemv_tr(1.0, &self.a, &s.z, 0.0);
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇²f = Aᵀdiag(σ(1 − σ))A + 2λI_penalized.
+    /// ∇²f = Aᵀdiag(σ(1 − σ))A + 2λI_penalized, by one matrix-matrix product.
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let s = &mut *self.scratch.borrow_mut();
-        s.z.gemv(1.0, &self.a, x, 0.0);
-        s.z.apply(|z| {
-            let p = sigmoid(*z);
-            *z = p * (1.0 - p);
-        });
-        weighted_gram_into(&self.a, s.z.as_slice(), &mut s.w, h.view_mut((0, 0), h.shape()));
+        s.s.clear();
+        s.s.extend(rows(&self.at).map(|ai| {
+            let p = sigmoid(dot(ai, x.as_slice()));
+            p * (1.0 - p)
+        }));
+        if s.w.shape() != self.at.shape() {
+            s.w = Matrix::zeros(self.at.nrows(), self.at.ncols());
+        }
+        weighted_gram(1.0, &self.at, Some(&s.s), &mut s.w, h.view_mut((0, 0), h.shape()));
         add_ridge_hessian(h, self.lambda, self.penalized());
         Ok(())
     }
 
-    /// ∇²f·v = Aᵀ(σ(1 − σ) ⊙ Av) + 2λv_penalized.
+    /// ∇²f·v = Σᵢ σ(1 − σ)(aᵢᵀv)aᵢ + 2λv_penalized, one pass.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
-        let s = &mut *self.scratch.borrow_mut();
-        s.z.gemv(1.0, &self.a, x, 0.0);
-        s.u.gemv(1.0, &self.a, v, 0.0);
-        for (zi, ui) in s.z.iter_mut().zip(s.u.iter()) {
-            let p = sigmoid(*zi);
-            *zi = p * (1.0 - p) * ui;
+        out.fill(0.0);
+        let os = out.as_mut_slice();
+        for ai in rows(&self.at) {
+            let p = sigmoid(dot(ai, x.as_slice()));
+            axpy(p * (1.0 - p) * dot(ai, v.as_slice()), ai, os);
         }
-        out.gemv_tr(1.0, &self.a, &s.z, 0.0);
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }

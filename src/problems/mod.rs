@@ -114,6 +114,16 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
 }
 
+/// A must have at least one row and one column.
+pub(crate) fn check_nonempty(a: &Matrix) -> Result<()> {
+    if a.nrows() == 0 || a.ncols() == 0 {
+        return Err(crate::Error::Data {
+            what: format!("the data matrix is {}×{}: it needs at least one row and one column", a.nrows(), a.ncols()),
+        });
+    }
+    Ok(())
+}
+
 /// Checks x, and an output buffer, against n.
 pub(crate) fn check_x(n: usize, x: &Vector) -> Result<()> {
     check_len("parameter vector x", n, x.len())
@@ -202,22 +212,6 @@ pub(crate) fn add_ridge_hessian(h: &mut Matrix, lambda: f64, penalized: impl Fn(
             h[(i, i)] += 2.0 * lambda;
         }
     }
-}
-
-/// h ← Aᵀ diag(w) A, the weighted Gram matrix of the affine chain rule ∇²g = Aᵀ∇²f A for a
-/// diagonal ∇²f. `scratch` (m×n) receives diag(√w)·A; w must be ≥ 0.
-pub(crate) fn weighted_gram_into(
-    a: &Matrix,
-    w: &[f64],
-    scratch: &mut Matrix,
-    mut h: nalgebra::DMatrixViewMut<'_, f64>,
-) {
-    scratch.copy_from(a);
-    for (i, wi) in w.iter().enumerate() {
-        let s = wi.max(0.0).sqrt();
-        scratch.row_mut(i).scale_mut(s);
-    }
-    h.gemm_tr(1.0, scratch, scratch, 0.0);
 }
 
 /// Which kind of model a data set is fitted with.

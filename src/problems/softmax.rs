@@ -1,10 +1,9 @@
 use std::cell::RefCell;
 
-use nalgebra::{DMatrixView, DMatrixViewMut};
-
-use super::{add_ridge_gradient, add_ridge_hessian, check_h, check_out, check_x, ridge_value, Objective};
+use super::{add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
-use crate::numeric::softmax_into;
+use crate::kernels::{axpy, dot, rows, weighted_gram};
+use crate::numeric::softmax_in_place;
 use crate::{Matrix, Vector};
 
 /// Softmax (multinomial logistic) regression with k classes.
@@ -20,14 +19,16 @@ use crate::{Matrix, Vector};
 ///
 /// Seeds: per row, f is lse composed with the affine map W ↦ Wᵀaᵢ = (I_k ⊗ aᵢᵀ)·vec(W), so
 /// ∇ = (I_k ⊗ aᵢ)softmax and ∇² = (I_k ⊗ aᵢ)(diag p − ppᵀ)(I_k ⊗ aᵢᵀ), the affine chain
-/// rule ∇²g = Aᵀ∇²f A with a Kronecker-structured A; summing over rows gives the blocks above.
+/// rule ∇²g = Aᵀ∇²f A with a Kronecker-structured A; summing over rows gives the blocks above,
+/// each formed by one matrix-matrix product (k(k+1)/2 of them; the rest by symmetry).
 /// At λ = 0 the Hessian is singular (adding a constant to every class's scores changes nothing).
 ///
 /// With an intercept, A's last column is all ones and row n−1 of W (every class's
-/// intercept) is not penalized.
+/// intercept) is not penalized. A is stored row-contiguous, so the fused cost-and-gradient is
+/// one pass: the k scores of aᵢ, their softmax, then ∇f_c += (p_c − δ_{c,yᵢ})aᵢ.
 #[derive(Debug)]
 pub struct Softmax {
-    a: Matrix,
+    at: Matrix,
     y: Vec<usize>,
     k: usize,
     lambda: f64,
@@ -35,13 +36,16 @@ pub struct Softmax {
     scratch: RefCell<Scratch>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Scratch {
-    z: Matrix,
-    u: Matrix,
+    /// k scores, then probabilities, of one row.
+    z: Vec<f64>,
+    /// k products aᵢᵀv_c of one row.
+    u: Vec<f64>,
+    /// m×k probabilities, for the Hessian.
+    p: Matrix,
+    weights: Vec<f64>,
     w: Matrix,
-    row: Vec<f64>,
-    prob: Vec<f64>,
 }
 
 impl Softmax {
@@ -58,6 +62,7 @@ impl Softmax {
     /// # Ok::<(), gradfit::Error>(())
     /// ```
     pub fn new(a: Matrix, y: Vec<usize>, k: usize, lambda: f64, intercept: bool) -> Result<Self> {
+        check_nonempty(&a)?;
         check_len("number of labels y", a.nrows(), y.len())?;
         check_finite("A", a.iter())?;
         check_lambda(lambda)?;
@@ -71,21 +76,18 @@ impl Softmax {
                 what: format!("softmax: label {} at row {} is not below k = {}", y[i], i, k),
             });
         }
-        if intercept && (a.ncols() == 0 || a.column(a.ncols() - 1).iter().any(|&v| v != 1.0)) {
+        if intercept && a.column(a.ncols() - 1).iter().any(|&v| v != 1.0) {
             return Err(Error::Data {
                 what: "softmax: with an intercept the last column of A must be all ones".into(),
             });
         }
-        let (m, n) = a.shape();
         let scratch = RefCell::new(Scratch {
-            z: Matrix::zeros(m, k),
-            u: Matrix::zeros(m, k),
-            w: Matrix::zeros(m, n),
-            row: vec![0.0; k],
-            prob: vec![0.0; k],
+            z: vec![0.0; k],
+            u: vec![0.0; k],
+            ..Scratch::default()
         });
         Ok(Softmax {
-            a,
+            at: a.transpose(),
             y,
             k,
             lambda,
@@ -100,7 +102,7 @@ impl Softmax {
     }
 
     fn n(&self) -> usize {
-        self.a.ncols()
+        self.at.nrows()
     }
 
     fn penalized(&self) -> impl Fn(usize) -> bool {
@@ -109,21 +111,11 @@ impl Softmax {
         move |j| !(intercept && j % n == n - 1)
     }
 
-    /// Z ← AW; then each row of Z is replaced by its softmax P; returns Σᵢ lse(zᵢ) − z_{i,yᵢ}.
-    fn probabilities(&self, x: &Vector, s: &mut Scratch) -> f64 {
-        let w = DMatrixView::from_slice(x.as_slice(), self.n(), self.k);
-        s.z.gemm(1.0, &self.a, &w, 0.0);
-        let mut f = 0.0;
-        for (i, &yi) in self.y.iter().enumerate() {
-            for (c, r) in s.row.iter_mut().enumerate() {
-                *r = s.z[(i, c)];
-            }
-            f += softmax_into(&s.row, &mut s.prob) - s.row[yi];
-            for (c, p) in s.prob.iter().enumerate() {
-                s.z[(i, c)] = *p;
-            }
+    /// z ← Wᵀaᵢ (the k scores of one row).
+    fn scores(&self, ai: &[f64], x: &Vector, z: &mut [f64]) {
+        for (zc, wc) in z.iter_mut().zip(x.as_slice().chunks_exact(self.n())) {
+            *zc = dot(ai, wc);
         }
-        f
     }
 }
 
@@ -136,39 +128,59 @@ impl Objective for Softmax {
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
         let s = &mut *self.scratch.borrow_mut();
-        Ok(self.probabilities(x, s) + ridge_value(x, self.lambda, self.penalized()))
+        let mut f = 0.0;
+        for (ai, &yi) in rows(&self.at).zip(&self.y) {
+            self.scores(ai, x, &mut s.z);
+            let zy = s.z[yi];
+            f += softmax_in_place(&mut s.z) - zy;
+        }
+        Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇f = Aᵀ(P − Y) + 2λW_penalized, sharing Z = AW with f.
+    /// ∇f = Σᵢ aᵢ(pᵢ − e_{yᵢ})ᵀ + 2λW_penalized, in the same pass as f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
+        let n = self.n();
         let s = &mut *self.scratch.borrow_mut();
-        let f = self.probabilities(x, s) + ridge_value(x, self.lambda, self.penalized());
-        for (i, &yi) in self.y.iter().enumerate() {
-            s.z[(i, yi)] -= 1.0;
+        g.fill(0.0);
+        let mut f = 0.0;
+        for (ai, &yi) in rows(&self.at).zip(&self.y) {
+            self.scores(ai, x, &mut s.z);
+            let zy = s.z[yi];
+            f += softmax_in_place(&mut s.z) - zy;
+            s.z[yi] -= 1.0;
+            for (pc, gc) in s.z.iter().zip(g.as_mut_slice().chunks_exact_mut(n)) {
+                axpy(*pc, ai, gc);
+            }
         }
-        let mut gm = DMatrixViewMut::from_slice(g.as_mut_slice(), self.n(), self.k);
-        gm.gemm_tr(1.0, &self.a, &s.z, 0.0);
         add_ridge_gradient(g, x, self.lambda, self.penalized());
-        Ok(f)
+        Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
     /// Block (c, d) of ∇²f = Aᵀ diag(p_c ⊙ (δ_cd − p_d)) A (+ 2λI on penalized diagonal entries).
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let s = &mut *self.scratch.borrow_mut();
-        self.probabilities(x, s);
-        let n = self.n();
-        for c in 0..self.k {
-            for d in c..self.k {
-                s.w.copy_from(&self.a);
-                for i in 0..self.a.nrows() {
-                    let delta = if c == d { 1.0 } else { 0.0 };
-                    let wi = s.z[(i, c)] * (delta - s.z[(i, d)]);
-                    s.w.row_mut(i).scale_mut(wi);
+        let (n, k, m) = (self.n(), self.k, self.at.ncols());
+        if s.p.shape() != (m, k) {
+            s.p = Matrix::zeros(m, k);
+            s.w = Matrix::zeros(n, m);
+            s.weights = vec![0.0; m];
+        }
+        for (i, ai) in rows(&self.at).enumerate() {
+            self.scores(ai, x, &mut s.z);
+            softmax_in_place(&mut s.z);
+            for (c, pc) in s.z.iter().enumerate() {
+                s.p[(i, c)] = *pc;
+            }
+        }
+        for c in 0..k {
+            for d in c..k {
+                let delta = if c == d { 1.0 } else { 0.0 };
+                for (i, wi) in s.weights.iter_mut().enumerate() {
+                    *wi = s.p[(i, c)] * (delta - s.p[(i, d)]);
                 }
-                h.view_mut((c * n, d * n), (n, n))
-                    .gemm_tr(1.0, &self.a, &s.w, 0.0);
+                weighted_gram(1.0, &self.at, Some(&s.weights), &mut s.w, h.view_mut((c * n, d * n), (n, n)));
                 if c != d {
                     for j in 0..n {
                         for i in 0..n {
@@ -182,22 +194,22 @@ impl Objective for Softmax {
         Ok(())
     }
 
-    /// ∇²f·v = Aᵀ T + 2λV_penalized, with U = AV and t_ic = p_ic (u_ic − Σ_d p_id u_id).
+    /// ∇²f·v = Σᵢ aᵢtᵢᵀ + 2λV_penalized, with u_c = aᵢᵀv_c and t_c = p_c(u_c − Σ_d p_d u_d).
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
+        let n = self.n();
         let s = &mut *self.scratch.borrow_mut();
-        self.probabilities(x, s);
-        let (n, k) = (self.n(), self.k);
-        s.u.gemm(1.0, &self.a, &DMatrixView::from_slice(v.as_slice(), n, k), 0.0);
-        for i in 0..self.a.nrows() {
-            let pu: f64 = (0..k).map(|d| s.z[(i, d)] * s.u[(i, d)]).sum();
-            for c in 0..k {
-                s.u[(i, c)] = s.z[(i, c)] * (s.u[(i, c)] - pu);
+        out.fill(0.0);
+        for ai in rows(&self.at) {
+            self.scores(ai, x, &mut s.z);
+            softmax_in_place(&mut s.z);
+            self.scores(ai, v, &mut s.u);
+            let pu = dot(&s.z, &s.u);
+            for ((pc, uc), oc) in s.z.iter().zip(&s.u).zip(out.as_mut_slice().chunks_exact_mut(n)) {
+                axpy(pc * (uc - pu), ai, oc);
             }
         }
-        let mut om = DMatrixViewMut::from_slice(out.as_mut_slice(), n, k);
-        om.gemm_tr(1.0, &self.a, &s.u, 0.0);
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
