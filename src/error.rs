@@ -13,15 +13,15 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
+        /// What the operating system said (shown in the message, not chained as a source).
+        error: std::io::Error,
     },
     /// A CSV file is malformed (wrong number of fields, bad encoding, no rows).
-    #[error("{path}: line {line}: {message}")]
+    #[error("{}: {}{message}", path.display(), if *line > 0 { format!("line {line}: ") } else { String::new() })]
     Csv {
         /// The file.
         path: PathBuf,
@@ -31,7 +31,7 @@ pub enum Error {
         message: String,
     },
     /// A CSV cell is not a finite number.
-    #[error("{path}: line {line}, column {column:?}: {text:?} is not a finite number")]
+    #[error("{}: line {line}, column {column:?}: {text:?} is not a finite number", path.display())]
     Parse {
         /// The file.
         path: PathBuf,

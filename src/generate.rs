@@ -30,9 +30,9 @@ impl Dataset {
     /// Writes the header (feature names, then `y`) and one row per sample; the file is
     /// written to a temporary name beside `path` and renamed, so an error leaves no file.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        let io = |source| Error::Io {
+        let io = |error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let tmp = path.with_extension("csv.partial");
         let result = (|| -> std::io::Result<()> {
@@ -122,11 +122,18 @@ fn validate(spec: &Spec, model: ModelKind) -> Result<()> {
             &format!("must be at least cols = {} for {model}", spec.cols),
         ));
     }
-    if !(spec.condition.is_finite() && spec.condition >= 1.0) {
+    if !(spec.condition.is_finite() && (1.0..=1e16).contains(&spec.condition)) {
         return Err(Error::option(
             "condition",
             spec.condition,
-            "must be finite and >= 1",
+            "must be between 1 and 1e16",
+        ));
+    }
+    if model == ModelKind::Quadratic && spec.rows != spec.cols {
+        return Err(Error::option(
+            "rows",
+            spec.rows,
+            &format!("a quadratic's A is square: must equal cols = {}", spec.cols),
         ));
     }
     if model == ModelKind::Softmax && spec.classes < 2 {
@@ -143,8 +150,9 @@ fn validate(spec: &Spec, model: ModelKind) -> Result<()> {
 ///   Gaussian;
 /// - log-sum-exp: Gaussian rows centred on their mean, so 0 is inside their convex hull and a
 ///   finite minimizer exists; b Gaussian/2;
-/// - logistic: Gaussian features (condition as for least squares), labels drawn from
-///   Bernoulli(σ(Aw*)), so the classes overlap (not separable);
+/// - logistic: features of unit scale with the given condition (as for least squares, so
+///   cond(AᵀA) = condition), w* ~ N(0, 4/n), labels drawn from Bernoulli(σ(Aw*)), so the
+///   classes overlap (not separable) and the logits are O(1);
 /// - softmax: the same with k classes drawn from softmax(AW*).
 ///
 /// ```
@@ -203,8 +211,8 @@ pub fn generate(model: ModelKind, spec: &Spec) -> Result<Dataset> {
             }
         }
         ModelKind::Logistic => {
-            let a = conditioned(&mut r, m, n, spec.condition) / (m as f64).sqrt();
-            let w = Vector::from_fn(n, |_, _| gaussian(&mut r));
+            let a = conditioned(&mut r, m, n, spec.condition);
+            let w = Vector::from_fn(n, |_, _| 2.0 * gaussian(&mut r) / (n as f64).sqrt());
             let z = &a * w;
             let target = z.map(|zi| if r.random::<f64>() < sigmoid(zi) { 1.0 } else { 0.0 });
             Dataset {
@@ -216,8 +224,8 @@ pub fn generate(model: ModelKind, spec: &Spec) -> Result<Dataset> {
         }
         ModelKind::Softmax => {
             let k = spec.classes;
-            let a = conditioned(&mut r, m, n, spec.condition) / (m as f64).sqrt();
-            let w = Matrix::from_fn(n, k, |_, _| gaussian(&mut r));
+            let a = conditioned(&mut r, m, n, spec.condition);
+            let w = Matrix::from_fn(n, k, |_, _| 2.0 * gaussian(&mut r) / (n as f64).sqrt());
             let z = &a * w;
             let mut p = vec![0.0; k];
             let mut row = vec![0.0; k];

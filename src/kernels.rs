@@ -50,7 +50,13 @@ pub(crate) fn a_view(at: &Matrix) -> MatrixView<'_, f64, Dyn, Dyn, Dyn, Dyn> {
 
 /// h ← α·Aᵀdiag(w)A (n×n) from `at`, with `scratch` (n×m) receiving Aᵀdiag(w); a
 /// matrix-matrix product (matrixmultiply's dgemm), not n matrix-vector products.
-pub(crate) fn weighted_gram(alpha: f64, at: &Matrix, w: Option<&[f64]>, scratch: &mut Matrix, mut h: DMatrixViewMut<'_, f64>) {
+pub(crate) fn weighted_gram(
+    alpha: f64,
+    at: &Matrix,
+    w: Option<&[f64]>,
+    scratch: &mut Matrix,
+    mut h: DMatrixViewMut<'_, f64>,
+) {
     let scaled: &Matrix = match w {
         Some(w) => {
             scratch.copy_from(at);

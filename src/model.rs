@@ -141,13 +141,18 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
             ),
         ));
     }
+    let target: Vec<String> = spec.target.iter().map(|t| t.trim().to_string()).collect();
+    let spec = &FitSpec {
+        target,
+        ..spec.clone()
+    };
     let target_idx = spec
         .target
         .iter()
         .map(|t| table.column(t))
         .collect::<Result<Vec<_>>>()?;
     let features: Vec<String> = match &spec.features {
-        Some(f) => f.clone(),
+        Some(f) => f.iter().map(|s| s.trim().to_string()).collect(),
         None => table
             .headers
             .iter()
@@ -155,6 +160,16 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
             .cloned()
             .collect(),
     };
+    for (what, list) in [("features", &features), ("target", &spec.target)] {
+        if let Some(dup) = list
+            .iter()
+            .enumerate()
+            .find(|(i, f)| list[..*i].contains(f))
+            .map(|(_, f)| f)
+        {
+            return Err(Error::option(what, dup, "names this column twice"));
+        }
+    }
     if features.is_empty() {
         return Err(Error::Data {
             what: format!("{}: no feature columns besides the target", table.path.display()),
@@ -195,7 +210,9 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
                     .collect()
             };
             (
-                AnyProblem::LeastSquares(LeastSquares::multi(a.clone(), b, spec.l2)?),
+                AnyProblem::LeastSquares(
+                    LeastSquares::multi(a.clone(), b, spec.l2)?.with_intercept(spec.intercept)?,
+                ),
                 pnames,
                 None,
             )
@@ -294,9 +311,9 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
     if let Some(i) = labels.iter().position(|l| l.is_empty()) {
         return Err(Error::Data {
             what: format!(
-                "{}: row {} has an empty label in column {:?}",
+                "{}: line {}: empty label in column {:?}",
                 table.path.display(),
-                i + 1,
+                table.line(i),
                 table.headers[j]
             ),
         });
@@ -338,24 +355,32 @@ fn standardize(a: &mut Matrix, n: usize) -> Vec<(f64, f64)> {
             let mean = col.mean();
             col.add_scalar_mut(-mean);
             let sd = (col.norm_squared() / col.len() as f64).sqrt();
-            let scale = if sd > 0.0 { sd } else { 1.0 };
+            // after centring, a constant column keeps only rounding (~1e-16·|mean|)
+            let scale = if sd > 1e-12 * mean.abs().max(f64::MIN_POSITIVE) {
+                sd
+            } else {
+                1.0
+            };
             col /= scale;
             (mean, scale)
         })
         .collect()
 }
 
-/// A starting point of the data's scale: xⱼ ~ N(0, 1/(n·rms(column j)²)), so each term of Ax
-/// is O(1/√n) and Ax is O(1). Seeded.
+/// The typical magnitude of each parameter: 1/(√n·rms(column j)), the size at which its term
+/// of Ax is O(1/√n) and Ax is O(1).
+pub fn typical_scale(fit: &Fit) -> Vector {
+    let n_cols = fit.a.ncols();
+    Vector::from_fn(fit.problem.dim(), |i, _| {
+        let col = fit.a.column(i % n_cols);
+        let rms = (col.norm_squared() / col.len().max(1) as f64).sqrt().max(1e-12);
+        1.0 / (rms * (n_cols as f64).sqrt())
+    })
+}
+
+/// A starting point of the data's scale: xⱼ ~ N(0, typicalⱼ²) with [`typical_scale`]. Seeded.
 pub fn random_point(fit: &Fit, seed: u64) -> Vector {
     use rand::{Rng, SeedableRng};
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    let n_cols = fit.a.ncols();
-    let dim = fit.problem.dim();
-    Vector::from_fn(dim, |i, _| {
-        let col = fit.a.column(i % n_cols);
-        let rms = (col.norm_squared() / col.len().max(1) as f64).sqrt().max(1e-12);
-        let z: f64 = r.sample(rand_distr::StandardNormal);
-        z / (rms * (n_cols as f64).sqrt())
-    })
+    typical_scale(fit).map(|t| t * r.sample::<f64, _>(rand_distr::StandardNormal))
 }

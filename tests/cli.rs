@@ -47,6 +47,11 @@ const PROBLEMS: &[(&str, &[&str])] = &[
         "problems/breast_cancer.csv",
         &["--model", "logistic", "--intercept", "--standardize", "--l2", "1"],
     ),
+    // raw features from 1e-3 to 4e3: the checker must still pass correct derivatives
+    (
+        "problems/breast_cancer.csv",
+        &["--model", "logistic", "--intercept", "--l2", "1"],
+    ),
     (
         "problems/iris.csv",
         &["--model", "softmax", "--intercept", "--l2", "0.1"],
@@ -176,6 +181,35 @@ fn least_squares_json_matches_the_direct_solution() {
 }
 
 #[test]
+fn ridge_does_not_shrink_the_intercept() {
+    // standardized features have mean 0, so the unpenalized intercept is exactly mean(y)
+    let (_, rows) = plain_csv("problems/diabetes.csv");
+    let mean_y = rows.iter().map(|r| r[10]).sum::<f64>() / rows.len() as f64;
+    let o = gradfit(&[
+        "solve",
+        "problems/diabetes.csv",
+        "--model",
+        "least-squares",
+        "--intercept",
+        "--standardize",
+        "--l2",
+        "1000",
+        "--solver",
+        "newton",
+        "--format",
+        "json",
+    ]);
+    let v = json(&o);
+    let x = v["parameters"].as_array().unwrap();
+    let intercept = x.last().unwrap().as_f64().unwrap();
+    assert!(
+        (intercept - mean_y).abs() < 1e-9 * mean_y,
+        "intercept {intercept} vs mean(y) {mean_y}"
+    );
+    assert_eq!(v["standardization"].as_array().unwrap().len(), 10);
+}
+
+#[test]
 fn compare_writes_a_plot_and_a_row_per_solver() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("cmp.svg");
@@ -268,7 +302,19 @@ fn params_out_trace_and_x0_round_trip() {
     assert!(p.starts_with("name,value\nx1,"));
     let t = std::fs::read_to_string(&trace).unwrap();
     assert!(t.starts_with("iteration,cost,gradient_norm,step,elapsed\n0,"));
-    // the optimum as a starting point: converged at once
+    // the params-out file itself is a valid --x0: converged at once
+    let o = gradfit(&[
+        "solve",
+        "problems/log_sum_exp.csv",
+        "--model",
+        "log-sum-exp",
+        "--x0",
+        params.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(json(&o)["iterations"].as_u64().unwrap() <= 1);
+    // the optimum as a one-column starting point: converged at once
     let x0 = dir.path().join("x0.csv");
     let values: Vec<&str> = p.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
     std::fs::write(&x0, format!("x0\n{}\n", values.join("\n"))).unwrap();
@@ -297,11 +343,12 @@ fn generate_writes_what_solve_reads() {
         ("softmax", vec!["--l2", "0.01"]),
     ] {
         let f = dir.path().join(format!("{model}.csv"));
+        let rows = if model == "quadratic" { "4" } else { "60" };
         let o = gradfit(&[
             "generate",
             model,
             "--rows",
-            "60",
+            rows,
             "--cols",
             "4",
             "--seed",
@@ -475,6 +522,82 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "/tmp/gradfit-never.csv",
             ],
             &["rows"],
+        ),
+        (
+            vec![
+                "generate",
+                "quadratic",
+                "--rows",
+                "3",
+                "--cols",
+                "5",
+                "-o",
+                "/tmp/gradfit-never.csv",
+            ],
+            &["rows", "square"],
+        ),
+        (
+            vec![
+                "generate",
+                "logistic",
+                "--rows",
+                "10",
+                "--cols",
+                "5",
+                "--condition",
+                "1e300",
+                "-o",
+                "/tmp/gradfit-never.csv",
+            ],
+            &["condition"],
+        ),
+        (
+            vec![
+                "generate",
+                "least-squares",
+                "--rows",
+                "10000000000",
+                "--cols",
+                "1000",
+                "-o",
+                "/tmp/gradfit-never.csv",
+            ],
+            &["rows", "smaller"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--time-limit",
+                "1e20",
+            ],
+            &["--time-limit"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--features",
+                "petal_width_cm,petal_width_cm",
+            ],
+            &["features", "twice"],
+        ),
+        (
+            vec![
+                "compare",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--l2",
+                "1",
+                "--plot",
+                "/no/such/dir/p.svg",
+            ],
+            &["/no/such/dir/p.svg"],
         ),
     ];
     for (args, needles) in cases {

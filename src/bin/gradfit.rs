@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use gradfit::check::{check_directional, check_gradient, check_hessian, order_study, Tolerance};
+use gradfit::check::{
+    check_directional, check_gradient_scaled, check_hessian_scaled, order_study, Tolerance,
+};
 use gradfit::data::{read_csv, read_vector};
 use gradfit::generate::{generate, Spec};
-use gradfit::model::{build, random_point, Fit, FitSpec};
+use gradfit::model::{build, random_point, typical_scale, Fit, FitSpec};
 use gradfit::problems::{ModelKind, Objective};
 use gradfit::solve::{solve_monitored, Control, Method, Report, SolveOptions, TraceRow};
 use gradfit::Vector;
@@ -192,7 +194,7 @@ struct GenerateArgs {
     /// Classes (softmax).
     #[arg(long, default_value = "3", value_parser = parse_positive)]
     classes: u64,
-    /// Condition number of the Hessian (least squares, quadratic) or of the features.
+    /// Condition number of the Hessian (least squares, quadratic) or of the features, 1 to 1e16.
     #[arg(long, default_value = "10", allow_negative_numbers = true)]
     condition: f64,
     #[arg(long, default_value = "0")]
@@ -227,16 +229,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes a file through a temporary beside it, so a failure leaves nothing behind.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("gradfit-partial");
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(contents).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Writes files through temporaries beside them and renames them only once every one was
+/// written, so a failure leaves none of them behind.
+fn write_all_or_none(files: &[(&Path, Vec<u8>)]) -> Result<()> {
+    let temps: Vec<PathBuf> = files
+        .iter()
+        .map(|(p, _)| p.with_extension("gradfit-partial"))
+        .collect();
+    let cleanup = |temps: &[PathBuf]| temps.iter().for_each(|t| drop(std::fs::remove_file(t)));
+    for ((path, contents), tmp) in files.iter().zip(&temps) {
+        let written =
+            std::fs::File::create(tmp).and_then(|mut f| f.write_all(contents).and_then(|_| f.sync_all()));
+        if let Err(e) = written {
+            cleanup(&temps);
+            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        }
     }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    for ((path, _), tmp) in files.iter().zip(&temps) {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            cleanup(&temps);
+            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        }
+    }
+    Ok(())
 }
 
 /// Shows iteration, cost and gradient norm on stderr once a solve has run for a second, and
@@ -261,8 +276,14 @@ fn progress(label: String) -> impl FnMut(&TraceRow) -> Control + 'static {
 }
 
 fn run_one(fit: &Fit, x0: &Vector, opts: &SolveOptions) -> Result<Report> {
-    let (report, _) = solve_monitored(&fit.problem, x0, opts, progress(opts.method.name().to_string()))?;
-    Ok(report)
+    match solve_monitored(&fit.problem, x0, opts, progress(opts.method.name().to_string())) {
+        Ok((report, _)) => Ok(report),
+        Err(e @ gradfit::Error::NonFinite { .. }) => Err(anyhow::Error::new(e).context(
+            "the cost or gradient is not finite at the starting point: the data's scale overflows \
+             (try --standardize, or a smaller --x0)",
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn exit_for(converged: bool) -> ExitCode {
@@ -292,6 +313,14 @@ fn report_json(model: ModelKind, fit: &Fit, r: &Report) -> Value {
         "parameter_names": fit.parameter_names,
         "standardized": fit.standardization.is_some(),
     });
+    if let Some(st) = &fit.standardization {
+        v["standardization"] = json!(fit
+            .features
+            .iter()
+            .zip(st)
+            .map(|(f, (mean, scale))| json!({"feature": f, "mean": mean, "scale": scale}))
+            .collect::<Vec<_>>());
+    }
     if let Some(c) = &fit.classes {
         v["classes"] = json!(c);
     }
@@ -319,8 +348,11 @@ fn describe_fit(fit: &Fit, model: ModelKind) -> String {
             .collect();
         s += &format!("classes         {}\n", map.join(", "));
     }
-    if fit.standardization.is_some() {
-        s += "standardized    yes: parameters refer to features centred and scaled to unit variance\n";
+    if let Some(st) = &fit.standardization {
+        s += "standardized    yes: parameters refer to (feature − mean) / scale\n";
+        for (f, (mean, scale)) in fit.features.iter().zip(st) {
+            s += &format!("  {f:<14} mean {mean:>14.6e}  scale {scale:>14.6e}\n");
+        }
     }
     s
 }
@@ -346,12 +378,16 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
     let opts = SolveOptions {
         tol: a.tol,
         max_iters: a.max_iters,
-        time_limit: a.time_limit.map(Duration::from_secs_f64),
+        time_limit: a
+            .time_limit
+            .map(|t| Duration::try_from_secs_f64(t).with_context(|| format!("--time-limit {t}: too large")))
+            .transpose()?,
         trace: a.trace.is_some(),
         ..SolveOptions::new(a.solver)
     };
     let r = run_one(&fit, &x0, &opts)?;
     // files first, so that stdout never describes files that failed to be written
+    let mut files: Vec<(&Path, Vec<u8>)> = Vec::new();
     if let Some(path) = &a.trace {
         let mut s = String::from("iteration,cost,gradient_norm,step,elapsed\n");
         for t in r.trace.iter().flatten() {
@@ -360,15 +396,16 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
                 t.iteration, t.cost, t.gradient_norm, t.step, t.elapsed
             );
         }
-        write_atomically(path, s.as_bytes())?;
+        files.push((path, s.into_bytes()));
     }
     if let Some(path) = &a.params_out {
         let mut s = String::from("name,value\n");
         for (n, v) in fit.parameter_names.iter().zip(r.x.iter()) {
             s += &format!("{n},{v:e}\n");
         }
-        write_atomically(path, s.as_bytes())?;
+        files.push((path, s.into_bytes()));
     }
+    write_all_or_none(&files)?;
     match a.format {
         Format::Json => println!("{}", report_json(a.data.model, &fit, &r)),
         Format::Table => {
@@ -407,7 +444,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
             best,
             &format!("{} — {}", a.data.data.display(), a.data.model),
         )?;
-        write_atomically(path, svg.as_bytes())?;
+        write_all_or_none(&[(path, svg.into_bytes())])?;
     }
     match a.format {
         Format::Json => {
@@ -527,18 +564,19 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
     let fit = a.data.load()?;
     let tol = Tolerance { rel: a.tol };
     let n = fit.problem.dim();
+    let typical = typical_scale(&fit);
     let mut points = Vec::new();
     let mut all_passed = true;
     for k in 0..a.points {
         let seed = a.seed.wrapping_add(k);
         let x = random_point(&fit, seed);
         let grad = if n <= 2000 {
-            check_gradient(&fit.problem, &x, tol)?
+            check_gradient_scaled(&fit.problem, &x, tol, Some(&typical))?
         } else {
             check_directional(&fit.problem, &x, 20, seed, tol)?
         };
         let hess = if n <= 400 {
-            Some(check_hessian(&fit.problem, &x, tol)?)
+            Some(check_hessian_scaled(&fit.problem, &x, tol, Some(&typical))?)
         } else {
             None
         };
@@ -621,6 +659,13 @@ fn run_generate(a: GenerateArgs) -> Result<ExitCode> {
         condition: a.condition,
         seed: a.seed,
     };
+    if spec.rows.saturating_mul(spec.cols.max(spec.classes)) > 250_000_000 {
+        bail!(
+            "--rows {} × --cols {}: more than 250 million values (2 GB); make a smaller instance",
+            a.rows,
+            a.cols
+        );
+    }
     let d = generate(a.model, &spec)?;
     d.write_csv(&a.output)?;
     eprintln!(

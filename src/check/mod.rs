@@ -31,7 +31,8 @@ mod order;
 
 pub(crate) use central::from_argmin_pub;
 pub use central::{
-    central_gradient, check_directional, check_gradient, check_hessian, check_hessian_vec, forward_gradient,
+    central_gradient, check_directional, check_gradient, check_gradient_scaled, check_hessian,
+    check_hessian_scaled, check_hessian_vec, forward_gradient,
 };
 pub use order::{order_study, OrderStudy};
 

@@ -20,9 +20,9 @@ pub struct Table {
 /// Errors: the file cannot be read; it is empty; it has a header but no rows; a row has too
 /// few or too many fields (its line number); a header name is empty or repeated.
 pub fn read_csv(path: &Path) -> Result<Table> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+    let file = std::fs::File::open(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let csv_error = |line: u64, message: String| Error::Csv {
         path: path.to_path_buf(),
@@ -134,6 +134,11 @@ impl Table {
             .collect()
     }
 
+    /// The 1-based line number of data row `i` (0 if there is no such row).
+    pub fn line(&self, i: usize) -> u64 {
+        self.records.get(i).map(|r| r.0).unwrap_or(0)
+    }
+
     /// A column as text labels.
     pub fn labels(&self, j: usize) -> Vec<String> {
         self.records
@@ -143,17 +148,23 @@ impl Table {
     }
 }
 
-/// Reads a starting point: a CSV file with a header and one column, one value per parameter.
+/// Reads a starting point: a CSV file with a header and either one column of values, or the
+/// `name,value` columns that `gradfit solve --params-out` writes (so a fit can warm-start
+/// another).
 pub fn read_vector(path: &Path) -> Result<crate::Vector> {
     let t = read_csv(path)?;
-    if t.headers.len() != 1 {
-        return Err(Error::Csv {
-            path: path.to_path_buf(),
-            line: 1,
-            message: format!("expected one column, found {}", t.headers.len()),
-        });
-    }
-    Ok(crate::Vector::from_vec(t.numbers(0)?))
+    let column = match t.headers.len() {
+        1 => 0,
+        _ if t.headers.iter().any(|h| h == "value") => t.column("value")?,
+        n => {
+            return Err(Error::Csv {
+                path: path.to_path_buf(),
+                line: 1,
+                message: format!("expected one column, or a column named \"value\"; found {n} columns"),
+            })
+        }
+    };
+    Ok(crate::Vector::from_vec(t.numbers(column)?))
 }
 
 #[cfg(test)]

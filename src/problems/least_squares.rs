@@ -1,4 +1,7 @@
-use super::{check_h, check_nonempty, check_out, check_x, Objective};
+use super::{
+    add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
+    Objective,
+};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::kernels::{axpy, dot, rows, weighted_gram};
 use crate::{Matrix, Vector};
@@ -16,11 +19,15 @@ use crate::{Matrix, Vector};
 ///
 /// A is stored row-contiguous (as Aᵀ), so the fused cost-and-gradient reads each row aᵢ once:
 /// rᵢ = aᵢᵀX − bᵢ, f += ‖rᵢ‖², ∇f += 2aᵢrᵢᵀ, one pass over the data.
+///
+/// With [`LeastSquares::with_intercept`], A's last column is all ones and the last row of X
+/// (each target's intercept) is not penalized: λ‖X‖_F² then sums over the other rows.
 #[derive(Debug, Clone)]
 pub struct LeastSquares {
     at: Matrix,
     b: Matrix,
     lambda: f64,
+    intercept: bool,
 }
 
 impl LeastSquares {
@@ -53,7 +60,43 @@ impl LeastSquares {
             at: a.transpose(),
             b,
             lambda,
+            intercept: false,
         })
+    }
+
+    /// Declares A's last column an intercept (all ones, checked) whose coefficients are not
+    /// penalized by λ.
+    ///
+    /// ```
+    /// use gradfit::problems::{LeastSquares, Objective};
+    /// use gradfit::{Matrix, Vector};
+    /// // A = [1; 1] is only the intercept: λ does not shrink it, the minimizer is mean(b) = 2
+    /// let p = LeastSquares::new(Matrix::from_element(2, 1, 1.0), Vector::from_vec(vec![1.0, 3.0]), 5.0)?
+    ///     .with_intercept(true)?;
+    /// let (_, g) = p.cost_and_gradient(&Vector::from_element(1, 2.0))?;
+    /// assert_eq!(g[0], 0.0);
+    /// # Ok::<(), gradfit::Error>(())
+    /// ```
+    pub fn with_intercept(mut self, intercept: bool) -> Result<Self> {
+        let n = self.n();
+        if intercept && self.at.row(n - 1).iter().any(|&v| v != 1.0) {
+            return Err(crate::Error::Data {
+                what: "least squares: with an intercept the last column of A must be all ones".into(),
+            });
+        }
+        self.intercept = intercept;
+        Ok(self)
+    }
+
+    /// Whether the last row of X is an unpenalized intercept.
+    pub fn intercept(&self) -> bool {
+        self.intercept
+    }
+
+    fn penalized(&self) -> impl Fn(usize) -> bool {
+        let n = self.n();
+        let intercept = self.intercept;
+        move |j| !(intercept && j % n == n - 1)
     }
 
     /// The design matrix A (a copy: it is stored transposed, row-contiguous).
@@ -96,7 +139,7 @@ impl Objective for LeastSquares {
                 f += r * r;
             }
         }
-        Ok(f + self.lambda * x.norm_squared())
+        Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
     /// ∇f = 2Σᵢ aᵢ(aᵢᵀX − bᵢ) + 2λX, in the same pass as f.
@@ -106,28 +149,28 @@ impl Objective for LeastSquares {
         g.fill(0.0);
         let mut f = 0.0;
         for (i, ai) in rows(&self.at).enumerate() {
-            for (c, (xc, gc)) in x.as_slice().chunks_exact(n).zip(g.as_mut_slice().chunks_exact_mut(n)).enumerate() {
+            for (c, (xc, gc)) in x
+                .as_slice()
+                .chunks_exact(n)
+                .zip(g.as_mut_slice().chunks_exact_mut(n))
+                .enumerate()
+            {
                 let r = dot(ai, xc) - self.b[(i, c)];
                 f += r * r;
                 axpy(2.0 * r, ai, gc);
             }
         }
-        if self.lambda != 0.0 {
-            g.axpy(2.0 * self.lambda, x, 1.0);
-        }
-        Ok(f + self.lambda * x.norm_squared())
+        add_ridge_gradient(g, x, self.lambda, self.penalized());
+        Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇²f = I_k ⊗ (2AᵀA + 2λI), AᵀA by one matrix-matrix product.
+    /// ∇²f = I_k ⊗ (2AᵀA + 2λI_penalized), AᵀA by one matrix-matrix product.
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let n = self.n();
         h.fill(0.0);
         let mut unused = Matrix::zeros(0, 0);
         weighted_gram(2.0, &self.at, None, &mut unused, h.view_mut((0, 0), (n, n)));
-        for i in 0..n {
-            h[(i, i)] += 2.0 * self.lambda;
-        }
         for c in 1..self.k() {
             for j in 0..n {
                 for i in 0..n {
@@ -135,6 +178,7 @@ impl Objective for LeastSquares {
                 }
             }
         }
+        add_ridge_hessian(h, self.lambda, self.penalized());
         Ok(())
     }
 
@@ -145,11 +189,15 @@ impl Objective for LeastSquares {
         let n = self.n();
         out.fill(0.0);
         for ai in rows(&self.at) {
-            for (vc, oc) in v.as_slice().chunks_exact(n).zip(out.as_mut_slice().chunks_exact_mut(n)) {
+            for (vc, oc) in v
+                .as_slice()
+                .chunks_exact(n)
+                .zip(out.as_mut_slice().chunks_exact_mut(n))
+            {
                 axpy(2.0 * dot(ai, vc), ai, oc);
             }
         }
-        out.axpy(2.0 * self.lambda, v, 1.0);
+        add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
 }

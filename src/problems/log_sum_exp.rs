@@ -63,7 +63,11 @@ impl LogSumExp {
     /// p ← softmax(Ax + b) into `p`; returns lse(Ax + b). Two passes over z, one over A.
     fn probabilities(&self, x: &Vector, p: &mut Vec<f64>) -> f64 {
         p.clear();
-        p.extend(rows(&self.at).zip(self.b.iter()).map(|(ai, bi)| dot(ai, x.as_slice()) + bi));
+        p.extend(
+            rows(&self.at)
+                .zip(self.b.iter())
+                .map(|(ai, bi)| dot(ai, x.as_slice()) + bi),
+        );
         crate::numeric::softmax_in_place(p)
     }
 }
@@ -144,7 +148,10 @@ impl Objective for LogSumExp {
         self.probabilities(x, &mut s.p);
         out.fill(0.0);
         // Σ pᵢ(uᵢ − pᵀu)aᵢ needs pᵀu first: one pass for it, one for the sum
-        let pu: f64 = rows(&self.at).zip(&s.p).map(|(ai, pi)| pi * dot(ai, v.as_slice())).sum();
+        let pu: f64 = rows(&self.at)
+            .zip(&s.p)
+            .map(|(ai, pi)| pi * dot(ai, v.as_slice()))
+            .sum();
         for (ai, pi) in rows(&self.at).zip(&s.p) {
             let u = dot(ai, v.as_slice());
             axpy(pi * (u - pu), ai, out.as_mut_slice());

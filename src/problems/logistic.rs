@@ -1,6 +1,9 @@
 use std::cell::RefCell;
 
-use super::{add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
+use super::{
+    add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
+    Objective,
+};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::kernels::{axpy, dot, rows, weighted_gram};
 use crate::numeric::{log1p_exp, sigmoid};
@@ -83,7 +86,11 @@ impl Logistic {
     }
 
     fn penalized(&self) -> impl Fn(usize) -> bool {
-        let last = if self.intercept { self.dim().checked_sub(1) } else { None };
+        let last = if self.intercept {
+            self.dim().checked_sub(1)
+        } else {
+            None
+        };
         move |j| Some(j) != last
     }
 }

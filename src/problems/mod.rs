@@ -10,7 +10,7 @@
 //! | [`Quadratic`] | xᵀAx + bᵀx + λ‖x‖² | (A + Aᵀ)x + b + 2λx | A + Aᵀ + 2λI |
 //! | [`LogSumExp`] | log Σ exp(aᵢᵀx + bᵢ) + λ‖x‖² | Aᵀp + 2λx | Aᵀ(diag p − ppᵀ)A + 2λI |
 //! | [`Logistic`] | Σ log(1 + e^zᵢ) − yᵢzᵢ + λ‖w‖², z = Aw | Aᵀ(σ(z) − y) + 2λw | Aᵀdiag(σ(1 − σ))A + 2λI |
-//! | [`Softmax`] | Σ lse(Wᵀaᵢ) − w_{yᵢ}ᵀaᵢ + λ‖W‖_F² | Aᵀ(P − Y) + 2λW | blocks Aᵀdiag(p_c(δ_cd − p_d))A |
+//! | [`Softmax`] | Σ lse(Wᵀaᵢ) − w_{yᵢ}ᵀaᵢ + λ‖W‖_F² | Aᵀ(P − Y) + 2λW | blocks Aᵀdiag(p_c(δ_cd − p_d))A + 2λI |
 //!
 //! Conventions (the seeds' own): sums, no ½ factors; gradients are column vectors (the
 //! gradient or "denominator" layout: ∇ₓ(Ax) = Aᵀ); matrix variables are flattened
@@ -118,7 +118,11 @@ impl<T: Objective + ?Sized> Objective for &T {
 pub(crate) fn check_nonempty(a: &Matrix) -> Result<()> {
     if a.nrows() == 0 || a.ncols() == 0 {
         return Err(crate::Error::Data {
-            what: format!("the data matrix is {}×{}: it needs at least one row and one column", a.nrows(), a.ncols()),
+            what: format!(
+                "the data matrix is {}×{}: it needs at least one row and one column",
+                a.nrows(),
+                a.ncols()
+            ),
         });
     }
     Ok(())

@@ -1,6 +1,9 @@
 use std::cell::RefCell;
 
-use super::{add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
+use super::{
+    add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
+    Objective,
+};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::kernels::{axpy, dot, rows, weighted_gram};
 use crate::numeric::softmax_in_place;
@@ -24,7 +27,10 @@ use crate::{Matrix, Vector};
 /// At λ = 0 the Hessian is singular (adding a constant to every class's scores changes nothing).
 ///
 /// With an intercept, A's last column is all ones and row n−1 of W (every class's
-/// intercept) is not penalized. A is stored row-contiguous, so the fused cost-and-gradient is
+/// intercept) is not penalized. The k intercepts are then determined only up to a common
+/// shift, whatever λ: the Hessian stays singular along (0, …, 1; …; 0, …, 1), the minimal cost
+/// is unique but the intercepts are not, and two solvers may return intercepts that differ by
+/// the same constant in every class (their differences, and so the probabilities, agree). A is stored row-contiguous, so the fused cost-and-gradient is
 /// one pass: the k scores of aᵢ, their softmax, then ∇f_c += (p_c − δ_{c,yᵢ})aᵢ.
 #[derive(Debug)]
 pub struct Softmax {
@@ -180,7 +186,13 @@ impl Objective for Softmax {
                 for (i, wi) in s.weights.iter_mut().enumerate() {
                     *wi = s.p[(i, c)] * (delta - s.p[(i, d)]);
                 }
-                weighted_gram(1.0, &self.at, Some(&s.weights), &mut s.w, h.view_mut((c * n, d * n), (n, n)));
+                weighted_gram(
+                    1.0,
+                    &self.at,
+                    Some(&s.weights),
+                    &mut s.w,
+                    h.view_mut((c * n, d * n), (n, n)),
+                );
                 if c != d {
                     for j in 0..n {
                         for i in 0..n {

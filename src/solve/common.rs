@@ -96,9 +96,3 @@ pub(crate) fn search_failure(search: Search, what: &str) -> (Status, String) {
         ),
     }
 }
-
-/// The state's iteration count; used by solvers that report per-iteration details.
-#[allow(dead_code)]
-pub(crate) fn iter_of(state: &St) -> u64 {
-    state.get_iter()
-}

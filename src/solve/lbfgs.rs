@@ -77,8 +77,19 @@ impl Lbfgs {
         self.d.neg_mut();
     }
 
-    /// Stores s = x_new − x, y = g_new − g if the curvature condition holds.
+    /// Stores s = x_new − x, y = g_new − g if the curvature condition holds. sᵀy and yᵀy are
+    /// computed before anything is written, so a rejected pair never overwrites the oldest
+    /// stored one.
     fn update(&mut self, x_new: &Vector, x: &Vector, g_new: &Vector, g: &Vector) {
+        let (mut sy, mut yy) = (0.0, 0.0);
+        for i in 0..x.len() {
+            let (si, yi) = (x_new[i] - x[i], g_new[i] - g[i]);
+            sy += si * yi;
+            yy += yi * yi;
+        }
+        if !(sy.is_finite() && sy > f64::EPSILON * yy) {
+            return;
+        }
         let m = self.m();
         let slot = if self.len == 0 { 0 } else { (self.head + 1) % m };
         let mut sc = self.s.column_mut(slot);
@@ -87,13 +98,9 @@ impl Lbfgs {
         let mut yc = self.y.column_mut(slot);
         yc.copy_from(g_new);
         yc.axpy(-1.0, g, 1.0);
-        let sy = self.s.column(slot).dot(&self.y.column(slot));
-        let yy = self.y.column(slot).norm_squared();
-        if sy > f64::EPSILON * yy && sy.is_finite() {
-            self.rho[slot] = 1.0 / sy;
-            self.head = slot;
-            self.len = (self.len + 1).min(m);
-        }
+        self.rho[slot] = 1.0 / sy;
+        self.head = slot;
+        self.len = (self.len + 1).min(m);
     }
 }
 
