@@ -24,11 +24,13 @@ pub(crate) struct Bfgs {
     u: Vector,
     first: bool,
     trial: Trial,
+    /// Whether an observer reads the step from the KV.
+    observed: bool,
     exit: Option<(Status, String)>,
 }
 
 impl Bfgs {
-    pub(crate) fn new(n: usize, opts: &SolveOptions) -> Self {
+    pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Self {
         Bfgs {
             max_ls: opts.max_line_search,
             h: Matrix::identity(n, n),
@@ -38,6 +40,7 @@ impl Bfgs {
             u: Vector::zeros(n),
             first: true,
             trial: Trial::new(n),
+            observed,
             exit: None,
         }
     }
@@ -104,7 +107,7 @@ impl<O: Objective> Solver<O, St> for Bfgs {
                 self.update();
                 std::mem::swap(&mut x, &mut self.trial.x);
                 std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t))
+                Ok(accept(state, x, g, ft, t, self.observed))
             }
             Search::Failed { .. } => {
                 let (status, message) = search_failure(search, "BFGS direction");

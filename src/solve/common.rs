@@ -42,7 +42,13 @@ pub(crate) fn init_state<O: Objective>(
         .into());
     }
     crate::error::check_finite("gradient at the starting point", g.iter())?;
-    Ok((state.param(x).gradient(g).cost(f), None))
+    let mut state = state.param(x).gradient(g).cost(f);
+    // gradfit's solvers report their last iterate, never argmin's best-so-far copy. With
+    // best_cost = NaN, `cost < best_cost` is false, so the Executor's `update` never clones x
+    // into best_param each iteration (−∞ would do that too, but then argmin's target-cost test
+    // best_cost <= target_cost = −∞ would stop the run at once).
+    state.best_cost = f64::NAN;
+    Ok((state, None))
 }
 
 pub(crate) fn no_param() -> ArgminError {
@@ -60,12 +66,11 @@ pub(crate) fn take_iterate(state: &mut St) -> Result<(Vector, Vector, f64), Argm
     Ok((x, g, state.get_cost()))
 }
 
-/// Puts the iterate back after an accepted step of length t.
-pub(crate) fn accept(state: St, x: Vector, g: Vector, f: f64, t: f64) -> (St, Option<KV>) {
-    (
-        state.param(x).gradient(g).cost(f),
-        Some(argmin::kv!("step" => t;)),
-    )
+/// Puts the iterate back after an accepted step of length t; the step goes to observers only
+/// when someone observes (a KV is a heap allocation per iteration).
+pub(crate) fn accept(state: St, x: Vector, g: Vector, f: f64, t: f64, observed: bool) -> (St, Option<KV>) {
+    let kv = observed.then(|| argmin::kv!("step" => t;));
+    (state.param(x).gradient(g).cost(f), kv)
 }
 
 /// Puts the last good iterate back and ends the run, recording why.

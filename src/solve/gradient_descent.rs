@@ -19,17 +19,20 @@ pub(crate) struct GradientDescent {
     line_search: LineSearch,
     max_ls: u32,
     trial: Trial,
+    /// Whether an observer reads the step from the KV.
+    observed: bool,
     d: Vector,
     t_prev: Option<f64>,
     exit: Option<(Status, String)>,
 }
 
 impl GradientDescent {
-    pub(crate) fn new(n: usize, opts: &SolveOptions) -> Self {
+    pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Self {
         GradientDescent {
             line_search: opts.line_search,
             max_ls: opts.max_line_search,
             trial: Trial::new(n),
+            observed,
             d: Vector::zeros(n),
             t_prev: None,
             exit: None,
@@ -74,7 +77,7 @@ impl<O: Objective> Solver<O, St> for GradientDescent {
                 self.t_prev = Some(t);
                 std::mem::swap(&mut x, &mut self.trial.x);
                 std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t))
+                Ok(accept(state, x, g, ft, t, self.observed))
             }
             Search::Failed { .. } => {
                 let (status, message) = search_failure(search, "steepest-descent direction");

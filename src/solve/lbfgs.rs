@@ -31,11 +31,13 @@ pub(crate) struct Lbfgs {
     len: usize,
     d: Vector,
     trial: Trial,
+    /// Whether an observer reads the step from the KV.
+    observed: bool,
     exit: Option<(Status, String)>,
 }
 
 impl Lbfgs {
-    pub(crate) fn new(n: usize, opts: &SolveOptions) -> Self {
+    pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Self {
         let m = opts.memory;
         Lbfgs {
             max_ls: opts.max_line_search,
@@ -47,6 +49,7 @@ impl Lbfgs {
             len: 0,
             d: Vector::zeros(n),
             trial: Trial::new(n),
+            observed,
             exit: None,
         }
     }
@@ -156,7 +159,7 @@ impl<O: Objective> Solver<O, St> for Lbfgs {
                 // the old iterate's buffers become the next trial buffers
                 self.trial.x = std::mem::replace(&mut x, xt);
                 self.trial.g = std::mem::replace(&mut g, gt);
-                Ok(accept(state, x, g, ft, t))
+                Ok(accept(state, x, g, ft, t, self.observed))
             }
             Search::Failed { .. } => {
                 let (status, message) = search_failure(search, "L-BFGS and steepest-descent directions");

@@ -28,12 +28,14 @@ pub(crate) struct Newton {
     l: Matrix,
     d: Vector,
     trial: Trial,
+    /// Whether an observer reads the step from the KV.
+    observed: bool,
     damped: u64,
     exit: Option<(Status, String)>,
 }
 
 impl Newton {
-    pub(crate) fn new(n: usize, opts: &SolveOptions) -> Self {
+    pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Self {
         Newton {
             max_ls: opts.max_line_search,
             max_damping: opts.max_damping,
@@ -41,6 +43,7 @@ impl Newton {
             l: Matrix::zeros(n, n),
             d: Vector::zeros(n),
             trial: Trial::new(n),
+            observed,
             damped: 0,
             exit: None,
         }
@@ -131,7 +134,7 @@ impl<O: Objective> Solver<O, St> for Newton {
             if ft.is_finite() && ft <= f + rounding && self.trial.g.norm() < g.norm() {
                 std::mem::swap(&mut x, &mut self.trial.x);
                 std::mem::swap(&mut g, &mut self.trial.g);
-                return Ok(accept(state, x, g, ft, 1.0));
+                return Ok(accept(state, x, g, ft, 1.0, self.observed));
             }
             let msg = "the Newton decrement is below the rounding of f: no further decrease is representable"
                 .to_string();
@@ -150,7 +153,7 @@ impl<O: Objective> Solver<O, St> for Newton {
             Search::Accepted { t, f: ft } => {
                 std::mem::swap(&mut x, &mut self.trial.x);
                 std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t))
+                Ok(accept(state, x, g, ft, t, self.observed))
             }
             Search::Failed { .. } => {
                 let (status, message) = search_failure(search, "Newton direction");

@@ -23,11 +23,13 @@ pub(crate) struct NewtonCg {
     p: Vector,
     hp: Vector,
     trial: Trial,
+    /// Whether an observer reads the step from the KV.
+    observed: bool,
     exit: Option<(Status, String)>,
 }
 
 impl NewtonCg {
-    pub(crate) fn new(n: usize, opts: &SolveOptions) -> Self {
+    pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Self {
         NewtonCg {
             max_ls: opts.max_line_search,
             d: Vector::zeros(n),
@@ -35,6 +37,7 @@ impl NewtonCg {
             p: Vector::zeros(n),
             hp: Vector::zeros(n),
             trial: Trial::new(n),
+            observed,
             exit: None,
         }
     }
@@ -108,7 +111,7 @@ impl<O: Objective> Solver<O, St> for NewtonCg {
             Search::Accepted { t, f: ft } => {
                 std::mem::swap(&mut x, &mut self.trial.x);
                 std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t))
+                Ok(accept(state, x, g, ft, t, self.observed))
             }
             Search::Failed { .. } => {
                 let (status, message) = search_failure(search, "Newton-CG direction");

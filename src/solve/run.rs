@@ -241,6 +241,7 @@ fn drive<P: Objective + ?Sized>(
         .saturating_mul(u64::from(opts.max_line_search) + 5)
         .saturating_add(100);
     let guarded = Guarded::new(problem, budget);
+    let observed = recorder.is_some();
     let run = Run {
         x0: x0.clone(),
         opts,
@@ -248,13 +249,15 @@ fn drive<P: Objective + ?Sized>(
         stop,
     };
     let raw = match opts.method {
-        Method::GradientDescent => {
-            run.execute(guarded, gradient_descent::GradientDescent::new(n, opts), false)
-        }
-        Method::Newton => run.execute(guarded, newton::Newton::new(n, opts), false),
-        Method::Lbfgs => run.execute(guarded, lbfgs::Lbfgs::new(n, opts), false),
-        Method::NewtonCg => run.execute(guarded, newton_cg::NewtonCg::new(n, opts), false),
-        Method::Bfgs => run.execute(guarded, bfgs::Bfgs::new(n, opts), false),
+        Method::GradientDescent => run.execute(
+            guarded,
+            gradient_descent::GradientDescent::new(n, opts, observed),
+            false,
+        ),
+        Method::Newton => run.execute(guarded, newton::Newton::new(n, opts, observed), false),
+        Method::Lbfgs => run.execute(guarded, lbfgs::Lbfgs::new(n, opts, observed), false),
+        Method::NewtonCg => run.execute(guarded, newton_cg::NewtonCg::new(n, opts, observed), false),
+        Method::Bfgs => run.execute(guarded, bfgs::Bfgs::new(n, opts, observed), false),
         Method::Cg => run.execute(guarded, argmin_wrapped::cg(n)?, true),
         Method::TrustRegion => run.execute(guarded, argmin_wrapped::trust_region(n), true),
         Method::ArgminLbfgs => run.execute(guarded, argmin_wrapped::lbfgs(opts.memory)?, true),
@@ -288,7 +291,7 @@ impl Run<'_> {
         let max_iters = self.opts.max_iters;
         let x0 = self.x0;
         let mut exec = Executor::new(problem, stopper)
-            .configure(|s| s.param(x0).max_iters(max_iters).counting(true))
+            .configure(|s| s.param(x0).max_iters(max_iters))
             .timer(true);
         if let Some(limit) = self.opts.time_limit {
             exec = exec.timeout(limit);
@@ -313,7 +316,12 @@ impl Run<'_> {
             cost: state.get_cost(),
             gradient: state.take_gradient(),
             iterations: state.get_iter(),
-            counts: state.get_func_counts().clone(),
+            counts: res
+                .problem
+                .counts
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             termination: state.get_termination_reason().cloned(),
             exit: solver.inner.exit(),
             damped: solver.inner.damped_iterations(),
