@@ -1,1 +1,124 @@
-fn main() {}
+//! Time to the same tolerance for gd, newton, lbfgs and newton-cg over a grid of
+//! (rows, features, condition) per model, on data made by the generator with fixed seeds.
+//!
+//! `cargo bench --bench solvers` (full), `cargo bench --bench solvers -- --quick` (short), or a
+//! filter such as `cargo bench --bench solvers -- logistic`. Before timing, each case is solved
+//! once and its status and iteration count are appended to
+//! target/criterion/gradfit-solvers.jsonl; `python3 benches/crossover.py` joins them with
+//! criterion's timings into BENCHMARKS.md and benches/crossover.svg.
+
+use std::io::Write;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gradfit::generate::{generate, Spec};
+use gradfit::problems::{LeastSquares, Logistic, ModelKind, Objective, Softmax};
+use gradfit::solve::{solve, Method, SolveOptions};
+use gradfit::Vector;
+
+const METHODS: [Method; 4] = [
+    Method::GradientDescent,
+    Method::Newton,
+    Method::Lbfgs,
+    Method::NewtonCg,
+];
+const TOL: f64 = 1e-6;
+const MAX_ITERS: u64 = 500;
+
+fn record(line: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gradfit-solvers.jsonl"))
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn bench_case<P: Objective>(c: &mut Criterion, model: &str, spec: &Spec, p: &P) {
+    let group_name = format!(
+        "solvers_{model}_{}x{}_cond{:e}",
+        spec.rows, spec.cols, spec.condition
+    );
+    let mut group = c.benchmark_group(&group_name);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(2));
+    let x0 = Vector::zeros(p.dim());
+    for method in METHODS {
+        let opts = SolveOptions {
+            tol: TOL,
+            max_iters: MAX_ITERS,
+            ..SolveOptions::new(method)
+        };
+        let Ok(r) = solve(p, &x0, &opts) else { continue };
+        record(&format!(
+            "{{\"group\":\"{group_name}\",\"model\":\"{model}\",\"rows\":{},\"features\":{},\"condition\":{},\"method\":\"{}\",\"status\":\"{}\",\"iterations\":{},\"cost\":{:e},\"seconds_once\":{:e}}}",
+            spec.rows, spec.cols, spec.condition, method, r.status, r.iterations, r.cost, r.seconds
+        ));
+        group.bench_function(method.name(), |b| b.iter(|| solve(p, &x0, &opts)));
+    }
+    group.finish();
+}
+
+fn solvers(c: &mut Criterion) {
+    let rows = 4000;
+    for &condition in &[1e2, 1e6] {
+        for &cols in &[10, 100, 400] {
+            let spec = Spec {
+                rows,
+                cols,
+                classes: 2,
+                condition,
+                seed: 11,
+            };
+            let Ok(d) = generate(ModelKind::LeastSquares, &spec) else {
+                continue;
+            };
+            let Ok(p) = LeastSquares::new(d.a, d.target, 0.0) else {
+                continue;
+            };
+            bench_case(c, "least-squares", &spec, &p);
+        }
+    }
+    for &condition in &[10.0, 1e4] {
+        for &cols in &[10, 100, 400] {
+            let spec = Spec {
+                rows,
+                cols,
+                classes: 2,
+                condition,
+                seed: 12,
+            };
+            let Ok(d) = generate(ModelKind::Logistic, &spec) else {
+                continue;
+            };
+            let Ok(p) = Logistic::new(d.a, d.target, 1e-3, false) else {
+                continue;
+            };
+            bench_case(c, "logistic", &spec, &p);
+        }
+    }
+    for &cols in &[10, 40, 100] {
+        let spec = Spec {
+            rows,
+            cols,
+            classes: 5,
+            condition: 10.0,
+            seed: 13,
+        };
+        let Ok(d) = generate(ModelKind::Softmax, &spec) else {
+            continue;
+        };
+        let y = d.target.iter().map(|v| *v as usize).collect();
+        let Ok(p) = Softmax::new(d.a, y, 5, 1e-3, false) else {
+            continue;
+        };
+        bench_case(c, "softmax5", &spec, &p);
+    }
+}
+
+criterion_group!(benches, solvers);
+criterion_main!(benches);

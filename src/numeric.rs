@@ -36,6 +36,24 @@ pub fn sigmoid(z: f64) -> f64 {
     }
 }
 
+/// (log(1 + eᶻ), σ(z)) with one exponential, e^(−|z|), shared by both.
+///
+/// ```
+/// use gradfit::numeric::{log1p_exp, log1p_exp_and_sigmoid, sigmoid};
+/// for z in [-800.0, -3.0, 0.0, 2.5, 800.0] {
+///     let (l, s) = log1p_exp_and_sigmoid(z);
+///     assert!((l - log1p_exp(z)).abs() <= 1e-15 * l.abs().max(1.0));
+///     assert!((s - sigmoid(z)).abs() <= 1e-16);
+/// }
+/// ```
+#[inline]
+pub fn log1p_exp_and_sigmoid(z: f64) -> (f64, f64) {
+    let e = (-z.abs()).exp();
+    let l = z.max(0.0) + e.ln_1p();
+    let s = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+    (l, s)
+}
+
 /// log Σᵢ exp zᵢ, shifted by its own maximum m: m + log Σᵢ exp(zᵢ − m).
 ///
 /// Empty input gives −∞ (the log of an empty sum).

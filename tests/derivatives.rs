@@ -376,3 +376,30 @@ fn extreme_logits_stay_finite_with_exact_limits() {
     assert!(g.iter().all(|v| *v == 0.0));
     assert!(sm.hessian(&w).unwrap().iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn large_problems_split_over_threads_give_the_serial_answer() {
+    // 1000 × 600 = 600 000 entries: above the threshold where the fused pass uses two threads
+    let mut r = rng(31);
+    let a = gaussian_matrix(&mut r, 1000, 600) * 0.05;
+    let b = gaussian_vector(&mut r, 1000);
+    let x = gaussian_vector(&mut r, 600);
+    let ls = LeastSquares::new(a.clone(), b.clone(), 0.3).unwrap();
+    let (f, g) = ls.cost_and_gradient(&x).unwrap();
+    let resid = &a * &x - &b;
+    let g_direct = a.transpose() * &resid * 2.0 + &x * 0.6;
+    assert!((f - resid.norm_squared() - 0.3 * x.norm_squared()).abs() <= 1e-10 * f);
+    assert!((&g - g_direct).amax() <= 1e-10 * g.amax());
+    let y = b.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
+    let lg = Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap();
+    let (f, g) = lg.cost_and_gradient(&x).unwrap();
+    let z = &a * &x;
+    let f_direct: f64 = z
+        .iter()
+        .zip(y.iter())
+        .map(|(z, y)| (1.0 + z.exp()).ln() - y * z)
+        .sum();
+    let s = z.map(gradfit::numeric::sigmoid) - &y;
+    assert!((f - f_direct).abs() <= 1e-10 * f);
+    assert!((&g - a.transpose() * s).amax() <= 1e-10 * g.amax());
+}

@@ -654,3 +654,23 @@ fn gradfit_problems_run_in_argmins_own_executor() {
         .unwrap();
     assert!(rel(res.state().get_best_cost(), f_star) < 1e-8);
 }
+
+#[test]
+fn problems_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<LeastSquares>();
+    shared::<Quadratic>();
+    shared::<LogSumExp>();
+    shared::<Logistic>();
+    shared::<Softmax>();
+    shared::<gradfit::model::AnyProblem>();
+    // and give the same answer from two threads at once
+    let p = ls_instance(10.0, 22);
+    let x = Vector::from_element(20, 0.5);
+    let (a, b) = std::thread::scope(|s| {
+        let h1 = s.spawn(|| p.cost_and_gradient(&x).unwrap());
+        let h2 = s.spawn(|| p.cost_and_gradient(&x).unwrap());
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    assert_eq!(a, b);
+}

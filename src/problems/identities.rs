@@ -42,7 +42,7 @@
 //!   intermediate line; that is the gradient with respect to the residual r = Ax − b (∇ᵣ‖r‖² =
 //!   2r), not with respect to x. The final line 2Aᵀ(Ax − b) is right, and is what the code uses.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use super::{check_h, check_out, check_x, Objective};
 use crate::error::{check_len, Error, Result};
@@ -443,7 +443,7 @@ impl Objective for TraceSandwich {
 #[derive(Debug)]
 pub struct Lse {
     m: usize,
-    p: RefCell<Vec<f64>>,
+    p: Mutex<Vec<f64>>,
 }
 
 impl Lse {
@@ -451,7 +451,7 @@ impl Lse {
     pub fn new(m: usize) -> Self {
         Lse {
             m,
-            p: RefCell::new(vec![0.0; m]),
+            p: Mutex::new(vec![0.0; m]),
         }
     }
 }
@@ -462,7 +462,7 @@ impl Objective for Lse {
     }
     fn value(&self, y: &Vector) -> Result<f64> {
         check_x(self.m, y)?;
-        Ok(softmax_into(y.as_slice(), &mut self.p.borrow_mut()))
+        Ok(softmax_into(y.as_slice(), &mut super::lock(&self.p)))
     }
     /// ∇lse(y) = softmax(y).
     fn value_and_gradient_into(&self, y: &Vector, g: &mut Vector) -> Result<f64> {
@@ -472,7 +472,7 @@ impl Objective for Lse {
     /// ∇²lse(y) = diag(p) − ppᵀ.
     fn hessian_into(&self, y: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.m, y, h)?;
-        let p = &mut *self.p.borrow_mut();
+        let p = &mut *super::lock(&self.p);
         softmax_into(y.as_slice(), p);
         for j in 0..self.m {
             for i in 0..self.m {

@@ -3,7 +3,7 @@ use super::{
     Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Result};
-use crate::kernels::{axpy, dot, rows, weighted_gram};
+use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram};
 use crate::{Matrix, Vector};
 
 /// Least squares with an optional ridge term, with one or several right-hand sides.
@@ -22,12 +22,14 @@ use crate::{Matrix, Vector};
 ///
 /// With [`LeastSquares::with_intercept`], A's last column is all ones and the last row of X
 /// (each target's intercept) is not penalized: λ‖X‖_F² then sums over the other rows.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LeastSquares {
     at: Matrix,
     b: Matrix,
     lambda: f64,
     intercept: bool,
+    /// The second thread's gradient on large data.
+    spare: std::sync::Mutex<Vec<f64>>,
 }
 
 impl LeastSquares {
@@ -61,6 +63,7 @@ impl LeastSquares {
             b,
             lambda,
             intercept: false,
+            spare: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -147,19 +150,23 @@ impl Objective for LeastSquares {
         check_out(self.dim(), x, g)?;
         let n = self.n();
         g.fill(0.0);
-        let mut f = 0.0;
-        for (i, ai) in rows(&self.at).enumerate() {
-            for (c, (xc, gc)) in x
-                .as_slice()
-                .chunks_exact(n)
-                .zip(g.as_mut_slice().chunks_exact_mut(n))
-                .enumerate()
-            {
-                let r = dot(ai, xc) - self.b[(i, c)];
-                f += r * r;
-                axpy(2.0 * r, ai, gc);
+        let (at, b) = (&self.at, &self.b);
+        let f = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
+            let mut f = 0.0;
+            for (i, ai) in (lo..hi).zip(rows_range(at, lo, hi)) {
+                for (c, (xc, gc)) in x
+                    .as_slice()
+                    .chunks_exact(n)
+                    .zip(g.chunks_exact_mut(n))
+                    .enumerate()
+                {
+                    let r = dot(ai, xc) - b[(i, c)];
+                    f += r * r;
+                    axpy(2.0 * r, ai, gc);
+                }
             }
-        }
+            f
+        });
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }

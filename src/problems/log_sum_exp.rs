@@ -1,4 +1,4 @@
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use super::{check_h, check_nonempty, check_out, check_x, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
@@ -24,7 +24,7 @@ pub struct LogSumExp {
     at: Matrix,
     b: Vector,
     lambda: f64,
-    scratch: RefCell<Scratch>,
+    scratch: Mutex<Scratch>,
 }
 
 #[derive(Debug, Default)]
@@ -56,7 +56,7 @@ impl LogSumExp {
             at: a.transpose(),
             b,
             lambda,
-            scratch: RefCell::new(Scratch::default()),
+            scratch: Mutex::new(Scratch::default()),
         })
     }
 
@@ -120,7 +120,7 @@ impl Objective for LogSumExp {
     /// ∇²f = Aᵀdiag(p)A − (Aᵀp)(Aᵀp)ᵀ + 2λI, which equals Aᵀ(diag p − ppᵀ)A + 2λI.
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
-        let s = &mut *self.scratch.borrow_mut();
+        let s = &mut *super::lock(&self.scratch);
         self.probabilities(x, &mut s.p);
         if s.w.shape() != self.at.shape() {
             s.w = Matrix::zeros(self.at.nrows(), self.at.ncols());
@@ -144,7 +144,7 @@ impl Objective for LogSumExp {
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
-        let s = &mut *self.scratch.borrow_mut();
+        let s = &mut *super::lock(&self.scratch);
         self.probabilities(x, &mut s.p);
         out.fill(0.0);
         // Σ pᵢ(uᵢ − pᵀu)aᵢ needs pᵀu first: one pass for it, one for the sum

@@ -1,12 +1,12 @@
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
     Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
-use crate::kernels::{axpy, dot, rows, weighted_gram};
-use crate::numeric::{log1p_exp, sigmoid};
+use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram};
+use crate::numeric::{log1p_exp, log1p_exp_and_sigmoid, sigmoid};
 use crate::{Matrix, Vector};
 
 /// Logistic regression: f(w) = Σᵢ [log(1 + exp zᵢ) − yᵢzᵢ] + λ Σⱼ wⱼ², z = Aw, yᵢ ∈ {0, 1}.
@@ -31,13 +31,17 @@ pub struct Logistic {
     y: Vector,
     lambda: f64,
     intercept: bool,
-    scratch: RefCell<Scratch>,
+    scratch: Mutex<Scratch>,
+    /// The second thread's gradient on large data.
+    spare: std::sync::Mutex<Vec<f64>>,
 }
 
 /// Buffers for the Hessian only (sized on first use).
 #[derive(Debug, Default)]
 struct Scratch {
+    /// σ(zᵢ)(1 − σ(zᵢ)) at `at_x`.
     s: Vec<f64>,
+    at_x: Vec<f64>,
     w: Matrix,
 }
 
@@ -76,7 +80,8 @@ impl Logistic {
             y,
             lambda,
             intercept,
-            scratch: RefCell::new(Scratch::default()),
+            scratch: Mutex::new(Scratch::default()),
+            spare: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -92,6 +97,21 @@ impl Logistic {
             None
         };
         move |j| Some(j) != last
+    }
+
+    /// s ← σ(zᵢ)(1 − σ(zᵢ)) at x, unless it already holds them for this x (Newton-CG asks for
+    /// many Hessian-vector products at one x: the weights then cost one pass, not one per product).
+    fn curvature_weights(&self, x: &Vector, sc: &mut Scratch) {
+        if sc.s.len() == self.at.ncols() && sc.at_x.as_slice() == x.as_slice() {
+            return;
+        }
+        sc.s.clear();
+        sc.s.extend(rows(&self.at).map(|ai| {
+            let p = sigmoid(dot(ai, x.as_slice()));
+            p * (1.0 - p)
+        }));
+        sc.at_x.clear();
+        sc.at_x.extend_from_slice(x.as_slice());
     }
 }
 
@@ -119,13 +139,17 @@ impl Objective for Logistic {
         check_out(self.dim(), x, g)?;
         let w = x.as_slice();
         g.fill(0.0);
-        let gs = g.as_mut_slice();
-        let mut data = 0.0;
-        for (ai, yi) in rows(&self.at).zip(self.y.iter()) {
-            let z = dot(ai, w);
-            data += log1p_exp(z) - yi * z;
-            axpy(sigmoid(z) - yi, ai, gs);
-        }
+        let (at, y) = (&self.at, self.y.as_slice());
+        let data = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
+            let mut data = 0.0;
+            for (ai, yi) in rows_range(at, lo, hi).zip(&y[lo..hi]) {
+                let z = dot(ai, w);
+                let (l, s) = log1p_exp_and_sigmoid(z);
+                data += l - yi * z;
+                axpy(s - yi, ai, g);
+            }
+            data
+        });
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -133,12 +157,8 @@ impl Objective for Logistic {
     /// ∇²f = Aᵀdiag(σ(1 − σ))A + 2λI_penalized, by one matrix-matrix product.
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
-        let s = &mut *self.scratch.borrow_mut();
-        s.s.clear();
-        s.s.extend(rows(&self.at).map(|ai| {
-            let p = sigmoid(dot(ai, x.as_slice()));
-            p * (1.0 - p)
-        }));
+        let s = &mut *super::lock(&self.scratch);
+        self.curvature_weights(x, s);
         if s.w.shape() != self.at.shape() {
             s.w = Matrix::zeros(self.at.nrows(), self.at.ncols());
         }
@@ -147,15 +167,17 @@ impl Objective for Logistic {
         Ok(())
     }
 
-    /// ∇²f·v = Σᵢ σ(1 − σ)(aᵢᵀv)aᵢ + 2λv_penalized, one pass.
+    /// ∇²f·v = Σᵢ σ(1 − σ)(aᵢᵀv)aᵢ + 2λv_penalized: one pass, plus one for the weights when
+    /// x is new.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
+        let s = &mut *super::lock(&self.scratch);
+        self.curvature_weights(x, s);
         out.fill(0.0);
         let os = out.as_mut_slice();
-        for ai in rows(&self.at) {
-            let p = sigmoid(dot(ai, x.as_slice()));
-            axpy(p * (1.0 - p) * dot(ai, v.as_slice()), ai, os);
+        for (ai, si) in rows(&self.at).zip(&s.s) {
+            axpy(si * dot(ai, v.as_slice()), ai, os);
         }
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())

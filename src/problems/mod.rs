@@ -114,6 +114,12 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
 }
 
+/// Locks a problem's scratch buffers. A poisoned lock (a panic while it was held) still holds
+/// buffers that every evaluation overwrites before reading, so it is safe to go on.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A must have at least one row and one column.
 pub(crate) fn check_nonempty(a: &Matrix) -> Result<()> {
     if a.nrows() == 0 || a.ncols() == 0 {

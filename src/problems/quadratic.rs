@@ -1,4 +1,4 @@
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use super::{check_h, check_out, check_x, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
@@ -17,7 +17,7 @@ pub struct Quadratic {
     a: Matrix,
     b: Vector,
     lambda: f64,
-    ax: RefCell<Vector>,
+    ax: Mutex<Vector>,
 }
 
 impl Quadratic {
@@ -42,7 +42,7 @@ impl Quadratic {
         check_finite("A", a.iter())?;
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
-        let ax = RefCell::new(Vector::zeros(b.len()));
+        let ax = Mutex::new(Vector::zeros(b.len()));
         Ok(Quadratic { a, b, lambda, ax })
     }
 
@@ -70,7 +70,7 @@ impl Objective for Quadratic {
     /// f = xᵀ(Ax) + bᵀx + λxᵀx.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let mut ax = self.ax.borrow_mut();
+        let mut ax = super::lock(&self.ax);
         ax.gemv(1.0, &self.a, x, 0.0);
         Ok(x.dot(&ax) + self.b.dot(x) + self.lambda * x.norm_squared())
     }
@@ -78,7 +78,7 @@ impl Objective for Quadratic {
     /// ∇f = Ax + Aᵀx + b + 2λx, sharing Ax with f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let mut ax = self.ax.borrow_mut();
+        let mut ax = super::lock(&self.ax);
         ax.gemv(1.0, &self.a, x, 0.0);
         let f = x.dot(&ax) + self.b.dot(x) + self.lambda * x.norm_squared();
         g.copy_from(&self.b);

@@ -1,4 +1,4 @@
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
@@ -39,7 +39,7 @@ pub struct Softmax {
     k: usize,
     lambda: f64,
     intercept: bool,
-    scratch: RefCell<Scratch>,
+    scratch: Mutex<Scratch>,
 }
 
 #[derive(Debug, Default)]
@@ -48,8 +48,9 @@ struct Scratch {
     z: Vec<f64>,
     /// k products aᵢᵀv_c of one row.
     u: Vec<f64>,
-    /// m×k probabilities, for the Hessian.
+    /// m×k probabilities at `at_x`, for the Hessian and Hessian-vector products.
     p: Matrix,
+    at_x: Vec<f64>,
     weights: Vec<f64>,
     w: Matrix,
 }
@@ -87,7 +88,7 @@ impl Softmax {
                 what: "softmax: with an intercept the last column of A must be all ones".into(),
             });
         }
-        let scratch = RefCell::new(Scratch {
+        let scratch = Mutex::new(Scratch {
             z: vec![0.0; k],
             u: vec![0.0; k],
             ..Scratch::default()
@@ -117,6 +118,26 @@ impl Softmax {
         move |j| !(intercept && j % n == n - 1)
     }
 
+    /// s.p ← the m×k probabilities at x, unless it already holds them for this x.
+    fn probabilities(&self, x: &Vector, s: &mut Scratch) {
+        let (m, k) = (self.at.ncols(), self.k);
+        if s.p.shape() == (m, k) && s.at_x.as_slice() == x.as_slice() {
+            return;
+        }
+        if s.p.shape() != (m, k) {
+            s.p = Matrix::zeros(m, k);
+        }
+        for (i, ai) in rows(&self.at).enumerate() {
+            self.scores(ai, x, &mut s.z);
+            softmax_in_place(&mut s.z);
+            for (c, pc) in s.z.iter().enumerate() {
+                s.p[(i, c)] = *pc;
+            }
+        }
+        s.at_x.clear();
+        s.at_x.extend_from_slice(x.as_slice());
+    }
+
     /// z ← Wᵀaᵢ (the k scores of one row).
     fn scores(&self, ai: &[f64], x: &Vector, z: &mut [f64]) {
         for (zc, wc) in z.iter_mut().zip(x.as_slice().chunks_exact(self.n())) {
@@ -133,7 +154,7 @@ impl Objective for Softmax {
     /// f = Σᵢ lse(zᵢ) − z_{i,yᵢ} + λ‖W_penalized‖².
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let s = &mut *self.scratch.borrow_mut();
+        let s = &mut *super::lock(&self.scratch);
         let mut f = 0.0;
         for (ai, &yi) in rows(&self.at).zip(&self.y) {
             self.scores(ai, x, &mut s.z);
@@ -147,7 +168,7 @@ impl Objective for Softmax {
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         let n = self.n();
-        let s = &mut *self.scratch.borrow_mut();
+        let s = &mut *super::lock(&self.scratch);
         g.fill(0.0);
         let mut f = 0.0;
         for (ai, &yi) in rows(&self.at).zip(&self.y) {
@@ -166,20 +187,13 @@ impl Objective for Softmax {
     /// Block (c, d) of ∇²f = Aᵀ diag(p_c ⊙ (δ_cd − p_d)) A (+ 2λI on penalized diagonal entries).
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
-        let s = &mut *self.scratch.borrow_mut();
+        let s = &mut *super::lock(&self.scratch);
         let (n, k, m) = (self.n(), self.k, self.at.ncols());
-        if s.p.shape() != (m, k) {
-            s.p = Matrix::zeros(m, k);
+        if s.w.shape() != (n, m) {
             s.w = Matrix::zeros(n, m);
             s.weights = vec![0.0; m];
         }
-        for (i, ai) in rows(&self.at).enumerate() {
-            self.scores(ai, x, &mut s.z);
-            softmax_in_place(&mut s.z);
-            for (c, pc) in s.z.iter().enumerate() {
-                s.p[(i, c)] = *pc;
-            }
-        }
+        self.probabilities(x, s);
         for c in 0..k {
             for d in c..k {
                 let delta = if c == d { 1.0 } else { 0.0 };
@@ -211,15 +225,17 @@ impl Objective for Softmax {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
         let n = self.n();
-        let s = &mut *self.scratch.borrow_mut();
+        let s = &mut *super::lock(&self.scratch);
+        self.probabilities(x, s);
         out.fill(0.0);
-        for ai in rows(&self.at) {
-            self.scores(ai, x, &mut s.z);
-            softmax_in_place(&mut s.z);
+        for (i, ai) in rows(&self.at).enumerate() {
             self.scores(ai, v, &mut s.u);
-            let pu = dot(&s.z, &s.u);
-            for ((pc, uc), oc) in s.z.iter().zip(&s.u).zip(out.as_mut_slice().chunks_exact_mut(n)) {
-                axpy(pc * (uc - pu), ai, oc);
+            let mut pu = 0.0;
+            for (c, uc) in s.u.iter().enumerate() {
+                pu += s.p[(i, c)] * uc;
+            }
+            for (c, (uc, oc)) in s.u.iter().zip(out.as_mut_slice().chunks_exact_mut(n)).enumerate() {
+                axpy(s.p[(i, c)] * (uc - pu), ai, oc);
             }
         }
         add_ridge_gradient(out, v, self.lambda, self.penalized());

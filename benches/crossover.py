@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md and benches/crossover.svg from the benchmark output.
+
+    cargo bench --bench derivatives
+    cargo bench --bench solvers
+    python3 benches/peer_scipy.py > benches/peer_scipy.out.md     # optional, needs scipy
+    python3 benches/crossover.py
+
+Reads criterion's estimates (target/criterion/<group>/<function>/new/estimates.json), the
+statuses and iteration counts the solvers bench appends to target/criterion/gradfit-solvers.jsonl,
+and, if present, the table benches/peer_scipy.py printed. Nothing in BENCHMARKS.md is typed by
+hand. Standard library only.
+"""
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CRIT = os.path.join(ROOT, "target", "criterion")
+METHODS = ["gd", "newton", "lbfgs", "newton-cg"]
+COLORS = {"gd": "#d62728", "newton": "#2ca02c", "lbfgs": "#1f77b4", "newton-cg": "#9467bd"}
+
+
+def estimate(group, function):
+    """Mean time in seconds, or None."""
+    path = os.path.join(CRIT, group, function, "new", "estimates.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["mean"]["point_estimate"] * 1e-9
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def fmt_time(s):
+    if s is None:
+        return "—"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} µs"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rustc = "rustc (unknown version)"
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; {rustc}"
+
+
+def derivatives_section():
+    groups = sorted(
+        os.path.basename(p) for p in glob.glob(os.path.join(CRIT, "derivatives_*")) if os.path.isdir(p)
+    )
+    if not groups:
+        return "No derivative benchmarks found: run `cargo bench --bench derivatives`.\n"
+
+    def key(g):
+        m = re.match(r"derivatives_(.+)_(\d+)x(\d+)$", g)
+        return (m.group(1), int(m.group(2)) * int(m.group(3))) if m else (g, 0)
+
+    out = [
+        "| model | m × n | stream read | cost | gradient | cost + gradient (fused) | fused / stream | Hessian | Hessian·v |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in sorted(groups, key=key):
+        m = re.match(r"derivatives_(.+)_(\d+)x(\d+)$", g)
+        if not m:
+            continue
+        t = {f: estimate(g, f) for f in ["stream", "cost", "gradient", "cost_and_gradient", "hessian", "hessian_vec"]}
+        ratio = f"{t['cost_and_gradient'] / t['stream']:.2f}×" if t["stream"] and t["cost_and_gradient"] else "—"
+        out.append(
+            f"| {m.group(1)} | {m.group(2)} × {m.group(3)} | {fmt_time(t['stream'])} | {fmt_time(t['cost'])} | "
+            f"{fmt_time(t['gradient'])} | {fmt_time(t['cost_and_gradient'])} | {ratio} | {fmt_time(t['hessian'])} | "
+            f"{fmt_time(t['hessian_vec'])} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def solver_records():
+    path = os.path.join(CRIT, "gradfit-solvers.jsonl")
+    records = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                records[(r["group"], r["method"])] = r  # the last run of a case wins
+    except OSError:
+        pass
+    return records
+
+
+def solvers_section(records):
+    cases = {}
+    for (group, method), r in records.items():
+        cases.setdefault((r["model"], r["condition"]), {}).setdefault(r["features"], {})[method] = dict(
+            r, time=estimate(group, method)
+        )
+    if not cases:
+        return "No solver benchmarks found: run `cargo bench --bench solvers`.\n", cases
+    out = []
+    for (model, cond) in sorted(cases):
+        rows_n = sorted(cases[(model, cond)])
+        any_rec = next(iter(cases[(model, cond)][rows_n[0]].values()))
+        out.append(f"\n#### {model}, {any_rec['rows']} rows, condition {cond:g}\n")
+        out.append("| features | " + " | ".join(METHODS) + " | fastest to tolerance |")
+        out.append("|---|" + "---|" * (len(METHODS) + 1))
+        for n in rows_n:
+            recs = cases[(model, cond)][n]
+            cells = []
+            ok = []
+            for meth in METHODS:
+                r = recs.get(meth)
+                if r is None:
+                    cells.append("—")
+                    continue
+                conv = r["status"] == "converged"
+                t = r["time"]
+                cell = f"{fmt_time(t)} ({r['iterations']} it)"
+                if not conv:
+                    cell += f" **{r['status']}**"
+                elif t is not None:
+                    ok.append((t, meth))
+                cells.append(cell)
+            ok.sort()
+            if len(ok) >= 2:
+                verdict = f"**{ok[0][1]}**, {ok[1][0] / ok[0][0]:.1f}× ahead of {ok[1][1]}"
+            elif ok:
+                verdict = f"**{ok[0][1]}** (the only one)"
+            else:
+                verdict = "none converged"
+            out.append(f"| {n} | " + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(out) + "\n", cases
+
+
+def svg(cases, path):
+    """Time against features, one panel per (model, condition), one line per solver."""
+    panels = sorted(cases)
+    if not panels:
+        return
+    pw, ph, cols = 380, 280, 3
+    rows = (len(panels) + cols - 1) // cols
+    width, height = pw * cols, ph * rows + 60
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="16">gradfit: time to tolerance against features '
+        f"(log–log; hollow markers: stopped without converging)</text>",
+    ]
+    import math
+
+    for i, key in enumerate(panels):
+        model, cond = key
+        ox, oy = (i % cols) * pw + 60, (i // cols) * ph + 50
+        w, h = pw - 90, ph - 80
+        data = cases[key]
+        feats = sorted(data)
+        times = [r["time"] for n in feats for r in data[n].values() if r.get("time")]
+        if not times:
+            continue
+        x0, x1 = math.log10(min(feats)), math.log10(max(feats))
+        if x1 == x0:
+            x1 = x0 + 1
+        y0, y1 = math.floor(math.log10(min(times))), math.ceil(math.log10(max(times)))
+        if y1 == y0:
+            y1 = y0 + 1
+        sx = lambda n: ox + (math.log10(n) - x0) / (x1 - x0) * w  # noqa: E731
+        sy = lambda t: oy + h - (math.log10(t) - y0) / (y1 - y0) * h  # noqa: E731
+        parts.append(f'<rect x="{ox}" y="{oy}" width="{w}" height="{h}" fill="none" stroke="#444"/>')
+        parts.append(f'<text x="{ox + w / 2}" y="{oy - 8}" text-anchor="middle" font-size="12">{model}, condition {cond:g}</text>')
+        for n in feats:
+            parts.append(f'<text x="{sx(n)}" y="{oy + h + 14}" text-anchor="middle">{n}</text>')
+        for e in range(y0, y1 + 1):
+            y = sy(10 ** e)
+            parts.append(f'<line x1="{ox}" x2="{ox + w}" y1="{y}" y2="{y}" stroke="#ddd"/>')
+            parts.append(f'<text x="{ox - 4}" y="{y + 4}" text-anchor="end">1e{e}</text>')
+        parts.append(f'<text x="{ox + w / 2}" y="{oy + h + 30}" text-anchor="middle">features</text>')
+        parts.append(
+            f'<text x="{ox - 45}" y="{oy + h / 2}" text-anchor="middle" transform="rotate(-90 {ox - 45} {oy + h / 2})">seconds</text>'
+        )
+        for j, meth in enumerate(METHODS):
+            pts = [(n, data[n][meth]) for n in feats if meth in data[n] and data[n][meth].get("time")]
+            if not pts:
+                continue
+            col = COLORS[meth]
+            d = " ".join(f"{sx(n):.1f},{sy(r['time']):.1f}" for n, r in pts)
+            parts.append(f'<polyline points="{d}" fill="none" stroke="{col}" stroke-width="2"/>')
+            for n, r in pts:
+                fill = col if r["status"] == "converged" else "white"
+                parts.append(f'<circle cx="{sx(n):.1f}" cy="{sy(r["time"]):.1f}" r="3.5" fill="{fill}" stroke="{col}"/>')
+            parts.append(f'<line x1="{ox + 8}" x2="{ox + 26}" y1="{oy + 12 + 14 * j}" y2="{oy + 12 + 14 * j}" stroke="{col}" stroke-width="2"/>')
+            parts.append(f'<text x="{ox + 30}" y="{oy + 16 + 14 * j}">{meth}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+def main():
+    records = solver_records()
+    solvers_md, cases = solvers_section(records)
+    svg(cases, os.path.join(ROOT, "benches", "crossover.svg"))
+    peer_path = os.path.join(ROOT, "benches", "peer_scipy.out.md")
+    peer = open(peer_path).read().strip() if os.path.exists(peer_path) else (
+        "Not run yet: `python3 benches/peer_scipy.py > benches/peer_scipy.out.md`."
+    )
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    doc = f"""# Benchmarks
+
+Generated by `python3 benches/crossover.py` on {stamp} from the output of
+`cargo bench --bench derivatives` and `cargo bench --bench solvers` (criterion, mean of its
+samples). Machine: {machine()}. One thread. The machine is shared and noisy: compare figures
+within one table (measured in one run), not across runs.
+
+Regenerate: `cargo bench --bench derivatives && cargo bench --bench solvers &&
+python3 benches/crossover.py` (about 10 minutes; `cargo bench -- --quick` for a short run).
+
+## Derivatives and the memory floor
+
+One evaluation each, x fixed. "stream read" is one pass over the same m×n matrix summing
+every entry (8 accumulators): the memory floor a fused cost-and-gradient is measured
+against. Softmax has 10 classes. Hessians are formed only where they fit the time budget.
+
+{derivatives_section()}
+## Which solver is fastest: the crossover map
+
+Time from x₀ = 0 to ‖∇f‖ ≤ 1e-6·max(1, ‖∇f(x₀)‖), iteration limit 500, on instances from
+`gradfit generate` with fixed seeds (least squares λ = 0; logistic and softmax λ = 1e-3).
+"it" is iterations; a status in bold means the solver stopped without converging, and its time
+is the time to that stop. The plot shows the same data: [crossover.svg](benches/crossover.svg).
+
+![time against features](benches/crossover.svg)
+{solvers_md}
+## gradfit against scipy.optimize
+
+The table `python3 benches/peer_scipy.py` printed (same problems from `gradfit generate`,
+same stop rule, one BLAS thread, best of 3):
+
+{peer}
+"""
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write(doc)
+    print("wrote BENCHMARKS.md and benches/crossover.svg")
+
+
+if __name__ == "__main__":
+    main()
