@@ -2,7 +2,7 @@
 
 use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 
-use super::common::{accept, give_up, init_state, search_failure, take_iterate, Outcome, St};
+use super::common::{conclude, init_state, take_iterate, Outcome, St};
 use super::line_search::{strong_wolfe, Search, Trial};
 use super::{SolveOptions, Status};
 use crate::problems::Objective;
@@ -81,7 +81,7 @@ impl<O: Objective> Solver<O, St> for Bfgs {
     }
 
     fn next_iter(&mut self, p: &mut Problem<O>, mut state: St) -> Result<(St, Option<KV>), ArgminError> {
-        let (mut x, mut g, f) = take_iterate(&mut state)?;
+        let (x, g, f) = take_iterate(&mut state)?;
         self.d.gemv(-1.0, &self.h, &g, 0.0);
         let mut slope = g.dot(&self.d);
         if !(slope.is_finite() && slope < 0.0) {
@@ -98,21 +98,23 @@ impl<O: Objective> Solver<O, St> for Bfgs {
             1.0
         };
         let search = strong_wolfe(p, &x, f, &self.d, slope, t0, self.max_ls, &mut self.trial)?;
-        match search {
-            Search::Accepted { t, f: ft } => {
-                self.s.copy_from(&self.trial.x);
-                self.s.axpy(-1.0, &x, 1.0);
-                self.y.copy_from(&self.trial.g);
-                self.y.axpy(-1.0, &g, 1.0);
-                self.update();
-                std::mem::swap(&mut x, &mut self.trial.x);
-                std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t, self.observed))
-            }
-            Search::Failed { .. } => {
-                let (status, message) = search_failure(search, "BFGS direction");
-                Ok(give_up(state, x, g, f, &mut self.exit, status, message))
-            }
+        if let Search::Accepted { .. } = search {
+            self.s.copy_from(&self.trial.x);
+            self.s.axpy(-1.0, &x, 1.0);
+            self.y.copy_from(&self.trial.g);
+            self.y.axpy(-1.0, &g, 1.0);
+            self.update();
         }
+        Ok(conclude(
+            state,
+            x,
+            g,
+            f,
+            search,
+            &mut self.trial,
+            "BFGS direction",
+            &mut self.exit,
+            self.observed,
+        ))
     }
 }

@@ -3,7 +3,7 @@
 
 use argmin::core::{Error as ArgminError, IterState, Problem, State, TerminationReason, KV};
 
-use super::line_search::{eval_fg, Search};
+use super::line_search::{eval_fg, Search, Trial};
 use super::Status;
 use crate::error::Error;
 use crate::problems::Objective;
@@ -99,5 +99,33 @@ pub(crate) fn search_failure(search: Search, what: &str) -> (Status, String) {
             Status::LineSearchFailed,
             format!("no step along the {what} decreased the cost enough"),
         ),
+    }
+}
+
+/// Ends an iteration after a line search: on success the trial point becomes the iterate (the
+/// buffers are swapped, not copied); on failure the last good iterate goes back and the run
+/// ends with the reason.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conclude(
+    state: St,
+    mut x: Vector,
+    mut g: Vector,
+    f: f64,
+    search: Search,
+    trial: &mut Trial,
+    direction: &str,
+    exit: &mut Option<(Status, String)>,
+    observed: bool,
+) -> (St, Option<KV>) {
+    match search {
+        Search::Accepted { t, f: ft } => {
+            std::mem::swap(&mut x, &mut trial.x);
+            std::mem::swap(&mut g, &mut trial.g);
+            accept(state, x, g, ft, t, observed)
+        }
+        Search::Failed { .. } => {
+            let (status, message) = search_failure(search, direction);
+            give_up(state, x, g, f, exit, status, message)
+        }
     }
 }

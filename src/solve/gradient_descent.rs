@@ -2,7 +2,7 @@
 
 use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 
-use super::common::{accept, give_up, init_state, search_failure, take_iterate, Outcome, St};
+use super::common::{conclude, init_state, take_iterate, Outcome, St};
 use super::line_search::{backtracking, strong_wolfe, Search, Trial};
 use super::{LineSearch, SolveOptions, Status};
 use crate::problems::Objective;
@@ -56,7 +56,7 @@ impl<O: Objective> Solver<O, St> for GradientDescent {
     }
 
     fn next_iter(&mut self, p: &mut Problem<O>, mut state: St) -> Result<(St, Option<KV>), ArgminError> {
-        let (mut x, mut g, f) = take_iterate(&mut state)?;
+        let (x, g, f) = take_iterate(&mut state)?;
         self.d.copy_from(&g);
         self.d.neg_mut();
         let gnorm2 = g.norm_squared();
@@ -72,17 +72,19 @@ impl<O: Objective> Solver<O, St> for GradientDescent {
                 strong_wolfe(p, &x, f, &self.d, -gnorm2, t0, self.max_ls, &mut self.trial)?
             }
         };
-        match search {
-            Search::Accepted { t, f: ft } => {
-                self.t_prev = Some(t);
-                std::mem::swap(&mut x, &mut self.trial.x);
-                std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t, self.observed))
-            }
-            Search::Failed { .. } => {
-                let (status, message) = search_failure(search, "steepest-descent direction");
-                Ok(give_up(state, x, g, f, &mut self.exit, status, message))
-            }
+        if let Search::Accepted { t, .. } = search {
+            self.t_prev = Some(t);
         }
+        Ok(conclude(
+            state,
+            x,
+            g,
+            f,
+            search,
+            &mut self.trial,
+            "steepest-descent direction",
+            &mut self.exit,
+            self.observed,
+        ))
     }
 }

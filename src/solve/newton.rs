@@ -3,8 +3,8 @@
 
 use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 
-use super::common::{accept, give_up, init_state, search_failure, take_iterate, Outcome, St};
-use super::line_search::{backtracking, eval_fg, Search, Trial};
+use super::common::{accept, conclude, give_up, init_state, take_iterate, Outcome, St};
+use super::line_search::{backtracking, eval_fg, Trial};
 use super::{SolveOptions, Status};
 use crate::linalg::{cholesky_in_place, cholesky_solve_in_place};
 use crate::problems::Objective;
@@ -149,16 +149,16 @@ impl<O: Objective> Solver<O, St> for Newton {
             ));
         }
         let search = backtracking(p, &x, f, &self.d, slope, 1.0, self.max_ls, &mut self.trial)?;
-        match search {
-            Search::Accepted { t, f: ft } => {
-                std::mem::swap(&mut x, &mut self.trial.x);
-                std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t, self.observed))
-            }
-            Search::Failed { .. } => {
-                let (status, message) = search_failure(search, "Newton direction");
-                Ok(give_up(state, x, g, f, &mut self.exit, status, message))
-            }
-        }
+        Ok(conclude(
+            state,
+            x,
+            g,
+            f,
+            search,
+            &mut self.trial,
+            "Newton direction",
+            &mut self.exit,
+            self.observed,
+        ))
     }
 }

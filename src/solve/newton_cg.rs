@@ -2,8 +2,8 @@
 
 use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 
-use super::common::{accept, give_up, init_state, search_failure, take_iterate, Outcome, St};
-use super::line_search::{backtracking, Search, Trial};
+use super::common::{conclude, init_state, take_iterate, Outcome, St};
+use super::line_search::{backtracking, Trial};
 use super::{SolveOptions, Status};
 use crate::problems::Objective;
 use crate::Vector;
@@ -98,7 +98,7 @@ impl<O: Objective> Solver<O, St> for NewtonCg {
     }
 
     fn next_iter(&mut self, p: &mut Problem<O>, mut state: St) -> Result<(St, Option<KV>), ArgminError> {
-        let (mut x, mut g, f) = take_iterate(&mut state)?;
+        let (x, g, f) = take_iterate(&mut state)?;
         self.inner_cg(p, &x, &g)?;
         let mut slope = g.dot(&self.d);
         if !(slope.is_finite() && slope < 0.0 && self.d.iter().all(|v| v.is_finite())) {
@@ -107,16 +107,16 @@ impl<O: Objective> Solver<O, St> for NewtonCg {
             slope = -g.norm_squared();
         }
         let search = backtracking(p, &x, f, &self.d, slope, 1.0, self.max_ls, &mut self.trial)?;
-        match search {
-            Search::Accepted { t, f: ft } => {
-                std::mem::swap(&mut x, &mut self.trial.x);
-                std::mem::swap(&mut g, &mut self.trial.g);
-                Ok(accept(state, x, g, ft, t, self.observed))
-            }
-            Search::Failed { .. } => {
-                let (status, message) = search_failure(search, "Newton-CG direction");
-                Ok(give_up(state, x, g, f, &mut self.exit, status, message))
-            }
-        }
+        Ok(conclude(
+            state,
+            x,
+            g,
+            f,
+            search,
+            &mut self.trial,
+            "Newton-CG direction",
+            &mut self.exit,
+            self.observed,
+        ))
     }
 }
