@@ -3,7 +3,7 @@ use super::{
     Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Result};
-use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram};
+use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram, IN_CACHE_ENTRIES};
 use crate::{Matrix, Vector};
 
 /// Least squares with an optional ridge term, with one or several right-hand sides.
@@ -30,6 +30,9 @@ pub struct LeastSquares {
     intercept: bool,
     /// The second thread's gradient on large data.
     spare: std::sync::Mutex<Vec<f64>>,
+    /// A itself (column-major) when it fits in cache, and the residual buffer for it.
+    a_small: Option<Matrix>,
+    r: std::sync::Mutex<Vector>,
 }
 
 impl LeastSquares {
@@ -60,10 +63,12 @@ impl LeastSquares {
         check_lambda(lambda)?;
         Ok(LeastSquares {
             at: a.transpose(),
+            a_small: (a.len() <= IN_CACHE_ENTRIES).then_some(a),
             b,
             lambda,
             intercept: false,
             spare: std::sync::Mutex::new(Vec::new()),
+            r: std::sync::Mutex::new(Vector::zeros(0)),
         })
     }
 
@@ -134,6 +139,16 @@ impl Objective for LeastSquares {
     /// f = Σᵢ ‖aᵢᵀX − bᵢ‖² + λ‖X‖_F².
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
+        if let (1, Some(a)) = (self.k(), &self.a_small) {
+            // the same arithmetic as the fused evaluation, so f agrees to the last bit
+            let mut r = super::lock(&self.r);
+            if r.len() != self.b.nrows() {
+                *r = Vector::zeros(self.b.nrows());
+            }
+            r.copy_from(&self.b.column(0));
+            r.gemv(1.0, a, x, -1.0);
+            return Ok(r.norm_squared() + ridge_value(x, self.lambda, self.penalized()));
+        }
         let n = self.n();
         let mut f = 0.0;
         for (i, ai) in rows(&self.at).enumerate() {
@@ -149,6 +164,18 @@ impl Objective for LeastSquares {
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         let n = self.n();
+        if let (1, Some(a)) = (self.k(), &self.a_small) {
+            // in cache: r = Ax − b, then ∇f = 2Aᵀr, two matrix-vector passes over column-major A
+            let mut r = super::lock(&self.r);
+            if r.len() != self.b.nrows() {
+                *r = Vector::zeros(self.b.nrows());
+            }
+            r.copy_from(&self.b.column(0));
+            r.gemv(1.0, a, x, -1.0);
+            g.gemv_tr(2.0, a, &*r, 0.0);
+            add_ridge_gradient(g, x, self.lambda, self.penalized());
+            return Ok(r.norm_squared() + ridge_value(x, self.lambda, self.penalized()));
+        }
         g.fill(0.0);
         let (at, b) = (&self.at, &self.b);
         let f = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {

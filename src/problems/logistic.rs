@@ -5,7 +5,7 @@ use super::{
     Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
-use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram};
+use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram, IN_CACHE_ENTRIES};
 use crate::numeric::{log1p_exp, log1p_exp_and_sigmoid, sigmoid};
 use crate::{Matrix, Vector};
 
@@ -31,6 +31,8 @@ pub struct Logistic {
     y: Vector,
     lambda: f64,
     intercept: bool,
+    /// A itself (column-major) when it fits in cache.
+    a_small: Option<Matrix>,
     scratch: Mutex<Scratch>,
     /// The second thread's gradient on large data.
     spare: std::sync::Mutex<Vec<f64>>,
@@ -43,6 +45,8 @@ struct Scratch {
     s: Vec<f64>,
     at_x: Vec<f64>,
     w: Matrix,
+    /// z, then σ(z) − y, for data that fits in cache.
+    z: Vector,
 }
 
 impl Logistic {
@@ -77,6 +81,7 @@ impl Logistic {
         }
         Ok(Logistic {
             at: a.transpose(),
+            a_small: (a.len() <= IN_CACHE_ENTRIES).then_some(a),
             y,
             lambda,
             intercept,
@@ -123,6 +128,20 @@ impl Objective for Logistic {
     /// f = Σ log1p_exp(zᵢ) − yᵢzᵢ + λ‖w_penalized‖².
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
+        if let Some(a) = &self.a_small {
+            // the same arithmetic as the fused evaluation, so f agrees to the last bit
+            let s = &mut *super::lock(&self.scratch);
+            if s.z.len() != self.y.len() {
+                s.z = Vector::zeros(self.y.len());
+            }
+            s.z.gemv(1.0, a, x, 0.0);
+            let data: f64 =
+                s.z.iter()
+                    .zip(self.y.iter())
+                    .map(|(z, y)| log1p_exp_and_sigmoid(*z).0 - y * z)
+                    .sum();
+            return Ok(data + ridge_value(x, self.lambda, self.penalized()));
+        }
         let w = x.as_slice();
         let data: f64 = rows(&self.at)
             .zip(self.y.iter())
@@ -138,6 +157,23 @@ impl Objective for Logistic {
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         let w = x.as_slice();
+        if let Some(a) = &self.a_small {
+            // in cache: z = Aw, then ∇f = Aᵀ(σ(z) − y), two matrix-vector passes over A
+            let s = &mut *super::lock(&self.scratch);
+            if s.z.len() != self.y.len() {
+                s.z = Vector::zeros(self.y.len());
+            }
+            s.z.gemv(1.0, a, x, 0.0);
+            let mut data = 0.0;
+            for (zi, yi) in s.z.iter_mut().zip(self.y.iter()) {
+                let (l, sig) = log1p_exp_and_sigmoid(*zi);
+                data += l - yi * *zi;
+                *zi = sig - yi;
+            }
+            g.gemv_tr(1.0, a, &s.z, 0.0);
+            add_ridge_gradient(g, x, self.lambda, self.penalized());
+            return Ok(data + ridge_value(x, self.lambda, self.penalized()));
+        }
         g.fill(0.0);
         let (at, y) = (&self.at, self.y.as_slice());
         let data = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
