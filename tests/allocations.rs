@@ -32,8 +32,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Allocations of a whole solve (set-up, iterations, report) limited to `iters` iterations.
-fn allocations<P: Objective>(p: &P, method: Method, iters: u64) -> u64 {
+/// Allocations of a whole solve (set-up, iterations, report) limited to `iters` iterations,
+/// with the solve's cost-evaluation and Hessian counts.
+fn allocations<P: Objective>(p: &P, method: Method, iters: u64) -> [u64; 3] {
     let opts = SolveOptions {
         tol: 1e-300,
         max_iters: iters,
@@ -48,7 +49,16 @@ fn allocations<P: Objective>(p: &P, method: Method, iters: u64) -> u64 {
         (Status::MaxIterations, iters),
         "{method}: {r}"
     );
-    after - before
+    [after - before, r.cost_evals, r.hessian_evals]
+}
+
+/// (allocations, cost evaluations, Hessians) of iterations 3 and 4: a run of 4 iterations minus
+/// a run of 2, after a first run that sizes the problem's lazily allocated buffers.
+fn two_iterations<P: Objective>(p: &P, method: Method) -> [u64; 3] {
+    allocations(p, method, 1);
+    let short = allocations(p, method, 2);
+    let long = allocations(p, method, 4);
+    [long[0] - short[0], long[1] - short[1], long[2] - short[2]]
 }
 
 #[test]
@@ -64,43 +74,33 @@ fn solver_iterations_do_not_allocate() {
     let ls = LeastSquares::new(d.a, d.target, 0.0).unwrap();
     let d = generate(ModelKind::Logistic, &spec(2000, 30, 1e3)).unwrap();
     let logistic = Logistic::new(d.a, d.target, 0.0, false).unwrap();
-    let d = generate(ModelKind::Softmax, &spec(2000, 10, 10.0)).unwrap();
+    // k = 6 classes and n = 10 features: every product is above nalgebra's small-matrix
+    // threshold (5), so every one goes through matrixmultiply and is counted below
+    let d = generate(
+        ModelKind::Softmax,
+        &Spec {
+            classes: 6,
+            ..spec(2000, 10, 10.0)
+        },
+    )
+    .unwrap();
     let y = d.target.iter().map(|v| *v as usize).collect();
-    let softmax = Softmax::new(d.a, y, 4, 0.0, false).unwrap();
-    // a first run sizes the problem's lazily allocated buffers (Hessian scratch); after it,
-    // compare a run of 2 iterations with a run of 4
-    let per_two = |run: &dyn Fn(u64) -> u64| {
-        run(1);
-        let short = run(2);
-        run(4) - short
-    };
-    // gradient descent and L-BFGS: nothing at all
+    let softmax = Softmax::new(d.a, y, 6, 0.0, false).unwrap();
+    // gradient descent and L-BFGS on least squares and logistic regression: nothing at all
+    assert_eq!(two_iterations(&ls, Method::GradientDescent)[0], 0, "gd");
+    assert_eq!(two_iterations(&ls, Method::Lbfgs)[0], 0, "lbfgs on least squares");
     assert_eq!(
-        per_two(&|k| allocations(&ls, Method::GradientDescent, k)),
-        0,
-        "gd"
-    );
-    assert_eq!(
-        per_two(&|k| allocations(&ls, Method::Lbfgs, k)),
-        0,
-        "lbfgs on least squares"
-    );
-    assert_eq!(
-        per_two(&|k| allocations(&logistic, Method::Lbfgs, k)),
+        two_iterations(&logistic, Method::Lbfgs)[0],
         0,
         "lbfgs on logistic"
     );
-    // Newton: nothing of its own; the Hessian's matrix-matrix products go through
-    // matrixmultiply, whose dgemm allocates its packing buffer on every call (one product
-    // for logistic regression, k(k+1)/2 = 10 for softmax with k = 4)
-    let newton_logistic = per_two(&|k| allocations(&logistic, Method::Newton, k));
-    let newton_softmax = per_two(&|k| allocations(&softmax, Method::Newton, k));
-    assert!(
-        newton_logistic <= 2,
-        "newton on logistic: {newton_logistic} allocations in 2 iterations"
-    );
-    assert!(
-        newton_softmax <= 2 * 10,
-        "newton on softmax: {newton_softmax} allocations in 2 iterations"
-    );
+    // Everything else that allocates is matrixmultiply's dgemm, which allocates its packing
+    // buffer on every call: one product per logistic Hessian; for softmax with k = 6 classes,
+    // k(k+1)/2 = 21 per Hessian and 2 per cost-and-gradient (Zᵀ = WᵀAᵀ, then Aᵀ(P − Y)).
+    let [allocs, _, hessians] = two_iterations(&logistic, Method::Newton);
+    assert_eq!(allocs, hessians, "newton on logistic");
+    let [allocs, evals, hessians] = two_iterations(&softmax, Method::Newton);
+    assert_eq!(allocs, 21 * hessians + 2 * evals, "newton on softmax");
+    let [allocs, evals, _] = two_iterations(&softmax, Method::Lbfgs);
+    assert_eq!(allocs, 2 * evals, "lbfgs on softmax");
 }
