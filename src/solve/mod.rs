@@ -1,7 +1,7 @@
 //! Solvers that reach the optimum and say honestly why they stopped.
 //!
 //! One entry point, [`solve`], runs any [`Method`] through argmin's `Executor` on any
-//! [`Objective`], with one [`SolveOptions`] and one [`Report`], and no argmin types in the
+//! [`Objective`](crate::problems::Objective), with one [`SolveOptions`] and one [`Report`], and no argmin types in the
 //! signature.
 //!
 //! | method | what | per iteration |
