@@ -403,3 +403,19 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     assert!((f - f_direct).abs() <= 1e-10 * f);
     assert!((&g - a.transpose() * s).amax() <= 1e-10 * g.amax());
 }
+
+#[test]
+fn softmax_with_many_classes_goes_through_matrix_products_and_passes() {
+    // k ≥ 6 takes the matrix-matrix path for cost and gradient; check it like the others
+    for (k, intercept) in [(6, false), (9, true)] {
+        let mut r = rng(40 + k as u64);
+        let mut a = gaussian_matrix(&mut r, 40, 7);
+        if intercept {
+            a = with_intercept(&a);
+        }
+        let y = labels(&mut r, &a, k);
+        let p = Softmax::new(a, y, k, 0.2, intercept).unwrap();
+        let x = gaussian_vector(&mut r, p.dim());
+        assert_all_checks(&p, &x).unwrap();
+    }
+}

@@ -11,6 +11,9 @@ use crate::kernels::{a_view, axpy, dot, rows, weighted_gram};
 use crate::numeric::softmax_in_place;
 use crate::{Matrix, Vector};
 
+/// From this many classes on, scores and gradient go through matrix-matrix products.
+const GEMM_MIN_CLASSES: usize = 6;
+
 /// Softmax (multinomial logistic) regression with k classes.
 ///
 /// A is m×n (rows aᵢᵀ), labels yᵢ ∈ {0, …, k−1}, W is n×k and the parameter vector is
@@ -34,9 +37,11 @@ use crate::{Matrix, Vector};
 /// is unique but the intercepts are not, and two solvers may return intercepts that differ by
 /// the same constant in every class (their differences, and so the probabilities, agree).
 ///
-/// The fused cost-and-gradient is two matrix-matrix products, Zᵀ = WᵀAᵀ and ∇f = Aᵀ(P − Y),
-/// around the row-wise softmax: measured 1.5× faster than k dot products and k axpys per row,
-/// which is compute-bound (see BENCHMARKS.md).
+/// With k ≥ 6 classes the fused cost-and-gradient is two matrix-matrix products,
+/// Zᵀ = WᵀAᵀ and ∇f = Aᵀ(P − Y), around the row-wise softmax: measured 1.5× faster at k = 10
+/// than k dot products and k axpys per row, which is compute-bound (see BENCHMARKS.md). With
+/// fewer classes nalgebra does not hand the products to matrixmultiply (it needs every
+/// dimension above 5), and the one-pass per-row loop is faster.
 #[derive(Debug)]
 pub struct Softmax {
     at: Matrix,
@@ -184,7 +189,17 @@ impl Objective for Softmax {
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
         let s = &mut *super::lock(&self.scratch);
-        let f = self.scores_to_probabilities(x, s);
+        let f = if self.k < GEMM_MIN_CLASSES {
+            let mut f = 0.0;
+            for (ai, &yi) in rows(&self.at).zip(&self.y) {
+                self.scores(ai, x, &mut s.z);
+                let zy = s.z[yi];
+                f += softmax_in_place(&mut s.z) - zy;
+            }
+            f
+        } else {
+            self.scores_to_probabilities(x, s)
+        };
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
@@ -193,6 +208,22 @@ impl Objective for Softmax {
         check_out(self.dim(), x, g)?;
         let (n, k) = (self.n(), self.k);
         let s = &mut *super::lock(&self.scratch);
+        if k < GEMM_MIN_CLASSES {
+            // few classes: one pass, the k scores of aᵢ, their softmax, ∇f_c += (p_c − δ)aᵢ
+            g.fill(0.0);
+            let mut f = 0.0;
+            for (ai, &yi) in rows(&self.at).zip(&self.y) {
+                self.scores(ai, x, &mut s.z);
+                let zy = s.z[yi];
+                f += softmax_in_place(&mut s.z) - zy;
+                s.z[yi] -= 1.0;
+                for (pc, gc) in s.z.iter().zip(g.as_mut_slice().chunks_exact_mut(n)) {
+                    axpy(*pc, ai, gc);
+                }
+            }
+            add_ridge_gradient(g, x, self.lambda, self.penalized());
+            return Ok(f + ridge_value(x, self.lambda, self.penalized()));
+        }
         let f = self.scores_to_probabilities(x, s);
         for (i, &yi) in self.y.iter().enumerate() {
             s.scores[(yi, i)] -= 1.0;
