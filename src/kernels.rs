@@ -2,7 +2,7 @@
 //! one fused pass reads each row aᵢ once and uses it twice while it is in L1: rᵢ = aᵢᵀx − bᵢ,
 //! then g += rᵢaᵢ.
 
-use nalgebra::{DMatrixViewMut, Dyn, MatrixView};
+use nalgebra::{Dyn, MatrixView};
 
 use crate::Matrix;
 
@@ -97,6 +97,10 @@ fn axpy_avx2(alpha: f64, x: &[f64], y: &mut [f64]) {
 /// Above it memory traffic dominates and the single fused pass wins.
 pub(crate) const IN_CACHE_ENTRIES: usize = 1 << 18;
 
+/// Rows per block where a per-row transcendental sits between a dot product and an axpy:
+/// the block's rows stay in L1 while its exponentials run vectorized (see `crate::vmath`).
+pub(crate) const ROW_BLOCK: usize = 16;
+
 /// Below this many entries of A a fused evaluation stays on one thread: measured on 2 cores,
 /// splitting pays only once A no longer fits in cache (see BENCHMARKS.md).
 pub(crate) const PARALLEL_MIN_ENTRIES: usize = 1 << 19;
@@ -144,29 +148,6 @@ pub(crate) fn a_view(at: &Matrix) -> MatrixView<'_, f64, Dyn, Dyn, Dyn, Dyn> {
     MatrixView::from_slice_with_strides_generic(at.as_slice(), Dyn(m), Dyn(n), Dyn(n.max(1)), Dyn(1))
 }
 
-/// h ← α·Aᵀdiag(w)A (n×n) from `at`, with `scratch` (n×m) receiving Aᵀdiag(w); a
-/// matrix-matrix product (matrixmultiply's dgemm), not n matrix-vector products.
-pub(crate) fn weighted_gram(
-    alpha: f64,
-    at: &Matrix,
-    w: Option<&[f64]>,
-    scratch: &mut Matrix,
-    mut h: DMatrixViewMut<'_, f64>,
-) {
-    let scaled: &Matrix = match w {
-        Some(w) => {
-            scratch.copy_from(at);
-            for (col, wi) in scratch.column_iter_mut().zip(w) {
-                let mut col = col;
-                col *= *wi;
-            }
-            scratch
-        }
-        None => at,
-    };
-    h.gemm(alpha, at, &a_view(scaled), 0.0);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,18 +171,5 @@ mod tests {
         let mut z = [0.0; 5];
         axpy(2.0, &x, &mut z);
         assert_eq!(z, [2.0, 4.0, 6.0, 8.0, 10.0]);
-    }
-
-    #[test]
-    fn gram_matches_nalgebra() {
-        let a = Matrix::from_row_slice(7, 6, &(0..42).map(|v| (v as f64).sin()).collect::<Vec<_>>());
-        let at = a.transpose();
-        let w: Vec<f64> = (0..7).map(|i| 0.5 + i as f64).collect();
-        let mut h = Matrix::zeros(6, 6);
-        let mut scratch = Matrix::zeros(6, 7);
-        weighted_gram(2.0, &at, Some(&w), &mut scratch, h.view_mut((0, 0), (6, 6)));
-        let expect = a.transpose() * Matrix::from_diagonal(&crate::Vector::from_vec(w)) * &a * 2.0;
-        assert!((h - expect).amax() < 1e-12);
-        assert_eq!(a_view(&at), a);
     }
 }

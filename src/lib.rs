@@ -29,12 +29,14 @@ pub mod check;
 pub mod data;
 pub mod error;
 pub mod generate;
+mod gram;
 mod kernels;
 mod linalg;
 pub mod model;
 pub mod numeric;
 pub mod problems;
 pub mod solve;
+mod vmath;
 
 pub use error::{Error, Result};
 

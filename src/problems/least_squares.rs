@@ -3,7 +3,8 @@ use super::{
     Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Result};
-use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram, IN_CACHE_ENTRIES};
+use crate::gram::{weighted_gram, Block, GramScratch};
+use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, IN_CACHE_ENTRIES};
 use crate::{Matrix, Vector};
 
 /// Least squares with an optional ridge term, with one or several right-hand sides.
@@ -33,6 +34,8 @@ pub struct LeastSquares {
     /// A itself (column-major) when it fits in cache, and the residual buffer for it.
     a_small: Option<Matrix>,
     r: std::sync::Mutex<Vector>,
+    /// Packing buffers for the Hessian.
+    gram: std::sync::Mutex<GramScratch>,
 }
 
 impl LeastSquares {
@@ -69,6 +72,7 @@ impl LeastSquares {
             intercept: false,
             spare: std::sync::Mutex::new(Vec::new()),
             r: std::sync::Mutex::new(Vector::zeros(0)),
+            gram: std::sync::Mutex::new(GramScratch::default()),
         })
     }
 
@@ -202,9 +206,14 @@ impl Objective for LeastSquares {
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let n = self.n();
-        h.fill(0.0);
-        let mut unused = Matrix::zeros(0, 0);
-        weighted_gram(2.0, &self.at, None, &mut unused, h.view_mut((0, 0), (n, n)));
+        // the first diagonal block 2AᵀA (weighted_gram zeroes the rest), copied to the others
+        weighted_gram(
+            &self.at,
+            &Block::WHOLE,
+            |_, _| 2.0,
+            h,
+            &mut super::lock(&self.gram),
+        );
         for c in 1..self.k() {
             for j in 0..n {
                 for i in 0..n {

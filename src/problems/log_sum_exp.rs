@@ -2,7 +2,8 @@ use std::sync::Mutex;
 
 use super::{check_h, check_nonempty, check_out, check_x, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
-use crate::kernels::{axpy, dot, rows, weighted_gram};
+use crate::gram::{weighted_gram, Block, GramScratch};
+use crate::kernels::{axpy, dot, rows};
 use crate::{Matrix, Vector};
 
 /// Log-sum-exp of an affine map: f(x) = log Σᵢ exp(aᵢᵀx + bᵢ) + λ‖x‖².
@@ -30,7 +31,7 @@ pub struct LogSumExp {
 #[derive(Debug, Default)]
 struct Scratch {
     p: Vec<f64>,
-    w: Matrix,
+    gram: GramScratch,
     q: Vector,
 }
 
@@ -122,10 +123,8 @@ impl Objective for LogSumExp {
         check_h(self.dim(), x, h)?;
         let s = &mut *super::lock(&self.scratch);
         self.probabilities(x, &mut s.p);
-        if s.w.shape() != self.at.shape() {
-            s.w = Matrix::zeros(self.at.nrows(), self.at.ncols());
-        }
-        weighted_gram(1.0, &self.at, Some(&s.p), &mut s.w, h.view_mut((0, 0), h.shape()));
+        let Scratch { p, gram, .. } = s;
+        weighted_gram(&self.at, &Block::WHOLE, |_, i| p[i], h, gram);
         if s.q.len() != self.dim() {
             s.q = Vector::zeros(self.dim());
         }

@@ -5,8 +5,9 @@ use super::{
     Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
-use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, weighted_gram, IN_CACHE_ENTRIES};
-use crate::numeric::{log1p_exp, log1p_exp_and_sigmoid, sigmoid};
+use crate::gram::{weighted_gram, Block, GramScratch};
+use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, IN_CACHE_ENTRIES, ROW_BLOCK};
+use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
 
 /// Logistic regression: f(w) = Σᵢ [log(1 + exp zᵢ) − yᵢzᵢ] + λ Σⱼ wⱼ², z = Aw, yᵢ ∈ {0, 1}.
@@ -44,7 +45,7 @@ struct Scratch {
     /// σ(zᵢ)(1 − σ(zᵢ)) at `at_x`.
     s: Vec<f64>,
     at_x: Vec<f64>,
-    w: Matrix,
+    gram: GramScratch,
     /// z, then σ(z) − y, for data that fits in cache.
     z: Vector,
 }
@@ -111,10 +112,8 @@ impl Logistic {
             return;
         }
         sc.s.clear();
-        sc.s.extend(rows(&self.at).map(|ai| {
-            let p = sigmoid(dot(ai, x.as_slice()));
-            p * (1.0 - p)
-        }));
+        sc.s.extend(rows(&self.at).map(|ai| dot(ai, x.as_slice())));
+        sigmoid_curvature_in_place(&mut sc.s);
         sc.at_x.clear();
         sc.at_x.extend_from_slice(x.as_slice());
     }
@@ -135,21 +134,24 @@ impl Objective for Logistic {
                 s.z = Vector::zeros(self.y.len());
             }
             s.z.gemv(1.0, a, x, 0.0);
-            let data: f64 =
-                s.z.iter()
-                    .zip(self.y.iter())
-                    .map(|(z, y)| log1p_exp_and_sigmoid(*z).0 - y * z)
-                    .sum();
+            let data = logistic_terms(s.z.as_mut_slice(), self.y.as_slice());
             return Ok(data + ridge_value(x, self.lambda, self.penalized()));
         }
         let w = x.as_slice();
-        let data: f64 = rows(&self.at)
-            .zip(self.y.iter())
-            .map(|(ai, yi)| {
-                let z = dot(ai, w);
-                log1p_exp(z) - yi * z
-            })
-            .sum();
+        let mut data = 0.0;
+        let mut z = [0.0; ROW_BLOCK];
+        for (block, yb) in self
+            .at
+            .as_slice()
+            .chunks(ROW_BLOCK * self.dim().max(1))
+            .zip(self.y.as_slice().chunks(ROW_BLOCK))
+        {
+            let z = &mut z[..yb.len()];
+            for (zi, ai) in z.iter_mut().zip(block.chunks_exact(self.dim().max(1))) {
+                *zi = dot(ai, w);
+            }
+            data += logistic_terms(z, yb);
+        }
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
 
@@ -164,12 +166,7 @@ impl Objective for Logistic {
                 s.z = Vector::zeros(self.y.len());
             }
             s.z.gemv(1.0, a, x, 0.0);
-            let mut data = 0.0;
-            for (zi, yi) in s.z.iter_mut().zip(self.y.iter()) {
-                let (l, sig) = log1p_exp_and_sigmoid(*zi);
-                data += l - yi * *zi;
-                *zi = sig - yi;
-            }
+            let data = logistic_terms(s.z.as_mut_slice(), self.y.as_slice());
             g.gemv_tr(1.0, a, &s.z, 0.0);
             add_ridge_gradient(g, x, self.lambda, self.penalized());
             return Ok(data + ridge_value(x, self.lambda, self.penalized()));
@@ -177,12 +174,22 @@ impl Objective for Logistic {
         g.fill(0.0);
         let (at, y) = (&self.at, self.y.as_slice());
         let data = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
+            // blocks of rows small enough to stay in L1 between the dot products and the
+            // axpys, so the exponentials and logarithms run vectorized over the block
             let mut data = 0.0;
-            for (ai, yi) in rows_range(at, lo, hi).zip(&y[lo..hi]) {
-                let z = dot(ai, w);
-                let (l, s) = log1p_exp_and_sigmoid(z);
-                data += l - yi * z;
-                axpy(s - yi, ai, g);
+            let mut z = [0.0; ROW_BLOCK];
+            let mut start = lo;
+            while start < hi {
+                let end = (start + ROW_BLOCK).min(hi);
+                let z = &mut z[..end - start];
+                for (zi, ai) in z.iter_mut().zip(rows_range(at, start, end)) {
+                    *zi = dot(ai, w);
+                }
+                data += logistic_terms(z, &y[start..end]);
+                for (zi, ai) in z.iter().zip(rows_range(at, start, end)) {
+                    axpy(*zi, ai, g);
+                }
+                start = end;
             }
             data
         });
@@ -195,10 +202,8 @@ impl Objective for Logistic {
         check_h(self.dim(), x, h)?;
         let s = &mut *super::lock(&self.scratch);
         self.curvature_weights(x, s);
-        if s.w.shape() != self.at.shape() {
-            s.w = Matrix::zeros(self.at.nrows(), self.at.ncols());
-        }
-        weighted_gram(1.0, &self.at, Some(&s.s), &mut s.w, h.view_mut((0, 0), h.shape()));
+        let Scratch { s: weights, gram, .. } = s;
+        weighted_gram(&self.at, &Block::WHOLE, |_, i| weights[i], h, gram);
         add_ridge_hessian(h, self.lambda, self.penalized());
         Ok(())
     }

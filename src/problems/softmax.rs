@@ -7,8 +7,9 @@ use super::{
     Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
-use crate::kernels::{a_view, axpy, dot, rows, weighted_gram};
-use crate::numeric::softmax_in_place;
+use crate::gram::{weighted_gram, Block, GramScratch};
+use crate::kernels::{a_view, axpy, dot, rows, rows_range, ROW_BLOCK};
+use crate::vmath::softmax_rows;
 use crate::{Matrix, Vector};
 
 /// From this many classes on, scores and gradient go through matrix-matrix products.
@@ -54,7 +55,7 @@ pub struct Softmax {
 
 #[derive(Debug, Default)]
 struct Scratch {
-    /// k scores, then probabilities, of one row.
+    /// k scores, then probabilities, of each row of a block of `ROW_BLOCK` rows.
     z: Vec<f64>,
     /// k products aᵢᵀv_c of one row.
     u: Vec<f64>,
@@ -62,11 +63,14 @@ struct Scratch {
     scores: Matrix,
     /// Wᵀ (k×n).
     wt: Matrix,
-    /// m×k probabilities at `at_x`, for the Hessian and Hessian-vector products.
+    /// k×m probabilities at `at_x` (row i's in column i), for the Hessian and Hessian-vector
+    /// products.
     p: Matrix,
     at_x: Vec<f64>,
-    weights: Vec<f64>,
-    w: Matrix,
+    /// The Hessian's lower blocks (c ≥ d) with their classes, and the same blocks alone.
+    blocks: Vec<(Block, usize, usize)>,
+    gram_blocks: Vec<Block>,
+    gram: GramScratch,
 }
 
 impl Softmax {
@@ -103,7 +107,7 @@ impl Softmax {
             });
         }
         let scratch = Mutex::new(Scratch {
-            z: vec![0.0; k],
+            z: vec![0.0; k * ROW_BLOCK],
             u: vec![0.0; k],
             ..Scratch::default()
         });
@@ -135,19 +139,16 @@ impl Softmax {
     /// s.p ← the m×k probabilities at x, unless it already holds them for this x.
     fn probabilities(&self, x: &Vector, s: &mut Scratch) {
         let (m, k) = (self.at.ncols(), self.k);
-        if s.p.shape() == (m, k) && s.at_x.as_slice() == x.as_slice() {
+        if s.p.shape() == (k, m) && s.at_x.as_slice() == x.as_slice() {
             return;
         }
-        if s.p.shape() != (m, k) {
-            s.p = Matrix::zeros(m, k);
+        if s.p.shape() != (k, m) {
+            s.p = Matrix::zeros(k, m);
         }
-        for (i, ai) in rows(&self.at).enumerate() {
-            self.scores(ai, x, &mut s.z);
-            softmax_in_place(&mut s.z);
-            for (c, pc) in s.z.iter().enumerate() {
-                s.p[(i, c)] = *pc;
-            }
+        for (ai, zi) in rows(&self.at).zip(s.p.as_mut_slice().chunks_exact_mut(k)) {
+            self.scores(ai, x, zi);
         }
+        softmax_rows(s.p.as_mut_slice(), k, &self.y);
         s.at_x.clear();
         s.at_x.extend_from_slice(x.as_slice());
     }
@@ -164,10 +165,30 @@ impl Softmax {
         // Zᵀ = WᵀAᵀ (k×m): sample i's k scores are column i, contiguous
         s.wt.tr_copy_from(&DMatrixView::from_slice(x.as_slice(), n, k));
         s.scores.gemm(1.0, &s.wt, &self.at, 0.0);
+        softmax_rows(s.scores.as_mut_slice(), k, &self.y)
+    }
+
+    /// For each block of up to `ROW_BLOCK` rows lo..hi: s.z ← the block's probabilities
+    /// (row r's k in s.z[r·k..]), then `then(lo, hi, probabilities)`; returns Σᵢ lse(zᵢ) − z_{i,yᵢ}.
+    /// The scores are k dot products per row; the exponentials run vectorized over the block.
+    fn per_row_blocks(
+        &self,
+        x: &Vector,
+        z: &mut [f64],
+        mut then: impl FnMut(usize, usize, &mut [f64]),
+    ) -> f64 {
+        let (k, m) = (self.k, self.at.ncols());
         let mut f = 0.0;
-        for (zi, &yi) in s.scores.as_mut_slice().chunks_exact_mut(k).zip(&self.y) {
-            let zy = zi[yi];
-            f += softmax_in_place(zi) - zy;
+        let mut lo = 0;
+        while lo < m {
+            let hi = (lo + ROW_BLOCK).min(m);
+            let zb = &mut z[..(hi - lo) * k];
+            for (ai, zi) in rows_range(&self.at, lo, hi).zip(zb.chunks_exact_mut(k)) {
+                self.scores(ai, x, zi);
+            }
+            f += softmax_rows(zb, k, &self.y[lo..hi]);
+            then(lo, hi, zb);
+            lo = hi;
         }
         f
     }
@@ -190,13 +211,7 @@ impl Objective for Softmax {
         check_x(self.dim(), x)?;
         let s = &mut *super::lock(&self.scratch);
         let f = if self.k < GEMM_MIN_CLASSES {
-            let mut f = 0.0;
-            for (ai, &yi) in rows(&self.at).zip(&self.y) {
-                self.scores(ai, x, &mut s.z);
-                let zy = s.z[yi];
-                f += softmax_in_place(&mut s.z) - zy;
-            }
-            f
+            self.per_row_blocks(x, &mut s.z, |_, _, _| ())
         } else {
             self.scores_to_probabilities(x, s)
         };
@@ -211,16 +226,18 @@ impl Objective for Softmax {
         if k < GEMM_MIN_CLASSES {
             // few classes: one pass, the k scores of aᵢ, their softmax, ∇f_c += (p_c − δ)aᵢ
             g.fill(0.0);
-            let mut f = 0.0;
-            for (ai, &yi) in rows(&self.at).zip(&self.y) {
-                self.scores(ai, x, &mut s.z);
-                let zy = s.z[yi];
-                f += softmax_in_place(&mut s.z) - zy;
-                s.z[yi] -= 1.0;
-                for (pc, gc) in s.z.iter().zip(g.as_mut_slice().chunks_exact_mut(n)) {
-                    axpy(*pc, ai, gc);
+            let gs = g.as_mut_slice();
+            let f = self.per_row_blocks(x, &mut s.z, |lo, hi, p| {
+                for ((ai, pi), &yi) in rows_range(&self.at, lo, hi)
+                    .zip(p.chunks_exact_mut(k))
+                    .zip(&self.y[lo..hi])
+                {
+                    pi[yi] -= 1.0;
+                    for (pc, gc) in pi.iter().zip(gs.chunks_exact_mut(n)) {
+                        axpy(*pc, ai, gc);
+                    }
                 }
-            }
+            });
             add_ridge_gradient(g, x, self.lambda, self.penalized());
             return Ok(f + ridge_value(x, self.lambda, self.penalized()));
         }
@@ -239,34 +256,40 @@ impl Objective for Softmax {
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let s = &mut *super::lock(&self.scratch);
-        let (n, k, m) = (self.n(), self.k, self.at.ncols());
-        if s.w.shape() != (n, m) {
-            s.w = Matrix::zeros(n, m);
-            s.weights = vec![0.0; m];
-        }
+        let (n, k) = (self.n(), self.k);
         self.probabilities(x, s);
-        for c in 0..k {
-            for d in c..k {
-                let delta = if c == d { 1.0 } else { 0.0 };
-                for (i, wi) in s.weights.iter_mut().enumerate() {
-                    *wi = s.p[(i, c)] * (delta - s.p[(i, d)]);
-                }
-                weighted_gram(
-                    1.0,
-                    &self.at,
-                    Some(&s.weights),
-                    &mut s.w,
-                    h.view_mut((c * n, d * n), (n, n)),
-                );
-                if c != d {
-                    for j in 0..n {
-                        for i in 0..n {
-                            h[(d * n + j, c * n + i)] = h[(c * n + i, d * n + j)];
-                        }
-                    }
+        if s.blocks.len() != k * (k + 1) / 2 {
+            s.blocks.clear();
+            for d in 0..k {
+                for c in d..k {
+                    let diagonal = c == d;
+                    s.blocks.push((
+                        Block {
+                            row: c * n,
+                            col: d * n,
+                            diagonal,
+                        },
+                        c,
+                        d,
+                    ));
                 }
             }
+            s.gram_blocks = s.blocks.iter().map(|b| b.0).collect();
         }
+        // every block (c ≥ d, the lower triangle) from one pass over A; the rest by symmetry
+        let Scratch {
+            p,
+            blocks,
+            gram_blocks,
+            gram,
+            ..
+        } = s;
+        let weight = |b: usize, i: usize| {
+            let (_, c, d) = blocks[b];
+            let pi = &p.as_slice()[i * k..(i + 1) * k];
+            pi[c] * (if c == d { 1.0 } else { 0.0 } - pi[d])
+        };
+        weighted_gram(&self.at, gram_blocks, weight, h, gram);
         add_ridge_hessian(h, self.lambda, self.penalized());
         Ok(())
     }
@@ -283,10 +306,10 @@ impl Objective for Softmax {
             self.scores(ai, v, &mut s.u);
             let mut pu = 0.0;
             for (c, uc) in s.u.iter().enumerate() {
-                pu += s.p[(i, c)] * uc;
+                pu += s.p[(c, i)] * uc;
             }
             for (c, (uc, oc)) in s.u.iter().zip(out.as_mut_slice().chunks_exact_mut(n)).enumerate() {
-                axpy(s.p[(i, c)] * (uc - pu), ai, oc);
+                axpy(s.p[(c, i)] * (uc - pu), ai, oc);
             }
         }
         add_ridge_gradient(out, v, self.lambda, self.penalized());

@@ -1,0 +1,258 @@
+//! Weighted Gram matrices Aᵀdiag(w)A, the Hessians of every model here, formed by a small
+//! symmetric matrix-multiply kernel (a weighted SYRK) that computes only the lower triangle.
+//!
+//! A is stored row-contiguous (`at` is Aᵀ, n×m, column-major), so row aᵢ is a slice. The rows
+//! are taken `KC` at a time; each slab is packed into tiles (`MR` features × KC rows, and `NR`
+//! features × KC rows scaled by wᵢ), and an MR×NR register tile of the product is accumulated
+//! over the slab, the way BLAS kernels do. Tiles wholly above the diagonal are skipped, which
+//! halves the work of a full matrix product; the upper triangle is mirrored at the end. The
+//! packing buffers live in a [`GramScratch`] that the caller keeps, so after the first call
+//! nothing is allocated. On large data the rows are split between two threads.
+//!
+//! One call can fill several n×n blocks of a larger matrix from one pass over A, each with its
+//! own weights: the softmax Hessian's k(k+1)/2 blocks Aᵀdiag(p_c ⊙ (δ_cd − p_d))A.
+
+use crate::vmath::madd;
+use crate::Matrix;
+
+/// Rows of the output tile (features i), two AVX2 vectors.
+const MR: usize = 8;
+/// Columns of the output tile (features j): 8×6 accumulators fill 12 of the 16 vector registers.
+const NR: usize = 6;
+/// Rows of A per slab: the packed slab (2·KC·n doubles) stays in L2 for n up to a few hundred.
+const KC: usize = 128;
+/// From this much work (m·n² per block) the rows are split between two threads: about a
+/// millisecond on one, against tens of microseconds to start the second.
+const PARALLEL_MIN_WORK: usize = 1 << 23;
+
+/// One n×n block of the output, at rows `row`.., columns `col`..: it receives
+/// Σᵢ w(block, i)·aᵢaᵢᵀ. A `diagonal` block lies on the diagonal of the output (symmetric:
+/// only its lower triangle is computed); any other block must lie below the diagonal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Block {
+    pub row: usize,
+    pub col: usize,
+    pub diagonal: bool,
+}
+
+impl Block {
+    /// The single block of a plain n×n Gram matrix.
+    pub const WHOLE: [Block; 1] = [Block {
+        row: 0,
+        col: 0,
+        diagonal: true,
+    }];
+}
+
+/// Packing buffers (one set per thread) and the second thread's output; sized on first use.
+#[derive(Debug, Default)]
+pub(crate) struct GramScratch {
+    pack: [(Vec<f64>, Vec<f64>); 2],
+    spare: Matrix,
+}
+
+/// h ← Σ over `blocks` of Σᵢ w(b, i)·aᵢaᵢᵀ placed at each block, then symmetrized (the upper
+/// triangle mirrors the lower). Entries of h outside every block and its mirror are zero.
+pub(crate) fn weighted_gram<W>(at: &Matrix, blocks: &[Block], w: W, h: &mut Matrix, scratch: &mut GramScratch)
+where
+    W: Fn(usize, usize) -> f64 + Sync,
+{
+    let (n, m) = at.shape();
+    h.fill(0.0);
+    let work = m.saturating_mul(n * n).saturating_mul(blocks.len());
+    let GramScratch { pack, spare } = scratch;
+    if work < PARALLEL_MIN_WORK || m < 2 * KC || rayon::current_num_threads() < 2 {
+        accumulate(at, 0, m, blocks, &w, h, &mut pack[0]);
+    } else {
+        if spare.shape() != h.shape() {
+            *spare = Matrix::zeros(h.nrows(), h.ncols());
+        }
+        spare.fill(0.0);
+        let mid = m / 2;
+        let [p0, p1] = pack;
+        let w = &w;
+        rayon::join(
+            || accumulate(at, 0, mid, blocks, w, h, p0),
+            || accumulate(at, mid, m, blocks, w, spare, p1),
+        );
+        let size = h.nrows();
+        for j in 0..size {
+            let (hc, sc) = (&mut h.column_mut(j), spare.column(j));
+            for i in j..size {
+                hc[i] += sc[i];
+            }
+        }
+    }
+    let size = h.nrows();
+    for j in 0..size {
+        for i in j + 1..size {
+            h[(j, i)] = h[(i, j)];
+        }
+    }
+}
+
+/// Adds rows lo..hi's contributions to the lower triangle of `h` (and to whole off-diagonal
+/// blocks).
+fn accumulate<W>(
+    at: &Matrix,
+    lo: usize,
+    hi: usize,
+    blocks: &[Block],
+    w: &W,
+    h: &mut Matrix,
+    (pa, pb): &mut (Vec<f64>, Vec<f64>),
+) where
+    W: Fn(usize, usize) -> f64,
+{
+    let n = at.nrows();
+    let (ni, nj) = (n.div_ceil(MR), n.div_ceil(NR));
+    if pa.len() < ni * MR * KC {
+        pa.resize(ni * MR * KC, 0.0);
+    }
+    if pb.len() < nj * NR * KC {
+        pb.resize(nj * NR * KC, 0.0);
+    }
+    let rows = at.as_slice().chunks_exact(n.max(1));
+    let mut k0 = lo;
+    while k0 < hi {
+        let kc = KC.min(hi - k0);
+        let slab = || rows.clone().skip(k0).take(kc);
+        // pa[it][kk][r] = a_{k0+kk}[it·MR + r], zero past n
+        for (kk, a) in slab().enumerate() {
+            for it in 0..ni {
+                let dst = &mut pa[(it * kc + kk) * MR..][..MR];
+                let src = &a[it * MR..n.min(it * MR + MR)];
+                dst[..src.len()].copy_from_slice(src);
+                dst[src.len()..].fill(0.0);
+            }
+        }
+        for (b, block) in blocks.iter().enumerate() {
+            // pb[jt][kk][c] = w(b, k0+kk)·a_{k0+kk}[jt·NR + c], zero past n
+            for (kk, a) in slab().enumerate() {
+                let wi = w(b, k0 + kk);
+                for jt in 0..nj {
+                    let dst = &mut pb[(jt * kc + kk) * NR..][..NR];
+                    let src = &a[jt * NR..n.min(jt * NR + NR)];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d = wi * s;
+                    }
+                    dst[src.len()..].fill(0.0);
+                }
+            }
+            for jt in 0..nj {
+                let j0 = jt * NR;
+                // on a diagonal block, skip the i-tiles wholly above the diagonal (i < j0)
+                let first = if block.diagonal { j0 / MR } else { 0 };
+                let bt = &pb[jt * kc * NR..][..kc * NR];
+                for it in first..ni {
+                    let acc = tile(&pa[it * kc * MR..][..kc * MR], bt);
+                    let i0 = it * MR;
+                    for (c, col) in acc.iter().enumerate().take(n - j0.min(n)) {
+                        let mut hc = h.column_mut(block.col + j0 + c);
+                        for (r, v) in col.iter().enumerate().take(n - i0) {
+                            hc[block.row + i0 + r] += v;
+                        }
+                    }
+                }
+            }
+        }
+        k0 += kc;
+    }
+}
+
+/// The MR×NR tile Σ_kk a[kk]·b[kk]ᵀ of two packed panels, as acc[c][r].
+#[inline]
+fn tile(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { tile_avx2(a, b) };
+        }
+    }
+    tile_body::<false>(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn tile_avx2(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
+    tile_body::<true>(a, b)
+}
+
+#[inline(always)]
+fn tile_body<const FMA: bool>(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
+    let mut acc = [[0.0; MR]; NR];
+    for (av, bv) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for c in 0..NR {
+            for r in 0..MR {
+                acc[c][r] = madd::<FMA>(bv[c], av[r], acc[c][r]);
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Vector;
+
+    fn data(m: usize, n: usize) -> Matrix {
+        Matrix::from_fn(m, n, |i, j| ((i * 31 + j * 17) as f64 * 0.137 + 0.5).sin())
+    }
+
+    #[test]
+    fn matches_the_dense_product_at_awkward_sizes() {
+        // sizes around the tile and slab edges, one on each side of the thread split
+        for (m, n) in [(1, 1), (3, 7), (129, 9), (300, 13), (257, 50), (40_000, 17)] {
+            let a = data(m, n);
+            let w: Vec<f64> = (0..m).map(|i| 0.5 + (i as f64 * 0.3).cos()).collect();
+            let mut aw = a.clone();
+            for (mut row, wi) in aw.row_iter_mut().zip(&w) {
+                row *= *wi;
+            }
+            let want = a.transpose() * aw;
+            let mut h = Matrix::zeros(n, n);
+            let mut scratch = GramScratch::default();
+            weighted_gram(&a.transpose(), &Block::WHOLE, |_, i| w[i], &mut h, &mut scratch);
+            let err = (&h - &want).amax() / want.amax();
+            assert!(err < 1e-13, "{m}×{n}: relative error {err}");
+            assert_eq!(h, h.transpose());
+        }
+    }
+
+    #[test]
+    fn fills_several_blocks_in_one_pass() {
+        let (m, n) = (500, 11);
+        let a = data(m, n);
+        let at = a.transpose();
+        let blocks = [
+            Block {
+                row: 0,
+                col: 0,
+                diagonal: true,
+            },
+            Block {
+                row: n,
+                col: 0,
+                diagonal: false,
+            },
+            Block {
+                row: n,
+                col: n,
+                diagonal: true,
+            },
+        ];
+        let wt = |b: usize, i: usize| [1.0, -0.25, 2.0][b] * (1.0 + i as f64 / m as f64);
+        let mut h = Matrix::zeros(2 * n, 2 * n);
+        weighted_gram(&at, &blocks, wt, &mut h, &mut GramScratch::default());
+        for (b, blk) in blocks.iter().enumerate() {
+            let d = Matrix::from_diagonal(&Vector::from_fn(m, |i, _| wt(b, i)));
+            let want = a.transpose() * d * &a;
+            let got = h.view((blk.row, blk.col), (n, n));
+            assert!((got - &want).amax() < 1e-12 * want.amax());
+            let mirrored = h.view((blk.col, blk.row), (n, n)).transpose();
+            assert!((mirrored - want).amax() < 1e-12 * h.amax());
+        }
+    }
+}
