@@ -112,6 +112,26 @@ pub(crate) fn fused_rows<F>(at: &Matrix, g: &mut [f64], spare: &std::sync::Mutex
 where
     F: Fn(usize, usize, &mut [f64]) -> f64 + Sync,
 {
+    split_rows(at, g, spare, f, |f1, f2, g, second| {
+        axpy(1.0, second, g);
+        f1 + f2
+    })
+}
+
+/// [`fused_rows`] with any partial result: on two threads, `merge(first, second, g, g₂)`
+/// combines the halves' results and gradients into g.
+pub(crate) fn split_rows<R, F, M>(
+    at: &Matrix,
+    g: &mut [f64],
+    spare: &std::sync::Mutex<Vec<f64>>,
+    f: F,
+    merge: M,
+) -> R
+where
+    R: Send,
+    F: Fn(usize, usize, &mut [f64]) -> R + Sync,
+    M: FnOnce(R, R, &mut [f64], &[f64]) -> R,
+{
     let m = at.ncols();
     if at.len() < PARALLEL_MIN_ENTRIES || rayon::current_num_threads() < 2 {
         return f(0, m, g);
@@ -125,8 +145,7 @@ where
     let mid = m / 2;
     let second: &mut [f64] = &mut guard[..];
     let (f1, f2) = rayon::join(|| f(0, mid, g), || f(mid, m, &mut *second));
-    axpy(1.0, second, g);
-    f1 + f2
+    merge(f1, f2, g, second)
 }
 
 /// Rows lo..hi of A as slices of `at`.

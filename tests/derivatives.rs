@@ -402,6 +402,27 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     let s = z.map(gradfit::numeric::sigmoid) - &y;
     assert!((f - f_direct).abs() <= 1e-10 * f);
     assert!((&g - a.transpose() * s).amax() <= 1e-10 * g.amax());
+    // the Hessian Aᵀdiag(σ(1 − σ))A: two threads of the packed kernel against a plain product
+    let h = lg.hessian(&x).unwrap();
+    let mut sa = a.clone();
+    for (mut row, zi) in sa.row_iter_mut().zip(z.iter()) {
+        let p = gradfit::numeric::sigmoid(*zi);
+        row *= p * (1.0 - p);
+    }
+    assert!((&h - a.transpose() * sa).amax() <= 1e-12 * h.amax());
+    // log-sum-exp, each half with its own max shift: the largest score in the second half,
+    // by far, so the first half's terms are rescaled by e^(−300) when the halves merge
+    let mut b = b * 3.0;
+    b[900] = 300.0;
+    let lse = LogSumExp::new(a.clone(), b.clone(), 0.1).unwrap();
+    let (f, g) = lse.cost_and_gradient(&x).unwrap();
+    let z = &a * &x + &b;
+    let zmax = z.max();
+    let e = z.map(|v| (v - zmax).exp());
+    let f_direct = zmax + e.sum().ln() + 0.1 * x.norm_squared();
+    let g_direct = a.transpose() * (&e / e.sum()) + &x * 0.2;
+    assert!((f - f_direct).abs() <= 1e-12 * f.abs());
+    assert!((&g - g_direct).amax() <= 1e-12 * g.amax());
 }
 
 #[test]

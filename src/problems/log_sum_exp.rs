@@ -3,7 +3,8 @@ use std::sync::Mutex;
 use super::{check_h, check_nonempty, check_out, check_x, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{axpy, dot, rows};
+use crate::kernels::{axpy, dot, rows, rows_range, split_rows, ROW_BLOCK};
+use crate::vmath::exp_in_place;
 use crate::{Matrix, Vector};
 
 /// Log-sum-exp of an affine map: f(x) = log Σᵢ exp(aᵢᵀx + bᵢ) + λ‖x‖².
@@ -19,13 +20,17 @@ use crate::{Matrix, Vector};
 /// ±1000 is exact. Without λ, f is bounded below only if 0 is in the convex hull of the rows.
 ///
 /// The fused cost-and-gradient is one pass over the rows with an online max shift: when a
-/// new maximum zᵢ > m appears, the running sum and gradient are rescaled by e^(m − zᵢ).
+/// block of rows raises the running maximum m to m′, the running sum and gradient are
+/// rescaled by e^(m − m′). On large data two threads each take half the rows with their own
+/// shift, and the halves are rescaled to the larger one when merged.
 #[derive(Debug)]
 pub struct LogSumExp {
     at: Matrix,
     b: Vector,
     lambda: f64,
     scratch: Mutex<Scratch>,
+    /// The second thread's gradient on large data.
+    spare: Mutex<Vec<f64>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,7 +63,49 @@ impl LogSumExp {
             b,
             lambda,
             scratch: Mutex::new(Scratch::default()),
+            spare: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Over rows lo..hi, with zᵢ = aᵢᵀx + bᵢ: returns (M, S) with M = max zᵢ and
+    /// S = Σ e^(zᵢ − M), and adds Σ e^(zᵢ − M)aᵢ to g when given. Rows go in blocks: each
+    /// block's scores, a rescale of S and g by e^(M_old − M) only when the block raises the
+    /// maximum, then the block's exponentials in one vectorized call.
+    fn shifted_sum(&self, x: &Vector, lo: usize, hi: usize, mut g: Option<&mut [f64]>) -> (f64, f64) {
+        let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
+        let mut z = [0.0; ROW_BLOCK];
+        let mut start = lo;
+        while start < hi {
+            let end = (start + ROW_BLOCK).min(hi);
+            let z = &mut z[..end - start];
+            for ((zi, ai), bi) in z
+                .iter_mut()
+                .zip(rows_range(&self.at, start, end))
+                .zip(&self.b.as_slice()[start..end])
+            {
+                *zi = dot(ai, x.as_slice()) + bi;
+            }
+            // max ignores NaN; a NaN zᵢ still reaches S through its exponential
+            let block_max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if block_max > m {
+                let scale = (m - block_max).exp();
+                s *= scale;
+                if let Some(g) = g.as_deref_mut() {
+                    g.iter_mut().for_each(|gi| *gi *= scale);
+                }
+                m = block_max;
+            }
+            z.iter_mut().for_each(|zi| *zi -= m);
+            exp_in_place(z);
+            s += z.iter().sum::<f64>();
+            if let Some(g) = g.as_deref_mut() {
+                for (ei, ai) in z.iter().zip(rows_range(&self.at, start, end)) {
+                    axpy(*ei, ai, g);
+                }
+            }
+            start = end;
+        }
+        (m, s)
     }
 
     /// p ← softmax(Ax + b) into `p`; returns lse(Ax + b). Two passes over z, one over A.
@@ -81,38 +128,30 @@ impl Objective for LogSumExp {
     /// f = lse(Ax + b) + λ‖x‖², one pass with a running max.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
-        for (ai, bi) in rows(&self.at).zip(self.b.iter()) {
-            let z = dot(ai, x.as_slice()) + bi;
-            if z > m {
-                s = s * (m - z).exp() + 1.0;
-                m = z;
-            } else {
-                s += (z - m).exp();
-            }
-        }
+        let (m, s) = self.shifted_sum(x, 0, self.b.len(), None);
         Ok(m + s.ln() + self.lambda * x.norm_squared())
     }
 
-    /// ∇f = Σᵢ pᵢaᵢ + 2λx with p = softmax(Ax + b), in the same pass as f.
+    /// ∇f = Σᵢ pᵢaᵢ + 2λx with p = softmax(Ax + b), in the same pass as f; on large data the
+    /// rows are split between two threads, each with its own max shift, merged at the end.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         g.fill(0.0);
-        let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
-        for (ai, bi) in rows(&self.at).zip(self.b.iter()) {
-            let z = dot(ai, x.as_slice()) + bi;
-            let e = if z > m {
-                let scale = (m - z).exp();
-                s *= scale;
-                *g *= scale;
-                m = z;
-                1.0
-            } else {
-                (z - m).exp()
-            };
-            s += e;
-            axpy(e, ai, g.as_mut_slice());
-        }
+        let (m, s) = split_rows(
+            &self.at,
+            g.as_mut_slice(),
+            &self.spare,
+            |lo, hi, g| self.shifted_sum(x, lo, hi, Some(g)),
+            |(m1, s1), (m2, s2), g, second| {
+                // both halves rescaled to the larger shift
+                let m = m1.max(m2);
+                let (c1, c2) = ((m1 - m).exp(), (m2 - m).exp());
+                for (gi, si) in g.iter_mut().zip(second) {
+                    *gi = c1 * *gi + c2 * si;
+                }
+                (m, c1 * s1 + c2 * s2)
+            },
+        );
         *g /= s;
         g.axpy(2.0 * self.lambda, x, 1.0);
         Ok(m + s.ln() + self.lambda * x.norm_squared())
