@@ -423,6 +423,25 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     let g_direct = a.transpose() * (&e / e.sum()) + &x * 0.2;
     assert!((f - f_direct).abs() <= 1e-12 * f.abs());
     assert!((&g - g_direct).amax() <= 1e-12 * g.amax());
+    // softmax with 3 classes (the per-row path, split over two threads as its work is k·m·n)
+    let labels: Vec<usize> = (0..1000).map(|i| (i * 7) % 3).collect();
+    let sm = Softmax::new(a.clone(), labels.clone(), 3, 0.0, false).unwrap();
+    let w = gaussian_vector(&mut r, 1800) * 0.1;
+    let (f, g) = sm.cost_and_gradient(&w).unwrap();
+    let wm = Matrix::from_column_slice(600, 3, w.as_slice());
+    let mut z = &a * &wm;
+    let mut f_direct = 0.0;
+    for (i, &yi) in labels.iter().enumerate() {
+        let mut row: Vec<f64> = z.row(i).iter().copied().collect();
+        f_direct += log_sum_exp(row.iter().copied()) - row[yi];
+        let lse = log_sum_exp(row.iter().copied());
+        row.iter_mut().for_each(|v| *v = (*v - lse).exp());
+        row[yi] -= 1.0;
+        z.row_mut(i).copy_from_slice(&row);
+    }
+    let g_direct = a.transpose() * z;
+    assert!((f - f_direct).abs() <= 1e-12 * f.abs());
+    assert!((g - Vector::from_column_slice(g_direct.as_slice())).amax() <= 1e-12 * g_direct.amax());
 }
 
 #[test]

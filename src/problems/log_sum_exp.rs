@@ -138,6 +138,7 @@ impl Objective for LogSumExp {
         check_out(self.dim(), x, g)?;
         g.fill(0.0);
         let (m, s) = split_rows(
+            self.at.len(),
             &self.at,
             g.as_mut_slice(),
             &self.spare,

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{a_view, axpy, dot, rows, rows_range, ROW_BLOCK};
+use crate::kernels::{a_view, axpy, dot, fused_rows_work, gradient_block, rows, scores_block, ROW_BLOCK};
 use crate::vmath::softmax_rows;
 use crate::{Matrix, Vector};
 
@@ -51,12 +51,12 @@ pub struct Softmax {
     lambda: f64,
     intercept: bool,
     scratch: Mutex<Scratch>,
+    /// The second thread's gradient on large data.
+    spare: Mutex<Vec<f64>>,
 }
 
 #[derive(Debug, Default)]
 struct Scratch {
-    /// k scores, then probabilities, of each row of a block of `ROW_BLOCK` rows.
-    z: Vec<f64>,
     /// k products aᵢᵀv_c of one row.
     u: Vec<f64>,
     /// k×m scores, then probabilities, of the last cost or gradient evaluation (Zᵀ, Pᵀ).
@@ -107,7 +107,6 @@ impl Softmax {
             });
         }
         let scratch = Mutex::new(Scratch {
-            z: vec![0.0; k * ROW_BLOCK],
             u: vec![0.0; k],
             ..Scratch::default()
         });
@@ -118,6 +117,7 @@ impl Softmax {
             lambda,
             intercept,
             scratch,
+            spare: Mutex::new(Vec::new()),
         })
     }
 
@@ -168,29 +168,35 @@ impl Softmax {
         softmax_rows(s.scores.as_mut_slice(), k, &self.y)
     }
 
-    /// For each block of up to `ROW_BLOCK` rows lo..hi: s.z ← the block's probabilities
-    /// (row r's k in s.z[r·k..]), then `then(lo, hi, probabilities)`; returns Σᵢ lse(zᵢ) − z_{i,yᵢ}.
-    /// The scores are k dot products per row; the exponentials run vectorized over the block.
+    /// Over rows start..end, for each block of up to `ROW_BLOCK` rows lo..hi: the block's
+    /// probabilities (row r's k in z[r·k..]), then `then(lo, hi, probabilities)`; returns
+    /// Σᵢ lse(zᵢ) − z_{i,yᵢ}. Each row is read once for its k scores; the exponentials run
+    /// vectorized over the block. For k below `GEMM_MIN_CLASSES` (z on the stack).
     fn per_row_blocks(
         &self,
         x: &Vector,
-        z: &mut [f64],
+        (start, end): (usize, usize),
         mut then: impl FnMut(usize, usize, &mut [f64]),
     ) -> f64 {
-        let (k, m) = (self.k, self.at.ncols());
+        let k = self.k;
+        let mut z = [0.0; ROW_BLOCK * (GEMM_MIN_CLASSES - 1)];
         let mut f = 0.0;
-        let mut lo = 0;
-        while lo < m {
-            let hi = (lo + ROW_BLOCK).min(m);
+        let mut lo = start;
+        while lo < end {
+            let hi = (lo + ROW_BLOCK).min(end);
             let zb = &mut z[..(hi - lo) * k];
-            for (ai, zi) in rows_range(&self.at, lo, hi).zip(zb.chunks_exact_mut(k)) {
-                self.scores(ai, x, zi);
-            }
+            scores_block(self.block(lo, hi), self.n(), x.as_slice(), k, zb);
             f += softmax_rows(zb, k, &self.y[lo..hi]);
             then(lo, hi, zb);
             lo = hi;
         }
         f
+    }
+
+    /// Rows lo..hi of A, contiguous.
+    fn block(&self, lo: usize, hi: usize) -> &[f64] {
+        let n = self.n();
+        &self.at.as_slice()[lo * n..hi * n]
     }
 
     /// z ← Wᵀaᵢ (the k scores of one row).
@@ -211,7 +217,7 @@ impl Objective for Softmax {
         check_x(self.dim(), x)?;
         let s = &mut *super::lock(&self.scratch);
         let f = if self.k < GEMM_MIN_CLASSES {
-            self.per_row_blocks(x, &mut s.z, |_, _, _| ())
+            self.per_row_blocks(x, (0, self.at.ncols()), |_, _, _| ())
         } else {
             self.scores_to_probabilities(x, s)
         };
@@ -225,18 +231,17 @@ impl Objective for Softmax {
         let s = &mut *super::lock(&self.scratch);
         if k < GEMM_MIN_CLASSES {
             // few classes: one pass, the k scores of aᵢ, their softmax, ∇f_c += (p_c − δ)aᵢ
+            // compute-bound at about k multiply-adds per entry each way: split over two
+            // threads from a k-times smaller A than the memory-bound passes
             g.fill(0.0);
-            let gs = g.as_mut_slice();
-            let f = self.per_row_blocks(x, &mut s.z, |lo, hi, p| {
-                for ((ai, pi), &yi) in rows_range(&self.at, lo, hi)
-                    .zip(p.chunks_exact_mut(k))
-                    .zip(&self.y[lo..hi])
-                {
-                    pi[yi] -= 1.0;
-                    for (pc, gc) in pi.iter().zip(gs.chunks_exact_mut(n)) {
-                        axpy(*pc, ai, gc);
+            let work = self.at.len() * k;
+            let f = fused_rows_work(work, &self.at, g.as_mut_slice(), &self.spare, |start, end, g| {
+                self.per_row_blocks(x, (start, end), |lo, hi, p| {
+                    for (pi, &yi) in p.chunks_exact_mut(k).zip(&self.y[lo..hi]) {
+                        pi[yi] -= 1.0;
                     }
-                }
+                    gradient_block(self.block(lo, hi), n, p, k, g);
+                })
             });
             add_ridge_gradient(g, x, self.lambda, self.penalized());
             return Ok(f + ridge_value(x, self.lambda, self.penalized()));
