@@ -118,6 +118,25 @@ fn solvers(c: &mut Criterion) {
         };
         bench_case(c, "softmax5", &spec, &p);
     }
+    // features ≫ samples: 200 rows, up to 1600 features, where Newton's n×n Hessian and its
+    // Cholesky (n³/3) dominate; λ = 1 (sklearn's default C = 1 in these units), since with
+    // fewer rows than features the data are separable and λ alone bounds the solution
+    for &cols in &[200, 800, 1600] {
+        let spec = Spec {
+            rows: 200,
+            cols,
+            classes: 2,
+            condition: 10.0,
+            seed: 14,
+        };
+        let Ok(d) = generate(ModelKind::Logistic, &spec) else {
+            continue;
+        };
+        let Ok(p) = Logistic::new(d.a, d.target, 1.0, false) else {
+            continue;
+        };
+        bench_case(c, "logistic-wide", &spec, &p);
+    }
 }
 
 criterion_group!(benches, solvers);

@@ -69,7 +69,9 @@ pub struct Spec {
     /// Classes k (softmax; logistic uses 2).
     pub classes: usize,
     /// The condition number of the Hessian at λ = 0 for least squares and the quadratic, of
-    /// the feature covariance for the others. ≥ 1.
+    /// the feature covariance for the others (the sample covariance; with fewer rows than
+    /// features, for logistic and softmax, the population covariance the rows are drawn
+    /// from). ≥ 1.
     pub condition: f64,
     /// The seed.
     pub seed: u64,
@@ -111,16 +113,37 @@ fn conditioned(r: &mut impl Rng, m: usize, n: usize, condition: f64) -> Matrix {
     us * v.transpose()
 }
 
+/// Features for logistic and softmax regression: with at least as many rows as features,
+/// [`conditioned`] (the sample covariance AᵀA/m has the condition number); with fewer rows
+/// (features ≫ samples, where AᵀA is singular) Gaussian rows whose population covariance
+/// V diag(σ²) Vᵀ has it: A = Z diag(σ) Vᵀ, Z standard normal.
+fn features(r: &mut impl Rng, m: usize, n: usize, condition: f64) -> Matrix {
+    if m >= n {
+        return conditioned(r, m, n, condition);
+    }
+    let v = orthonormal(r, n, n);
+    let sigma = log_spaced(n, condition.sqrt());
+    let z = Matrix::from_fn(m, n, |_, j| gaussian(r) * sigma[j]);
+    z * v.transpose()
+}
+
 fn validate(spec: &Spec, model: ModelKind) -> Result<()> {
     if spec.cols == 0 {
         return Err(Error::option("cols", spec.cols, "must be at least 1"));
     }
-    if model != ModelKind::Quadratic && spec.rows < spec.cols {
+    let wide_ok = matches!(
+        model,
+        ModelKind::Quadratic | ModelKind::Logistic | ModelKind::Softmax
+    );
+    if !wide_ok && spec.rows < spec.cols {
         return Err(Error::option(
             "rows",
             spec.rows,
             &format!("must be at least cols = {} for {model}", spec.cols),
         ));
+    }
+    if spec.rows == 0 {
+        return Err(Error::option("rows", spec.rows, "must be at least 1"));
     }
     if !(spec.condition.is_finite() && (1.0..=1e16).contains(&spec.condition)) {
         return Err(Error::option(
@@ -211,7 +234,7 @@ pub fn generate(model: ModelKind, spec: &Spec) -> Result<Dataset> {
             }
         }
         ModelKind::Logistic => {
-            let a = conditioned(&mut r, m, n, spec.condition);
+            let a = features(&mut r, m, n, spec.condition);
             let w = Vector::from_fn(n, |_, _| 2.0 * gaussian(&mut r) / (n as f64).sqrt());
             let z = &a * w;
             let target = z.map(|zi| if r.random::<f64>() < sigmoid(zi) { 1.0 } else { 0.0 });
@@ -224,7 +247,7 @@ pub fn generate(model: ModelKind, spec: &Spec) -> Result<Dataset> {
         }
         ModelKind::Softmax => {
             let k = spec.classes;
-            let a = conditioned(&mut r, m, n, spec.condition);
+            let a = features(&mut r, m, n, spec.condition);
             let w = Matrix::from_fn(n, k, |_, _| 2.0 * gaussian(&mut r) / (n as f64).sqrt());
             let z = &a * w;
             let mut p = vec![0.0; k];
@@ -255,4 +278,33 @@ pub fn generate(model: ModelKind, spec: &Spec) -> Result<Dataset> {
         }
     };
     Ok(ds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problems::{Logistic, Objective};
+
+    #[test]
+    fn wide_logistic_data_has_fewer_rows_than_features_and_a_solvable_problem() {
+        let spec = Spec {
+            rows: 30,
+            cols: 80,
+            classes: 2,
+            condition: 100.0,
+            seed: 3,
+        };
+        let d = generate(ModelKind::Logistic, &spec).unwrap();
+        assert_eq!(d.a.shape(), (30, 80));
+        assert!(d.a.iter().all(|v| v.is_finite()));
+        let ones = d.target.iter().filter(|v| **v == 1.0).count();
+        assert!(ones > 0 && ones < 30, "{ones} of 30 labels are 1");
+        // with λ > 0 the Hessian is positive definite however few the rows
+        let p = Logistic::new(d.a, d.target, 1.0, false).unwrap();
+        let mut h = Matrix::zeros(80, 80);
+        p.hessian_into(&Vector::zeros(80), &mut h).unwrap();
+        assert!(h.cholesky().is_some());
+        let empty = Spec { rows: 0, ..spec };
+        assert!(generate(ModelKind::Logistic, &empty).is_err());
+    }
 }

@@ -513,7 +513,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
         (
             vec![
                 "generate",
-                "logistic",
+                "least-squares",
                 "--rows",
                 "3",
                 "--cols",
@@ -521,7 +521,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "-o",
                 "/tmp/gradfit-never.csv",
             ],
-            &["rows"],
+            &["rows", "cols = 5"],
         ),
         (
             vec![
