@@ -19,7 +19,8 @@ no 1/2 factors, ridge lam*||x||^2, softmax parameters W flattened column-major).
 Timing: scipy is timed around the ``minimize`` call only (time.perf_counter), gradfit by the
 ``seconds`` field of its JSON report (the solve alone, CSV loading excluded); best of 3 runs on
 each side. BLAS is pinned to one thread (the variables below are set before numpy is
-imported), so both sides use one core.
+imported) and gradfit to one (RAYON_NUM_THREADS=1), so both sides use one core; gradfit is
+timed a second time with two threads (its default on a 2-core machine: large passes split).
 
 Pairs: scipy L-BFGS-B vs gradfit lbfgs, scipy Newton-CG (dense Hessian) vs gradfit newton-cg,
 scipy trust-exact vs gradfit newton.
@@ -296,14 +297,17 @@ def run_scipy(obj, method, tol, ncg_hessp=False):
     return Run(name, best, int(res.nit), int(res.nfev), f_end, converged, status, res.x)
 
 
-def run_gradfit(binary, csv, case, solver, tol):
+def run_gradfit(binary, csv, case, solver, tol, threads=1):
+    """gradfit's best of REPEATS runs, with RAYON_NUM_THREADS=threads (1: one core, like
+    scipy with one BLAS thread; gradfit splits large passes over two threads by default)."""
     cmd = [binary, "solve", str(csv), "--model", case.model, "--solver", solver,
            "--tol", repr(tol), "--max-iters", str(MAX_ITERS), "--format", "json"]
     if case.l2:
         cmd += ["--l2", repr(case.l2)]
     best, report = float("inf"), None
     for _ in range(REPEATS):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         # exit 0: converged, 2: stopped without converging (report still printed), 1: error
         if proc.returncode not in (0, 2):
             raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -413,12 +417,14 @@ def main(argv=None):
     print()
     print(f"{binary_version(binary)}; Python {platform.python_version()}, numpy {np.__version__}, "
           f"scipy {scipy.__version__}; nproc {nproc()}; {platform.machine()}")
-    print(f"OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1 (one thread on both sides); "
+    print(f"OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1 and RAYON_NUM_THREADS=1 "
+          f"(one thread on both sides; the last two columns: gradfit with both cores); "
           f"x0 = 0; stop when ||g|| <= {args.tol:g}*max(1, ||g(x0)||); "
           f"best of {REPEATS}; max {MAX_ITERS} iterations")
     print()
     header = ["problem", "size", "scipy method", "scipy s", "scipy iters", "gradfit method",
-              "gradfit s", "gradfit iters", "speedup", "cost rel diff"]
+              "gradfit s", "gradfit iters", "speedup", "cost rel diff", "gradfit s, 2 threads",
+              "speedup, 2 threads"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     notes = []
@@ -431,6 +437,7 @@ def main(argv=None):
             for sp_method, gf_solver in PAIRS:
                 sp = run_scipy(obj, sp_method, args.tol, args.ncg_hessp)
                 gf, report = run_gradfit(binary, csv, case, gf_solver, args.tol)
+                gf2, _ = run_gradfit(binary, csv, case, gf_solver, args.tol, threads=2)
                 for problem in check_conventions(obj, report, args.tol):
                     notes.append(f"{case.label()} {gf_solver}: CONVENTION MISMATCH: {problem}")
                 for run in (sp, gf):
@@ -440,7 +447,8 @@ def main(argv=None):
                 row = [case.label(), case.size(), sp.method, fmt_run(sp),
                        f"{sp.iterations} ({sp.cost_evals} f)", gf.method, fmt_run(gf),
                        f"{gf.iterations} ({gf.cost_evals} f)", speed,
-                       f"{rel_diff(sp.cost, gf.cost):.1e}"]
+                       f"{rel_diff(sp.cost, gf.cost):.1e}", fmt_run(gf2),
+                       f"{sp.seconds / gf2.seconds:.1f}x" if gf2.seconds > 0 else "n/a"]
                 print("| " + " | ".join(row) + " |", flush=True)
     print()
     print("iters: iterations (function evaluations). speedup = scipy s / gradfit s. "

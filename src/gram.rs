@@ -7,7 +7,8 @@
 //! over the slab, the way BLAS kernels do. Tiles wholly above the diagonal are skipped, which
 //! halves the work of a full matrix product; the upper triangle is mirrored at the end. The
 //! packing buffers live in a [`GramScratch`] that the caller keeps, so after the first call
-//! nothing is allocated. On large data the rows are split between two threads.
+//! nothing is allocated. On large data the rows are split between two threads (rayon's job
+//! queue then allocates a block about once every 63 splits; nothing else does).
 //!
 //! One call can fill several n×n blocks of a larger matrix from one pass over A, each with its
 //! own weights: the softmax Hessian's k(k+1)/2 blocks Aᵀdiag(p_c ⊙ (δ_cd − p_d))A.

@@ -168,7 +168,8 @@ pub(crate) fn softmax_rows(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
         let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         f += m - row[yi];
         for v in row.iter_mut() {
-            *v -= m;
+            // a select, so a +∞ score gives its row p = 1 there rather than ∞ − ∞ = NaN
+            *v = if *v == m { 0.0 } else { *v - m };
         }
     }
     exp_in_place(z);

@@ -202,7 +202,8 @@ impl Objective for LeastSquares {
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇²f = I_k ⊗ (2AᵀA + 2λI_penalized), AᵀA by one matrix-matrix product.
+    /// ∇²f = I_k ⊗ (2AᵀA + 2λI_penalized), AᵀA by the packed lower-triangle kernel
+    /// (`crate::gram`).
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let n = self.n();

@@ -88,14 +88,17 @@ impl LogSumExp {
             // max ignores NaN; a NaN zᵢ still reaches S through its exponential
             let block_max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if block_max > m {
-                let scale = (m - block_max).exp();
+                let scale = shift_factor(m, block_max);
                 s *= scale;
                 if let Some(g) = g.as_deref_mut() {
                     g.iter_mut().for_each(|gi| *gi *= scale);
                 }
                 m = block_max;
             }
-            z.iter_mut().for_each(|zi| *zi -= m);
+            // (a select, not zᵢ − m: with m = +∞ the row holding it contributes e⁰ = 1, the
+            // others e^(−∞) = 0, and f = +∞ exactly rather than ∞ − ∞ = NaN)
+            z.iter_mut()
+                .for_each(|zi| *zi = if *zi == m { 0.0 } else { *zi - m });
             exp_in_place(z);
             s += z.iter().sum::<f64>();
             if let Some(g) = g.as_deref_mut() {
@@ -117,6 +120,15 @@ impl LogSumExp {
                 .map(|(ai, bi)| dot(ai, x.as_slice()) + bi),
         );
         crate::numeric::softmax_in_place(p)
+    }
+}
+
+/// e^(m − M) for a shift m ≤ M: exactly 1 when m = M, even at M = +∞ (where m − M is NaN).
+fn shift_factor(m: f64, big_m: f64) -> f64 {
+    if m == big_m {
+        1.0
+    } else {
+        (m - big_m).exp()
     }
 }
 
@@ -146,7 +158,7 @@ impl Objective for LogSumExp {
             |(m1, s1), (m2, s2), g, second| {
                 // both halves rescaled to the larger shift
                 let m = m1.max(m2);
-                let (c1, c2) = ((m1 - m).exp(), (m2 - m).exp());
+                let (c1, c2) = (shift_factor(m1, m), shift_factor(m2, m));
                 for (gi, si) in g.iter_mut().zip(second) {
                     *gi = c1 * *gi + c2 * si;
                 }
@@ -205,6 +217,18 @@ crate::impl_argmin_traits!(LogSumExp);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_infinite_score_gives_an_infinite_cost_not_nan() {
+        // z = (1e300·1e10, −1e300·1e10) = (+∞, −∞): f = +∞, ∇f = a₁ (all weight on row 1)
+        let a = Matrix::from_row_slice(2, 1, &[1e300, -1e300]);
+        let p = LogSumExp::new(a, Vector::zeros(2), 0.0).unwrap();
+        let x = Vector::from_vec(vec![1e10]);
+        let (f, g) = p.cost_and_gradient(&x).unwrap();
+        assert_eq!(f, f64::INFINITY);
+        assert_eq!(g[0], 1e300);
+        assert_eq!(p.value(&x).unwrap(), f64::INFINITY);
+    }
 
     #[test]
     fn extreme_logits_are_exact_limits() {

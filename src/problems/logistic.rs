@@ -197,7 +197,8 @@ impl Objective for Logistic {
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇²f = Aᵀdiag(σ(1 − σ))A + 2λI_penalized, by one matrix-matrix product.
+    /// ∇²f = Aᵀdiag(σ(1 − σ))A + 2λI_penalized, by the packed lower-triangle kernel
+    /// (`crate::gram`).
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let s = &mut *super::lock(&self.scratch);

@@ -29,7 +29,8 @@ const GEMM_MIN_CLASSES: usize = 6;
 /// Seeds: per row, f is lse composed with the affine map W ↦ Wᵀaᵢ = (I_k ⊗ aᵢᵀ)·vec(W), so
 /// ∇ = (I_k ⊗ aᵢ)softmax and ∇² = (I_k ⊗ aᵢ)(diag p − ppᵀ)(I_k ⊗ aᵢᵀ), the affine chain
 /// rule ∇²g = Aᵀ∇²f A with a Kronecker-structured A; summing over rows gives the blocks above,
-/// each formed by one matrix-matrix product (k(k+1)/2 of them; the rest by symmetry).
+/// all k(k+1)/2 lower ones formed in one pass over A by the packed kernel of `crate::gram`
+/// (the rest by symmetry).
 /// At λ = 0 the Hessian is singular (adding a constant to every class's scores changes nothing).
 ///
 /// With an intercept, A's last column is all ones and row n−1 of W (every class's
@@ -42,7 +43,9 @@ const GEMM_MIN_CLASSES: usize = 6;
 /// Zᵀ = WᵀAᵀ and ∇f = Aᵀ(P − Y), around the row-wise softmax: measured 1.5× faster at k = 10
 /// than k dot products and k axpys per row, which is compute-bound (see BENCHMARKS.md). With
 /// fewer classes nalgebra does not hand the products to matrixmultiply (it needs every
-/// dimension above 5), and the one-pass per-row loop is faster.
+/// dimension above 5), and the one-pass loop is faster: per block of rows, each row read once
+/// for its k scores and once for the k gradient columns (`kernels::scores_block`,
+/// `kernels::gradient_block`), split over two threads from k·m·n ≥ 2¹⁹.
 #[derive(Debug)]
 pub struct Softmax {
     at: Matrix,
@@ -136,7 +139,8 @@ impl Softmax {
         move |j| !(intercept && j % n == n - 1)
     }
 
-    /// s.p ← the m×k probabilities at x, unless it already holds them for this x.
+    /// s.p ← the k×m probabilities at x (row i's in column i), unless it already holds them
+    /// for this x.
     fn probabilities(&self, x: &Vector, s: &mut Scratch) {
         let (m, k) = (self.at.ncols(), self.k);
         if s.p.shape() == (k, m) && s.at_x.as_slice() == x.as_slice() {
