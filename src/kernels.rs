@@ -93,6 +93,112 @@ fn axpy_avx2(alpha: f64, x: &[f64], y: &mut [f64]) {
     }
 }
 
+/// z_r ← a_rᵀx for the rows a_r of a block (n entries each, contiguous in `block`), four rows
+/// at a time: each chunk of x is loaded once for four rows, and the four sums are independent.
+pub(crate) fn dots_block(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: as in `dot`.
+            return unsafe { dots_avx2(block, n, x, z) };
+        }
+    }
+    dots_any::<false>(block, n, x, z)
+}
+
+/// g ← g + Σ_r c_r·a_r over the rows of a block, four rows at a time: each chunk of g is
+/// loaded and stored once per four rows.
+pub(crate) fn axpys_block(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: as in `dot`.
+            return unsafe { axpys_avx2(block, n, c, g) };
+        }
+    }
+    axpys_any::<false>(block, n, c, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dots_avx2(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
+    dots_any::<true>(block, n, x, z)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn axpys_avx2(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
+    axpys_any::<true>(block, n, c, g)
+}
+
+#[inline(always)]
+fn dots_any<const FMA: bool>(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
+    let n = n.max(1);
+    let x = &x[..n];
+    let xr = x.chunks_exact(4).remainder();
+    let rows4 = block.chunks_exact(4 * n);
+    let rest = rows4.remainder();
+    let mut zs = z.chunks_exact_mut(4);
+    for (quad, z4) in rows4.zip(&mut zs) {
+        let a: [&[f64]; 4] = std::array::from_fn(|r| &quad[r * n..(r + 1) * n]);
+        let mut acc = [[0.0f64; 4]; 4];
+        let chunks = x
+            .chunks_exact(4)
+            .zip(a[0].chunks_exact(4))
+            .zip(a[1].chunks_exact(4))
+            .zip(a[2].chunks_exact(4))
+            .zip(a[3].chunks_exact(4));
+        for ((((xj, r0), r1), r2), r3) in chunks {
+            for l in 0..4 {
+                acc[0][l] = madd::<FMA>(r0[l], xj[l], acc[0][l]);
+                acc[1][l] = madd::<FMA>(r1[l], xj[l], acc[1][l]);
+                acc[2][l] = madd::<FMA>(r2[l], xj[l], acc[2][l]);
+                acc[3][l] = madd::<FMA>(r3[l], xj[l], acc[3][l]);
+            }
+        }
+        for r in 0..4 {
+            let mut s = (acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]);
+            for (aj, xj) in a[r][n - xr.len()..].iter().zip(xr) {
+                s = madd::<FMA>(*aj, *xj, s);
+            }
+            z4[r] = s;
+        }
+    }
+    for (a, zr) in rest.chunks_exact(n).zip(zs.into_remainder()) {
+        let mut s = 0.0;
+        for (ai, xi) in a.iter().zip(x) {
+            s = madd::<FMA>(*ai, *xi, s);
+        }
+        *zr = s;
+    }
+}
+
+#[inline(always)]
+fn axpys_any<const FMA: bool>(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
+    let n = n.max(1);
+    let g = &mut g[..n];
+    let rows4 = block.chunks_exact(4 * n);
+    let rest = rows4.remainder();
+    let mut cs = c.chunks_exact(4);
+    for (quad, c4) in rows4.zip(&mut cs) {
+        let (a0, rest3) = quad.split_at(n);
+        let (a1, rest2) = rest3.split_at(n);
+        let (a2, a3) = rest2.split_at(n);
+        let (c0, c1, c2, c3) = (c4[0], c4[1], c4[2], c4[3]);
+        for ((((gj, x0), x1), x2), x3) in g.iter_mut().zip(a0).zip(a1).zip(a2).zip(a3) {
+            let t = madd::<FMA>(c0, *x0, *gj);
+            let t = madd::<FMA>(c1, *x1, t);
+            let t = madd::<FMA>(c2, *x2, t);
+            *gj = madd::<FMA>(c3, *x3, t);
+        }
+    }
+    for (a, cr) in rest.chunks_exact(n).zip(cs.remainder()) {
+        for (gj, aj) in g.iter_mut().zip(a) {
+            *gj = madd::<FMA>(*cr, *aj, *gj);
+        }
+    }
+}
+
 /// The k scores of each row of a block: z[r·k + c] ← a_rᵀw_c, for rows a_r (n entries each,
 /// contiguous in `block`) and the k columns w_c of W (n entries each, contiguous in `w`).
 /// Each row is read once for all k classes, with k vector accumulators; k = 2..=5 are compiled
@@ -196,6 +302,14 @@ pub(crate) const IN_CACHE_ENTRIES: usize = 1 << 18;
 /// the block's rows stay in L1 while its exponentials run vectorized (see `crate::vmath`).
 pub(crate) const ROW_BLOCK: usize = 16;
 
+/// Rows per block for rows of n entries: up to `ROW_BLOCK`, but at most about 8 KB of A, so a
+/// block read by [`dots_block`] is still in L1 when [`axpys_block`] reads it again; a
+/// multiple of 4 (the kernels' unroll) where it can be.
+#[inline]
+pub(crate) fn block_rows(n: usize) -> usize {
+    (1024 / n.max(1) / 4 * 4).clamp(4, ROW_BLOCK)
+}
+
 /// Below this many entries of A a fused evaluation stays on one thread: measured on 2 cores,
 /// splitting pays only once A no longer fits in cache (see BENCHMARKS.md).
 pub(crate) const PARALLEL_MIN_ENTRIES: usize = 1 << 19;
@@ -259,6 +373,13 @@ where
     merge(f1, f2, g, second)
 }
 
+/// Rows lo..hi of A, contiguous (row i at [(i − lo)·n..]).
+#[inline]
+pub(crate) fn rows_block(at: &Matrix, lo: usize, hi: usize) -> &[f64] {
+    let n = at.nrows().max(1);
+    &at.as_slice()[lo * n..hi * n]
+}
+
 /// Rows lo..hi of A as slices of `at`.
 #[inline]
 pub(crate) fn rows_range(at: &Matrix, lo: usize, hi: usize) -> std::slice::ChunksExact<'_, f64> {
@@ -313,6 +434,28 @@ mod tests {
                 }
             }
             assert!(g.iter().zip(&want_g).all(|(a, b)| (a - b).abs() < 1e-13));
+        }
+    }
+
+    #[test]
+    fn four_row_kernels_match_dots_and_axpys() {
+        for (rows, n) in [(1, 1), (3, 5), (4, 4), (7, 9), (16, 50), (13, 3)] {
+            let block: Vec<f64> = (0..rows * n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.91).cos()).collect();
+            let mut z = vec![0.0; rows];
+            dots_block(&block, n, &x, &mut z);
+            let mut g: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let mut want_g = g.clone();
+            axpys_block(&block, n, &z, &mut g);
+            for (r, a) in block.chunks_exact(n).enumerate() {
+                let want = dot_portable(a, &x);
+                assert!((z[r] - want).abs() < 1e-13, "{rows}×{n} row {r}");
+                axpy_portable(want, a, &mut want_g);
+            }
+            assert!(
+                g.iter().zip(&want_g).all(|(a, b)| (a - b).abs() < 1e-12),
+                "{rows}×{n}"
+            );
         }
     }
 

@@ -4,7 +4,10 @@ use super::{
 };
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, IN_CACHE_ENTRIES};
+use crate::kernels::{
+    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, rows_range,
+    IN_CACHE_ENTRIES, ROW_BLOCK,
+};
 use crate::{Matrix, Vector};
 
 /// Least squares with an optional ridge term, with one or several right-hand sides.
@@ -184,6 +187,24 @@ impl Objective for LeastSquares {
         let (at, b) = (&self.at, &self.b);
         let f = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
             let mut f = 0.0;
+            if self.k() == 1 {
+                // blocks of rows: r = Ax − b four rows at a time, then g += 2Σ rᵢaᵢ
+                let (b, mut z) = (b.as_slice(), [0.0; ROW_BLOCK]);
+                let mut start = lo;
+                while start < hi {
+                    let end = (start + block_rows(n)).min(hi);
+                    let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
+                    dots_block(block, n, x.as_slice(), z);
+                    for (zi, bi) in z.iter_mut().zip(&b[start..end]) {
+                        let r = *zi - bi;
+                        f += r * r;
+                        *zi = 2.0 * r;
+                    }
+                    axpys_block(block, n, z, g);
+                    start = end;
+                }
+                return f;
+            }
             for (i, ai) in (lo..hi).zip(rows_range(at, lo, hi)) {
                 for (c, (xc, gc)) in x
                     .as_slice()

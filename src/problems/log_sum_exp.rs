@@ -3,7 +3,9 @@ use std::sync::Mutex;
 use super::{check_h, check_nonempty, check_out, check_x, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{axpy, dot, rows, rows_range, split_rows, ROW_BLOCK};
+use crate::kernels::{
+    axpy, axpys_block, block_rows, dot, dots_block, rows, rows_block, split_rows, ROW_BLOCK,
+};
 use crate::vmath::exp_in_place;
 use crate::{Matrix, Vector};
 
@@ -76,14 +78,12 @@ impl LogSumExp {
         let mut z = [0.0; ROW_BLOCK];
         let mut start = lo;
         while start < hi {
-            let end = (start + ROW_BLOCK).min(hi);
+            let end = (start + block_rows(self.dim())).min(hi);
             let z = &mut z[..end - start];
-            for ((zi, ai), bi) in z
-                .iter_mut()
-                .zip(rows_range(&self.at, start, end))
-                .zip(&self.b.as_slice()[start..end])
-            {
-                *zi = dot(ai, x.as_slice()) + bi;
+            let block = rows_block(&self.at, start, end);
+            dots_block(block, self.dim(), x.as_slice(), z);
+            for (zi, bi) in z.iter_mut().zip(&self.b.as_slice()[start..end]) {
+                *zi += bi;
             }
             // max ignores NaN; a NaN zᵢ still reaches S through its exponential
             let block_max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -102,9 +102,7 @@ impl LogSumExp {
             exp_in_place(z);
             s += z.iter().sum::<f64>();
             if let Some(g) = g.as_deref_mut() {
-                for (ei, ai) in z.iter().zip(rows_range(&self.at, start, end)) {
-                    axpy(*ei, ai, g);
-                }
+                axpys_block(block, self.dim(), z, g);
             }
             start = end;
         }

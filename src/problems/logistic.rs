@@ -6,7 +6,9 @@ use super::{
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{axpy, dot, fused_rows, rows, rows_range, IN_CACHE_ENTRIES, ROW_BLOCK};
+use crate::kernels::{
+    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, IN_CACHE_ENTRIES, ROW_BLOCK,
+};
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
 
@@ -143,13 +145,11 @@ impl Objective for Logistic {
         for (block, yb) in self
             .at
             .as_slice()
-            .chunks(ROW_BLOCK * self.dim().max(1))
-            .zip(self.y.as_slice().chunks(ROW_BLOCK))
+            .chunks(block_rows(self.dim()) * self.dim().max(1))
+            .zip(self.y.as_slice().chunks(block_rows(self.dim())))
         {
             let z = &mut z[..yb.len()];
-            for (zi, ai) in z.iter_mut().zip(block.chunks_exact(self.dim().max(1))) {
-                *zi = dot(ai, w);
-            }
+            dots_block(block, self.dim(), w, z);
             data += logistic_terms(z, yb);
         }
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
@@ -180,15 +180,12 @@ impl Objective for Logistic {
             let mut z = [0.0; ROW_BLOCK];
             let mut start = lo;
             while start < hi {
-                let end = (start + ROW_BLOCK).min(hi);
+                let end = (start + block_rows(w.len())).min(hi);
                 let z = &mut z[..end - start];
-                for (zi, ai) in z.iter_mut().zip(rows_range(at, start, end)) {
-                    *zi = dot(ai, w);
-                }
+                let block = rows_block(at, start, end);
+                dots_block(block, w.len(), w, z);
                 data += logistic_terms(z, &y[start..end]);
-                for (zi, ai) in z.iter().zip(rows_range(at, start, end)) {
-                    axpy(*zi, ai, g);
-                }
+                axpys_block(block, w.len(), z, g);
                 start = end;
             }
             data
