@@ -293,11 +293,6 @@ fn gradient_any<const FMA: bool>(block: &[f64], n: usize, p: &[f64], k: usize, g
     }
 }
 
-/// Up to this many entries (2 MB) A stays in cache, where two matrix-vector passes (nalgebra's
-/// gemv) beat the per-row fused kernel: measured 0.39 against 0.58 ns per entry at 1000 × 50.
-/// Above it memory traffic dominates and the single fused pass wins.
-pub(crate) const IN_CACHE_ENTRIES: usize = 1 << 18;
-
 /// Rows per block where a per-row transcendental sits between a dot product and an axpy:
 /// the block's rows stay in L1 while its exponentials run vectorized (see `crate::vmath`).
 pub(crate) const ROW_BLOCK: usize = 16;
@@ -310,9 +305,11 @@ pub(crate) fn block_rows(n: usize) -> usize {
     (1024 / n.max(1) / 4 * 4).clamp(4, ROW_BLOCK)
 }
 
-/// Below this many entries of A a fused evaluation stays on one thread: measured on 2 cores,
-/// splitting pays only once A no longer fits in cache (see BENCHMARKS.md).
-pub(crate) const PARALLEL_MIN_ENTRIES: usize = 1 << 19;
+/// Below this many entries of A (512 KB) a fused evaluation stays on one thread. Measured on
+/// this 2-core machine with the four-row kernels, least squares 2000 × 50 (100 000 entries)
+/// took 24 µs on two threads against 39 µs on one (each half then fits its core's L2), while
+/// 1000 × 50 gained nothing.
+pub(crate) const PARALLEL_MIN_ENTRIES: usize = 1 << 16;
 
 /// Runs `f(lo, hi, g)` (accumulate rows lo..hi into g, return their part of f) over all rows:
 /// on one thread for small A, else on two halves at once, the second half accumulating into

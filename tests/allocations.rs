@@ -86,11 +86,13 @@ fn solver_iterations_do_not_allocate() {
     .unwrap();
     let y = d.target.iter().map(|v| *v as usize).collect();
     let softmax = Softmax::new(d.a, y, 6, 0.0, false).unwrap();
-    let d = generate(ModelKind::Softmax, &spec(2000, 10, 10.0)).unwrap();
+    // (1000 × 10 × 4 classes: small enough that its passes stay on one thread)
+    let d = generate(ModelKind::Softmax, &spec(1000, 10, 10.0)).unwrap();
     let y = d.target.iter().map(|v| *v as usize).collect();
     let softmax4 = Softmax::new(d.a, y, 4, 0.0, false).unwrap();
     // gd, L-BFGS and Newton (its Hessian by gradfit's own packed kernel, Cholesky in place) on
-    // least squares, logistic regression and softmax with 4 classes: nothing at all
+    // least squares, logistic regression and softmax with 4 classes, all on one thread:
+    // nothing at all
     assert_eq!(two_iterations(&ls, Method::GradientDescent)[0], 0, "gd");
     assert_eq!(two_iterations(&ls, Method::Lbfgs)[0], 0, "lbfgs on least squares");
     // (Newton solves least squares in one step, so it has no iterations 3 and 4 to count)
@@ -110,4 +112,35 @@ fn solver_iterations_do_not_allocate() {
     assert_eq!(allocs, 2 * evals, "newton on softmax, 6 classes");
     let [allocs, evals, _] = two_iterations(&softmax, Method::Lbfgs);
     assert_eq!(allocs, 2 * evals, "lbfgs on softmax, 6 classes");
+    split_passes_allocate_only_rayon_queue_blocks();
+}
+
+/// On data large enough that each pass is split over two threads, the only allocations are
+/// rayon's: its global job queue allocates a block once every 63 jobs pushed from outside the
+/// pool. So 40 more iterations (each at least one split pass) may allocate a few times, not once
+/// per iteration.
+/// (Called from the test above: one test per binary, so no other test's allocations count.)
+fn split_passes_allocate_only_rayon_queue_blocks() {
+    if rayon::current_num_threads() < 2 {
+        return; // one thread: nothing is split (covered by the test above)
+    }
+    let spec = Spec {
+        rows: 20_000,
+        cols: 20,
+        classes: 2,
+        condition: 1e3,
+        seed: 2,
+    };
+    let d = generate(ModelKind::Logistic, &spec).unwrap();
+    let p = Logistic::new(d.a, d.target, 0.0, false).unwrap();
+    allocations(&p, Method::Lbfgs, 1);
+    let short = allocations(&p, Method::Lbfgs, 10);
+    let long = allocations(&p, Method::Lbfgs, 50);
+    let evals = long[1] - short[1];
+    let allocs = long[0].saturating_sub(short[0]);
+    assert!(evals >= 40, "{evals} evaluations");
+    assert!(
+        allocs <= evals / 63 + 2,
+        "{allocs} allocations in {evals} evaluations"
+    );
 }

@@ -5,8 +5,7 @@ use super::{
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, rows_range,
-    IN_CACHE_ENTRIES, ROW_BLOCK,
+    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, rows_range, ROW_BLOCK,
 };
 use crate::{Matrix, Vector};
 
@@ -34,9 +33,6 @@ pub struct LeastSquares {
     intercept: bool,
     /// The second thread's gradient on large data.
     spare: std::sync::Mutex<Vec<f64>>,
-    /// A itself (column-major) when it fits in cache, and the residual buffer for it.
-    a_small: Option<Matrix>,
-    r: std::sync::Mutex<Vector>,
     /// Packing buffers for the Hessian.
     gram: std::sync::Mutex<GramScratch>,
 }
@@ -69,12 +65,10 @@ impl LeastSquares {
         check_lambda(lambda)?;
         Ok(LeastSquares {
             at: a.transpose(),
-            a_small: (a.len() <= IN_CACHE_ENTRIES).then_some(a),
             b,
             lambda,
             intercept: false,
             spare: std::sync::Mutex::new(Vec::new()),
-            r: std::sync::Mutex::new(Vector::zeros(0)),
             gram: std::sync::Mutex::new(GramScratch::default()),
         })
     }
@@ -138,86 +132,65 @@ impl LeastSquares {
     }
 }
 
+impl LeastSquares {
+    /// Rows lo..hi: returns Σᵢ ‖aᵢᵀX − bᵢ‖² and, unless `g` is empty, adds 2Σᵢ aᵢ(aᵢᵀX − bᵢ)
+    /// to it. One right-hand side goes in L1-sized blocks of rows, four rows at a time.
+    fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64]) -> f64 {
+        let (n, at, b) = (self.n(), &self.at, &self.b);
+        let mut f = 0.0;
+        if self.k() == 1 {
+            let (b, mut z) = (b.as_slice(), [0.0; ROW_BLOCK]);
+            let mut start = lo;
+            while start < hi {
+                let end = (start + block_rows(n)).min(hi);
+                let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
+                dots_block(block, n, x.as_slice(), z);
+                for (zi, bi) in z.iter_mut().zip(&b[start..end]) {
+                    let r = *zi - bi;
+                    f += r * r;
+                    *zi = 2.0 * r;
+                }
+                if !g.is_empty() {
+                    axpys_block(block, n, z, g);
+                }
+                start = end;
+            }
+            return f;
+        }
+        for (i, ai) in (lo..hi).zip(rows_range(at, lo, hi)) {
+            for (c, xc) in x.as_slice().chunks_exact(n).enumerate() {
+                let r = dot(ai, xc) - b[(i, c)];
+                f += r * r;
+                if !g.is_empty() {
+                    axpy(2.0 * r, ai, &mut g[c * n..(c + 1) * n]);
+                }
+            }
+        }
+        f
+    }
+}
+
 impl Objective for LeastSquares {
     fn dim(&self) -> usize {
         self.n() * self.k()
     }
 
-    /// f = Σᵢ ‖aᵢᵀX − bᵢ‖² + λ‖X‖_F².
+    /// f = Σᵢ ‖aᵢᵀX − bᵢ‖² + λ‖X‖_F²: the same pass (and rows per thread) as the fused
+    /// evaluation, without its gradient, so the two agree to the last bit.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        if let (1, Some(a)) = (self.k(), &self.a_small) {
-            // the same arithmetic as the fused evaluation, so f agrees to the last bit
-            let mut r = super::lock(&self.r);
-            if r.len() != self.b.nrows() {
-                *r = Vector::zeros(self.b.nrows());
-            }
-            r.copy_from(&self.b.column(0));
-            r.gemv(1.0, a, x, -1.0);
-            return Ok(r.norm_squared() + ridge_value(x, self.lambda, self.penalized()));
-        }
-        let n = self.n();
-        let mut f = 0.0;
-        for (i, ai) in rows(&self.at).enumerate() {
-            for (c, xc) in x.as_slice().chunks_exact(n).enumerate() {
-                let r = dot(ai, xc) - self.b[(i, c)];
-                f += r * r;
-            }
-        }
+        let f = fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
+            self.pass(x, lo, hi, g)
+        });
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
     /// ∇f = 2Σᵢ aᵢ(aᵢᵀX − bᵢ) + 2λX, in the same pass as f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let n = self.n();
-        if let (1, Some(a)) = (self.k(), &self.a_small) {
-            // in cache: r = Ax − b, then ∇f = 2Aᵀr, two matrix-vector passes over column-major A
-            let mut r = super::lock(&self.r);
-            if r.len() != self.b.nrows() {
-                *r = Vector::zeros(self.b.nrows());
-            }
-            r.copy_from(&self.b.column(0));
-            r.gemv(1.0, a, x, -1.0);
-            g.gemv_tr(2.0, a, &*r, 0.0);
-            add_ridge_gradient(g, x, self.lambda, self.penalized());
-            return Ok(r.norm_squared() + ridge_value(x, self.lambda, self.penalized()));
-        }
         g.fill(0.0);
-        let (at, b) = (&self.at, &self.b);
-        let f = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
-            let mut f = 0.0;
-            if self.k() == 1 {
-                // blocks of rows: r = Ax − b four rows at a time, then g += 2Σ rᵢaᵢ
-                let (b, mut z) = (b.as_slice(), [0.0; ROW_BLOCK]);
-                let mut start = lo;
-                while start < hi {
-                    let end = (start + block_rows(n)).min(hi);
-                    let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
-                    dots_block(block, n, x.as_slice(), z);
-                    for (zi, bi) in z.iter_mut().zip(&b[start..end]) {
-                        let r = *zi - bi;
-                        f += r * r;
-                        *zi = 2.0 * r;
-                    }
-                    axpys_block(block, n, z, g);
-                    start = end;
-                }
-                return f;
-            }
-            for (i, ai) in (lo..hi).zip(rows_range(at, lo, hi)) {
-                for (c, (xc, gc)) in x
-                    .as_slice()
-                    .chunks_exact(n)
-                    .zip(g.chunks_exact_mut(n))
-                    .enumerate()
-                {
-                    let r = dot(ai, xc) - b[(i, c)];
-                    f += r * r;
-                    axpy(2.0 * r, ai, gc);
-                }
-            }
-            f
+        let f = fused_rows(&self.at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
+            self.pass(x, lo, hi, g)
         });
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))

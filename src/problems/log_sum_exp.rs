@@ -121,6 +121,16 @@ impl LogSumExp {
     }
 }
 
+/// Two halves' (max, shifted sum) and gradients, rescaled to the larger shift and added.
+fn merge_shifted((m1, s1): (f64, f64), (m2, s2): (f64, f64), g: &mut [f64], second: &[f64]) -> (f64, f64) {
+    let m = m1.max(m2);
+    let (c1, c2) = (shift_factor(m1, m), shift_factor(m2, m));
+    for (gi, si) in g.iter_mut().zip(second) {
+        *gi = c1 * *gi + c2 * si;
+    }
+    (m, c1 * s1 + c2 * s2)
+}
+
 /// e^(m − M) for a shift m ≤ M: exactly 1 when m = M, even at M = +∞ (where m − M is NaN).
 fn shift_factor(m: f64, big_m: f64) -> f64 {
     if m == big_m {
@@ -138,7 +148,15 @@ impl Objective for LogSumExp {
     /// f = lse(Ax + b) + λ‖x‖², one pass with a running max.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let (m, s) = self.shifted_sum(x, 0, self.b.len(), None);
+        // the same rows per thread as the fused evaluation, so the two agree to the last bit
+        let (m, s) = split_rows(
+            self.at.len(),
+            &self.at,
+            &mut [],
+            &self.spare,
+            |lo, hi, _| self.shifted_sum(x, lo, hi, None),
+            merge_shifted,
+        );
         Ok(m + s.ln() + self.lambda * x.norm_squared())
     }
 
@@ -153,15 +171,7 @@ impl Objective for LogSumExp {
             g.as_mut_slice(),
             &self.spare,
             |lo, hi, g| self.shifted_sum(x, lo, hi, Some(g)),
-            |(m1, s1), (m2, s2), g, second| {
-                // both halves rescaled to the larger shift
-                let m = m1.max(m2);
-                let (c1, c2) = (shift_factor(m1, m), shift_factor(m2, m));
-                for (gi, si) in g.iter_mut().zip(second) {
-                    *gi = c1 * *gi + c2 * si;
-                }
-                (m, c1 * s1 + c2 * s2)
-            },
+            merge_shifted,
         );
         *g /= s;
         g.axpy(2.0 * self.lambda, x, 1.0);

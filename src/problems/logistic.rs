@@ -7,7 +7,7 @@ use super::{
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, IN_CACHE_ENTRIES, ROW_BLOCK,
+    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, ROW_BLOCK,
 };
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
@@ -34,8 +34,6 @@ pub struct Logistic {
     y: Vector,
     lambda: f64,
     intercept: bool,
-    /// A itself (column-major) when it fits in cache.
-    a_small: Option<Matrix>,
     scratch: Mutex<Scratch>,
     /// The second thread's gradient on large data.
     spare: std::sync::Mutex<Vec<f64>>,
@@ -48,8 +46,6 @@ struct Scratch {
     s: Vec<f64>,
     at_x: Vec<f64>,
     gram: GramScratch,
-    /// z, then σ(z) − y, for data that fits in cache.
-    z: Vector,
 }
 
 impl Logistic {
@@ -84,7 +80,6 @@ impl Logistic {
         }
         Ok(Logistic {
             at: a.transpose(),
-            a_small: (a.len() <= IN_CACHE_ENTRIES).then_some(a),
             y,
             lambda,
             intercept,
@@ -121,74 +116,51 @@ impl Logistic {
     }
 }
 
+impl Logistic {
+    /// Rows lo..hi: returns Σᵢ log(1 + e^zᵢ) − yᵢzᵢ and, unless `g` is empty, adds
+    /// Σᵢ (σ(zᵢ) − yᵢ)aᵢ to it. Blocks of rows small enough to stay in L1 between the dot
+    /// products and the axpys, so the exponentials and logarithms run vectorized over a block.
+    fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64]) -> f64 {
+        let (at, y, w) = (&self.at, self.y.as_slice(), x.as_slice());
+        let mut data = 0.0;
+        let mut z = [0.0; ROW_BLOCK];
+        let mut start = lo;
+        while start < hi {
+            let end = (start + block_rows(w.len())).min(hi);
+            let z = &mut z[..end - start];
+            let block = rows_block(at, start, end);
+            dots_block(block, w.len(), w, z);
+            data += logistic_terms(z, &y[start..end]);
+            if !g.is_empty() {
+                axpys_block(block, w.len(), z, g);
+            }
+            start = end;
+        }
+        data
+    }
+}
+
 impl Objective for Logistic {
     fn dim(&self) -> usize {
         self.at.nrows()
     }
 
-    /// f = Σ log1p_exp(zᵢ) − yᵢzᵢ + λ‖w_penalized‖².
+    /// f = Σ log1p_exp(zᵢ) − yᵢzᵢ + λ‖w_penalized‖²: the same pass (and rows per thread) as
+    /// the fused evaluation, without its gradient, so the two agree to the last bit.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        if let Some(a) = &self.a_small {
-            // the same arithmetic as the fused evaluation, so f agrees to the last bit
-            let s = &mut *super::lock(&self.scratch);
-            if s.z.len() != self.y.len() {
-                s.z = Vector::zeros(self.y.len());
-            }
-            s.z.gemv(1.0, a, x, 0.0);
-            let data = logistic_terms(s.z.as_mut_slice(), self.y.as_slice());
-            return Ok(data + ridge_value(x, self.lambda, self.penalized()));
-        }
-        let w = x.as_slice();
-        let mut data = 0.0;
-        let mut z = [0.0; ROW_BLOCK];
-        for (block, yb) in self
-            .at
-            .as_slice()
-            .chunks(block_rows(self.dim()) * self.dim().max(1))
-            .zip(self.y.as_slice().chunks(block_rows(self.dim())))
-        {
-            let z = &mut z[..yb.len()];
-            dots_block(block, self.dim(), w, z);
-            data += logistic_terms(z, yb);
-        }
+        let data = fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
+            self.pass(x, lo, hi, g)
+        });
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
 
     /// ∇f = Σᵢ (σ(zᵢ) − yᵢ)aᵢ + 2λw_penalized, in the same pass as f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let w = x.as_slice();
-        if let Some(a) = &self.a_small {
-            // in cache: z = Aw, then ∇f = Aᵀ(σ(z) − y), two matrix-vector passes over A
-            let s = &mut *super::lock(&self.scratch);
-            if s.z.len() != self.y.len() {
-                s.z = Vector::zeros(self.y.len());
-            }
-            s.z.gemv(1.0, a, x, 0.0);
-            let data = logistic_terms(s.z.as_mut_slice(), self.y.as_slice());
-            g.gemv_tr(1.0, a, &s.z, 0.0);
-            add_ridge_gradient(g, x, self.lambda, self.penalized());
-            return Ok(data + ridge_value(x, self.lambda, self.penalized()));
-        }
         g.fill(0.0);
-        let (at, y) = (&self.at, self.y.as_slice());
-        let data = fused_rows(at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
-            // blocks of rows small enough to stay in L1 between the dot products and the
-            // axpys, so the exponentials and logarithms run vectorized over the block
-            let mut data = 0.0;
-            let mut z = [0.0; ROW_BLOCK];
-            let mut start = lo;
-            while start < hi {
-                let end = (start + block_rows(w.len())).min(hi);
-                let z = &mut z[..end - start];
-                let block = rows_block(at, start, end);
-                dots_block(block, w.len(), w, z);
-                data += logistic_terms(z, &y[start..end]);
-                axpys_block(block, w.len(), z, g);
-                start = end;
-            }
-            data
+        let data = fused_rows(&self.at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
+            self.pass(x, lo, hi, g)
         });
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(data + ridge_value(x, self.lambda, self.penalized()))

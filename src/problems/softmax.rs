@@ -221,7 +221,11 @@ impl Objective for Softmax {
         check_x(self.dim(), x)?;
         let s = &mut *super::lock(&self.scratch);
         let f = if self.k < GEMM_MIN_CLASSES {
-            self.per_row_blocks(x, (0, self.at.ncols()), |_, _, _| ())
+            // the same rows per thread as the fused evaluation, so the two agree to the last bit
+            let work = self.at.len() * self.k;
+            fused_rows_work(work, &self.at, &mut [], &self.spare, |start, end, _| {
+                self.per_row_blocks(x, (start, end), |_, _, _| ())
+            })
         } else {
             self.scores_to_probabilities(x, s)
         };
