@@ -63,55 +63,61 @@ fn two_iterations<P: Objective>(p: &P, method: Method) -> [u64; 3] {
 
 #[test]
 fn solver_iterations_do_not_allocate() {
-    let spec = |rows, cols, condition| Spec {
-        rows,
-        cols,
-        classes: 4,
-        condition,
-        seed: 1,
+    // On one thread (a one-thread rayon pool: nothing is split), so that rayon's own queue
+    // allocations, bounded separately below, cannot land in a counted window.
+    let one = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool,
+        Err(e) => panic!("a one-thread pool: {e}"),
     };
-    let d = generate(ModelKind::LeastSquares, &spec(500, 30, 1e8)).unwrap();
-    let ls = LeastSquares::new(d.a, d.target, 0.0).unwrap();
-    let d = generate(ModelKind::Logistic, &spec(2000, 30, 1e3)).unwrap();
-    let logistic = Logistic::new(d.a, d.target, 0.0, false).unwrap();
-    // k = 6 classes and n = 10 features: every product is above nalgebra's small-matrix
-    // threshold (5), so every one goes through matrixmultiply and is counted below
-    let d = generate(
-        ModelKind::Softmax,
-        &Spec {
-            classes: 6,
-            ..spec(2000, 10, 10.0)
-        },
-    )
-    .unwrap();
-    let y = d.target.iter().map(|v| *v as usize).collect();
-    let softmax = Softmax::new(d.a, y, 6, 0.0, false).unwrap();
-    // (1000 × 10 × 4 classes: small enough that its passes stay on one thread)
-    let d = generate(ModelKind::Softmax, &spec(1000, 10, 10.0)).unwrap();
-    let y = d.target.iter().map(|v| *v as usize).collect();
-    let softmax4 = Softmax::new(d.a, y, 4, 0.0, false).unwrap();
-    // gd, L-BFGS and Newton (its Hessian by gradfit's own packed kernel, Cholesky in place) on
-    // least squares, logistic regression and softmax with 4 classes, all on one thread:
-    // nothing at all
-    assert_eq!(two_iterations(&ls, Method::GradientDescent)[0], 0, "gd");
-    assert_eq!(two_iterations(&ls, Method::Lbfgs)[0], 0, "lbfgs on least squares");
-    // (Newton solves least squares in one step, so it has no iterations 3 and 4 to count)
-    for method in [Method::Lbfgs, Method::Newton] {
-        let [allocs, _, hessians] = two_iterations(&logistic, method);
-        assert_eq!(allocs, 0, "{method} on logistic");
-        assert_eq!(hessians > 0, method == Method::Newton);
-        assert_eq!(
-            two_iterations(&softmax4, method)[0],
-            0,
-            "{method} on softmax, 4 classes"
-        );
-    }
-    // With k ≥ 6 classes the cost-and-gradient is two matrixmultiply products (Zᵀ = WᵀAᵀ,
-    // then Aᵀ(P − Y)), and matrixmultiply allocates its packing buffer on every call.
-    let [allocs, evals, _] = two_iterations(&softmax, Method::Newton);
-    assert_eq!(allocs, 2 * evals, "newton on softmax, 6 classes");
-    let [allocs, evals, _] = two_iterations(&softmax, Method::Lbfgs);
-    assert_eq!(allocs, 2 * evals, "lbfgs on softmax, 6 classes");
+    one.install(|| {
+        let spec = |rows, cols, condition| Spec {
+            rows,
+            cols,
+            classes: 4,
+            condition,
+            seed: 1,
+        };
+        let d = generate(ModelKind::LeastSquares, &spec(500, 30, 1e8)).unwrap();
+        let ls = LeastSquares::new(d.a, d.target, 0.0).unwrap();
+        let d = generate(ModelKind::Logistic, &spec(2000, 30, 1e3)).unwrap();
+        let logistic = Logistic::new(d.a, d.target, 0.0, false).unwrap();
+        // k = 6 classes and n = 10 features: every product is above nalgebra's small-matrix
+        // threshold (5), so every one goes through matrixmultiply and is counted below
+        let d = generate(
+            ModelKind::Softmax,
+            &Spec {
+                classes: 6,
+                ..spec(2000, 10, 10.0)
+            },
+        )
+        .unwrap();
+        let y = d.target.iter().map(|v| *v as usize).collect();
+        let softmax = Softmax::new(d.a, y, 6, 0.0, false).unwrap();
+        let d = generate(ModelKind::Softmax, &spec(1000, 10, 10.0)).unwrap();
+        let y = d.target.iter().map(|v| *v as usize).collect();
+        let softmax4 = Softmax::new(d.a, y, 4, 0.0, false).unwrap();
+        // gd, L-BFGS and Newton (its Hessian by gradfit's own packed kernel, Cholesky in place) on
+        // least squares, logistic regression and softmax with 4 classes: nothing at all
+        assert_eq!(two_iterations(&ls, Method::GradientDescent)[0], 0, "gd");
+        assert_eq!(two_iterations(&ls, Method::Lbfgs)[0], 0, "lbfgs on least squares");
+        // (Newton solves least squares in one step, so it has no iterations 3 and 4 to count)
+        for method in [Method::Lbfgs, Method::Newton] {
+            let [allocs, _, hessians] = two_iterations(&logistic, method);
+            assert_eq!(allocs, 0, "{method} on logistic");
+            assert_eq!(hessians > 0, method == Method::Newton);
+            assert_eq!(
+                two_iterations(&softmax4, method)[0],
+                0,
+                "{method} on softmax, 4 classes"
+            );
+        }
+        // With k ≥ 6 classes the cost-and-gradient is two matrixmultiply products (Zᵀ = WᵀAᵀ,
+        // then Aᵀ(P − Y)), and matrixmultiply allocates its packing buffer on every call.
+        let [allocs, evals, _] = two_iterations(&softmax, Method::Newton);
+        assert_eq!(allocs, 2 * evals, "newton on softmax, 6 classes");
+        let [allocs, evals, _] = two_iterations(&softmax, Method::Lbfgs);
+        assert_eq!(allocs, 2 * evals, "lbfgs on softmax, 6 classes");
+    });
     split_passes_allocate_only_rayon_queue_blocks();
 }
 

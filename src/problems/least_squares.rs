@@ -226,6 +226,24 @@ impl Objective for LeastSquares {
         check_len("direction v", self.dim(), v.len())?;
         let n = self.n();
         out.fill(0.0);
+        if self.k() == 1 {
+            let at = &self.at;
+            fused_rows(at, out.as_mut_slice(), &self.spare, |lo, hi, g| {
+                let mut z = [0.0; ROW_BLOCK];
+                let mut start = lo;
+                while start < hi {
+                    let end = (start + block_rows(n)).min(hi);
+                    let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
+                    dots_block(block, n, v.as_slice(), z);
+                    z.iter_mut().for_each(|zi| *zi *= 2.0);
+                    axpys_block(block, n, z, g);
+                    start = end;
+                }
+                0.0
+            });
+            add_ridge_gradient(out, v, self.lambda, self.penalized());
+            return Ok(());
+        }
         for ai in rows(&self.at) {
             for (vc, oc) in v
                 .as_slice()

@@ -6,9 +6,7 @@ use super::{
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{
-    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, ROW_BLOCK,
-};
+use crate::kernels::{axpys_block, block_rows, dots_block, fused_rows, rows_block, ROW_BLOCK};
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
 
@@ -108,8 +106,8 @@ impl Logistic {
         if sc.s.len() == self.at.ncols() && sc.at_x.as_slice() == x.as_slice() {
             return;
         }
-        sc.s.clear();
-        sc.s.extend(rows(&self.at).map(|ai| dot(ai, x.as_slice())));
+        sc.s.resize(self.at.ncols(), 0.0);
+        dots_block(self.at.as_slice(), self.dim(), x.as_slice(), &mut sc.s);
         sigmoid_curvature_in_place(&mut sc.s);
         sc.at_x.clear();
         sc.at_x.extend_from_slice(x.as_slice());
@@ -186,10 +184,22 @@ impl Objective for Logistic {
         let s = &mut *super::lock(&self.scratch);
         self.curvature_weights(x, s);
         out.fill(0.0);
-        let os = out.as_mut_slice();
-        for (ai, si) in rows(&self.at).zip(&s.s) {
-            axpy(si * dot(ai, v.as_slice()), ai, os);
-        }
+        let (at, weights, n) = (&self.at, &s.s, self.dim());
+        fused_rows(at, out.as_mut_slice(), &self.spare, |lo, hi, g| {
+            let mut z = [0.0; ROW_BLOCK];
+            let mut start = lo;
+            while start < hi {
+                let end = (start + block_rows(n)).min(hi);
+                let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
+                dots_block(block, n, v.as_slice(), z);
+                for (zi, si) in z.iter_mut().zip(&weights[start..end]) {
+                    *zi *= si;
+                }
+                axpys_block(block, n, z, g);
+                start = end;
+            }
+            0.0
+        });
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
