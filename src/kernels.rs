@@ -2,8 +2,6 @@
 //! one fused pass reads each row aᵢ once and uses it twice while it is in L1: rᵢ = aᵢᵀx − bᵢ,
 //! then g += rᵢaᵢ.
 
-use nalgebra::{Dyn, MatrixView};
-
 use crate::vmath::madd;
 use crate::Matrix;
 
@@ -388,12 +386,6 @@ pub(crate) fn rows_range(at: &Matrix, lo: usize, hi: usize) -> std::slice::Chunk
 #[inline]
 pub(crate) fn rows(at: &Matrix) -> std::slice::ChunksExact<'_, f64> {
     at.as_slice().chunks_exact(at.nrows().max(1))
-}
-
-/// A (m×n) as a view of `at`'s storage, without copying.
-pub(crate) fn a_view(at: &Matrix) -> MatrixView<'_, f64, Dyn, Dyn, Dyn, Dyn> {
-    let (n, m) = at.shape();
-    MatrixView::from_slice_with_strides_generic(at.as_slice(), Dyn(m), Dyn(n), Dyn(n.max(1)), Dyn(1))
 }
 
 #[cfg(test)]

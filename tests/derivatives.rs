@@ -386,6 +386,11 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     let x = gaussian_vector(&mut r, 600);
     let ls = LeastSquares::new(a.clone(), b.clone(), 0.3).unwrap();
     let (f, g) = ls.cost_and_gradient(&x).unwrap();
+    assert_eq!(
+        ls.value(&x).unwrap(),
+        f,
+        "value() and the fused pass agree to the last bit"
+    );
     let resid = &a * &x - &b;
     let g_direct = a.transpose() * &resid * 2.0 + &x * 0.6;
     assert!((f - resid.norm_squared() - 0.3 * x.norm_squared()).abs() <= 1e-10 * f);
@@ -393,6 +398,7 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     let y = b.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
     let lg = Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap();
     let (f, g) = lg.cost_and_gradient(&x).unwrap();
+    assert_eq!(lg.value(&x).unwrap(), f);
     let z = &a * &x;
     let f_direct: f64 = z
         .iter()
@@ -416,6 +422,7 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     b[900] = 300.0;
     let lse = LogSumExp::new(a.clone(), b.clone(), 0.1).unwrap();
     let (f, g) = lse.cost_and_gradient(&x).unwrap();
+    assert_eq!(lse.value(&x).unwrap(), f);
     let z = &a * &x + &b;
     let zmax = z.max();
     let e = z.map(|v| (v - zmax).exp());
@@ -423,25 +430,30 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     let g_direct = a.transpose() * (&e / e.sum()) + &x * 0.2;
     assert!((f - f_direct).abs() <= 1e-12 * f.abs());
     assert!((&g - g_direct).amax() <= 1e-12 * g.amax());
-    // softmax with 3 classes (the per-row path, split over two threads as its work is k·m·n)
-    let labels: Vec<usize> = (0..1000).map(|i| (i * 7) % 3).collect();
-    let sm = Softmax::new(a.clone(), labels.clone(), 3, 0.0, false).unwrap();
-    let w = gaussian_vector(&mut r, 1800) * 0.1;
-    let (f, g) = sm.cost_and_gradient(&w).unwrap();
-    let wm = Matrix::from_column_slice(600, 3, w.as_slice());
-    let mut z = &a * &wm;
-    let mut f_direct = 0.0;
-    for (i, &yi) in labels.iter().enumerate() {
-        let mut row: Vec<f64> = z.row(i).iter().copied().collect();
-        f_direct += log_sum_exp(row.iter().copied()) - row[yi];
-        let lse = log_sum_exp(row.iter().copied());
-        row.iter_mut().for_each(|v| *v = (*v - lse).exp());
-        row[yi] -= 1.0;
-        z.row_mut(i).copy_from_slice(&row);
+    // softmax with 3 classes (the per-row path) and 7 (the matrix-product path), both split
+    // over two threads (their work is k·m·n); value() must give the fused f to the last bit
+    for k in [3, 7] {
+        let labels: Vec<usize> = (0..1000).map(|i| (i * 7) % k).collect();
+        let sm = Softmax::new(a.clone(), labels.clone(), k, 0.0, false).unwrap();
+        let w = gaussian_vector(&mut r, 600 * k) * 0.1;
+        let (f, g) = sm.cost_and_gradient(&w).unwrap();
+        assert_eq!(sm.value(&w).unwrap(), f, "k = {k}");
+        let wm = Matrix::from_column_slice(600, k, w.as_slice());
+        let mut z = &a * &wm;
+        let mut f_direct = 0.0;
+        for (i, &yi) in labels.iter().enumerate() {
+            let mut row: Vec<f64> = z.row(i).iter().copied().collect();
+            f_direct += log_sum_exp(row.iter().copied()) - row[yi];
+            let lse = log_sum_exp(row.iter().copied());
+            row.iter_mut().for_each(|v| *v = (*v - lse).exp());
+            row[yi] -= 1.0;
+            z.row_mut(i).copy_from_slice(&row);
+        }
+        let g_direct = a.transpose() * z;
+        assert!((f - f_direct).abs() <= 1e-12 * f.abs(), "k = {k}");
+        let g_direct = Vector::from_column_slice(g_direct.as_slice());
+        assert!((g - &g_direct).amax() <= 1e-12 * g_direct.amax(), "k = {k}");
     }
-    let g_direct = a.transpose() * z;
-    assert!((f - f_direct).abs() <= 1e-12 * f.abs());
-    assert!((g - Vector::from_column_slice(g_direct.as_slice())).amax() <= 1e-12 * g_direct.amax());
 }
 
 #[test]

@@ -1,6 +1,6 @@
 use std::sync::Mutex;
 
-use nalgebra::{DMatrixView, DMatrixViewMut};
+use nalgebra::{DMatrixView, DMatrixViewMut, Dyn, MatrixView};
 
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
@@ -8,7 +8,9 @@ use super::{
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{a_view, axpy, dot, fused_rows_work, gradient_block, rows, scores_block, ROW_BLOCK};
+use crate::kernels::{
+    axpy, dot, fused_rows_work, gradient_block, rows, scores_block, PARALLEL_MIN_ENTRIES, ROW_BLOCK,
+};
 use crate::vmath::softmax_rows;
 use crate::{Matrix, Vector};
 
@@ -157,19 +159,58 @@ impl Softmax {
         s.at_x.extend_from_slice(x.as_slice());
     }
 
-    /// s.scores ← the row-wise softmax P of Z = AW (Z by one matrix-matrix product, which uses
-    /// the CPU's vector units far better than k dot products per row); returns
-    /// Σᵢ lse(zᵢ) − z_{i,yᵢ}.
-    fn scores_to_probabilities(&self, x: &Vector, s: &mut Scratch) -> f64 {
+    /// For k ≥ `GEMM_MIN_CLASSES`: s.scores ← the row-wise softmax P of Z = AW, Zᵀ = WᵀAᵀ by
+    /// one matrix-matrix product (k×m: sample i's k scores are column i); returns
+    /// Σᵢ lse(zᵢ) − z_{i,yᵢ}; with `g`, also g ← Aᵀ(P − Y) by a second product, reading
+    /// (P − Y) as the transpose of the k×m buffer (a strided view, no copy). On large data the
+    /// rows are split between two threads, each with its own pair of products; value() and the
+    /// fused evaluation split alike, so their f agree to the last bit.
+    fn gemm_pass(&self, x: &Vector, s: &mut Scratch, g: Option<&mut [f64]>) -> f64 {
         let (n, k, m) = (self.n(), self.k, self.at.ncols());
         if s.scores.shape() != (k, m) {
             s.scores = Matrix::zeros(k, m);
             s.wt = Matrix::zeros(k, n);
         }
-        // Zᵀ = WᵀAᵀ (k×m): sample i's k scores are column i, contiguous
         s.wt.tr_copy_from(&DMatrixView::from_slice(x.as_slice(), n, k));
-        s.scores.gemm(1.0, &s.wt, &self.at, 0.0);
-        softmax_rows(s.scores.as_mut_slice(), k, &self.y)
+        let wt = &s.wt;
+        let half = |lo: usize, hi: usize, z: &mut [f64], g: Option<&mut [f64]>| -> f64 {
+            let rows = hi - lo;
+            let at = self.at.columns(lo, rows);
+            DMatrixViewMut::from_slice(z, k, rows).gemm(1.0, wt, &at, 0.0);
+            let f = softmax_rows(z, k, &self.y[lo..hi]);
+            if let Some(g) = g {
+                for (zi, &yi) in z.chunks_exact_mut(k).zip(&self.y[lo..hi]) {
+                    zi[yi] -= 1.0;
+                }
+                let pt = MatrixView::from_slice_with_strides_generic(&*z, Dyn(rows), Dyn(k), Dyn(k), Dyn(1));
+                DMatrixViewMut::from_slice(g, n, k).gemm(1.0, &at, &pt, 0.0);
+            }
+            f
+        };
+        let split = self.at.len() * k >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2;
+        if !split {
+            return half(0, m, s.scores.as_mut_slice(), g);
+        }
+        let mid = m / 2;
+        let (z1, z2) = s.scores.as_mut_slice().split_at_mut(mid * k);
+        match g {
+            None => {
+                let (f1, f2) = rayon::join(|| half(0, mid, z1, None), || half(mid, m, z2, None));
+                f1 + f2
+            }
+            Some(g) => {
+                let mut spare = super::lock(&self.spare);
+                spare.clear();
+                spare.resize(g.len(), 0.0);
+                let second: &mut [f64] = &mut spare[..];
+                let (f1, f2) = rayon::join(
+                    || half(0, mid, z1, Some(&mut *g)),
+                    || half(mid, m, z2, Some(&mut *second)),
+                );
+                axpy(1.0, second, g);
+                f1 + f2
+            }
+        }
     }
 
     /// Over rows start..end, for each block of up to `ROW_BLOCK` rows lo..hi: the block's
@@ -227,7 +268,7 @@ impl Objective for Softmax {
                 self.per_row_blocks(x, (start, end), |_, _, _| ())
             })
         } else {
-            self.scores_to_probabilities(x, s)
+            self.gemm_pass(x, s, None)
         };
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -254,13 +295,7 @@ impl Objective for Softmax {
             add_ridge_gradient(g, x, self.lambda, self.penalized());
             return Ok(f + ridge_value(x, self.lambda, self.penalized()));
         }
-        let f = self.scores_to_probabilities(x, s);
-        for (i, &yi) in self.y.iter().enumerate() {
-            s.scores[(yi, i)] -= 1.0;
-        }
-        // ∇f = Aᵀ(P − Y): one matrix-matrix product, with (P − Y) read as the transpose of
-        // the k×m buffer (a strided view, no copy)
-        DMatrixViewMut::from_slice(g.as_mut_slice(), n, k).gemm(1.0, &self.at, &a_view(&s.scores), 0.0);
+        let f = self.gemm_pass(x, s, Some(g.as_mut_slice()));
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
