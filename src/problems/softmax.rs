@@ -47,7 +47,7 @@ const GEMM_MIN_CLASSES: usize = 6;
 /// fewer classes nalgebra does not hand the products to matrixmultiply (it needs every
 /// dimension above 5), and the one-pass loop is faster: per block of rows, each row read once
 /// for its k scores and once for the k gradient columns (`kernels::scores_block`,
-/// `kernels::gradient_block`), split over two threads from k·m·n ≥ 2¹⁹.
+/// `kernels::gradient_block`), split over two threads from k·m·n ≥ 2¹⁶ (as is the matrix-product path).
 #[derive(Debug)]
 pub struct Softmax {
     at: Matrix,
