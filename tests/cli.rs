@@ -181,6 +181,31 @@ fn least_squares_json_matches_the_direct_solution() {
 }
 
 #[test]
+fn repeat_reports_the_fastest_of_identical_runs() {
+    let args = [
+        "solve",
+        "problems/breast_cancer.csv",
+        "--model",
+        "logistic",
+        "--standardize",
+        "--l2",
+        "1",
+        "--format",
+        "json",
+    ];
+    let once = json(&gradfit(&args));
+    let mut repeated = args.to_vec();
+    repeated.extend(["--repeat", "3"]);
+    let thrice = json(&gradfit(&repeated));
+    assert_eq!(thrice["repeats"], 3);
+    assert_eq!(once["repeats"], 1);
+    // every run is the same computation: same iterations, cost and parameters to the bit
+    for key in ["status", "iterations", "cost_evals", "cost", "parameters"] {
+        assert_eq!(once[key], thrice[key], "{key}");
+    }
+}
+
+#[test]
 fn ridge_does_not_shrink_the_intercept() {
     // standardized features have mean 0, so the unpenalized intercept is exactly mean(y)
     let (_, rows) = plain_csv("problems/diabetes.csv");
@@ -574,6 +599,17 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "1e20",
             ],
             &["--time-limit"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--repeat",
+                "0",
+            ],
+            &["--repeat", "whole number"],
         ),
         (
             vec![
