@@ -168,14 +168,16 @@ fn validate(spec: &Spec, model: ModelKind) -> Result<()> {
 /// Generates an instance of `model`:
 ///
 /// - least squares: A with cond(AᵀA) = condition, b = Ax* + 0.1·noise;
-/// - quadratic (n = cols; rows is ignored): A = S/2 + K with S symmetric positive definite of
+/// - quadratic (n = cols, and rows must equal it): A = S/2 + K with S symmetric positive definite of
 ///   the given condition and K skew-symmetric, so A is not symmetric but A + Aᵀ = S; b
 ///   Gaussian;
 /// - log-sum-exp: Gaussian rows centred on their mean, so 0 is inside their convex hull and a
 ///   finite minimizer exists; b Gaussian/2;
 /// - logistic: features of unit scale with the given condition (as for least squares, so
 ///   cond(AᵀA) = condition), w* ~ N(0, 4/n), labels drawn from Bernoulli(σ(Aw*)), so the
-///   classes overlap (not separable) and the logits are O(1);
+///   classes overlap (not separable) and the logits are O(1); with fewer rows than columns
+///   the features are Gaussian with that population covariance (see `features`) and the
+///   classes are separable, so only a ridge term λ > 0 gives the problem a minimizer;
 /// - softmax: the same with k classes drawn from softmax(AW*).
 ///
 /// ```

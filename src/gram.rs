@@ -22,8 +22,8 @@ const MR: usize = 8;
 const NR: usize = 6;
 /// Rows of A per slab: the packed slab (2·KC·n doubles) stays in L2 for n up to a few hundred.
 const KC: usize = 128;
-/// From this much work (m·n² per block, a few tens of microseconds on one thread) the rows are
-/// split between two threads: measured here, logistic 2000 × 20 went from 126 to 71 µs and
+/// From this much work (m·n² times the number of blocks, a few tens of microseconds on one
+/// thread), and at least two slabs of rows (m ≥ 2·KC), the rows are split between two threads: measured here, logistic 2000 × 20 went from 126 to 71 µs and
 /// least squares 2000 × 50 from 357 to 191 µs (at 2²³, the earlier threshold, both stayed on
 /// one thread).
 const PARALLEL_MIN_WORK: usize = 1 << 18;
@@ -163,7 +163,7 @@ fn accumulate<W>(
     }
 }
 
-/// The MR×NR tile Σ_kk a[kk]·b[kk]ᵀ of two packed panels, as acc[c][r].
+/// The MR×NR tile `Σ_kk a[kk]·b[kk]ᵀ` of two packed panels, as `acc[c][r]`.
 #[inline]
 fn tile(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
     #[cfg(target_arch = "x86_64")]

@@ -44,7 +44,8 @@ const LG5: f64 = f64::from_bits(0x3fc7_4664_96cb_03de);
 const LG6: f64 = f64::from_bits(0x3fc3_9a09_d078_c69f);
 const LG7: f64 = f64::from_bits(0x3fc2_f112_df3e_5244);
 
-/// a·b + c, fused only when compiled for FMA (a libm call otherwise).
+/// a·b + c: one fused multiply-add where the function is compiled for FMA; otherwise the
+/// plain expression (`f64::mul_add` without FMA hardware would be a slow libm call).
 #[inline(always)]
 pub(crate) fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     if FMA {
@@ -159,7 +160,7 @@ fn exp_avx2(x: &mut [f64]) {
 }
 
 /// Row-wise softmax, in place, of z holding rows of k entries each (contiguous), shifted by
-/// each row's maximum; returns Σ_r [lse(z_r) − z_r[y_r]] (the softmax-regression loss of the
+/// each row's maximum; returns `Σ_r [lse(z_r) − z_r[y_r]]` (the softmax-regression loss of the
 /// rows with labels y). One vectorized pass of exponentials over the whole block.
 pub(crate) fn softmax_rows(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
     let mut f = 0.0;

@@ -617,6 +617,17 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "problems/iris.csv",
                 "--model",
                 "softmax",
+                "--max-iters",
+                "-1",
+            ],
+            &["--max-iters", "whole number"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
                 "--features",
                 "petal_width_cm,petal_width_cm",
             ],

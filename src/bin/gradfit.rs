@@ -69,6 +69,9 @@ fn parse_tol(s: &str) -> std::result::Result<f64, String> {
 fn parse_positive(s: &str) -> std::result::Result<u64, String> {
     match s.parse::<u64>() {
         Ok(v) if v > 0 => Ok(v),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(format!("{s:?} is too large (the largest is {})", u64::MAX))
+        }
         _ => Err(format!("{s:?} is not a whole number >= 1")),
     }
 }
@@ -130,7 +133,7 @@ struct SolveArgs {
     #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
     tol: f64,
     /// Iteration limit.
-    #[arg(long, default_value = "1000", value_parser = parse_positive)]
+    #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
     max_iters: u64,
     /// Wall-time limit in seconds.
     #[arg(long, value_parser = parse_tol, allow_negative_numbers = true)]
@@ -148,8 +151,8 @@ struct SolveArgs {
     params_out: Option<PathBuf>,
     /// Solve this many times in this process and report the fastest run (like timeit's best
     /// of N: the later runs find caches and the second core warm). Every run is identical
-    /// otherwise.
-    #[arg(long, default_value = "1", value_parser = parse_positive)]
+    /// otherwise (except under --time-limit, which may stop runs at different points).
+    #[arg(long, default_value = "1", value_parser = parse_positive, allow_negative_numbers = true)]
     repeat: u64,
 }
 
@@ -162,7 +165,7 @@ struct CompareArgs {
     solvers: Vec<Method>,
     #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
     tol: f64,
-    #[arg(long, default_value = "1000", value_parser = parse_positive)]
+    #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
     max_iters: u64,
     /// Write an SVG of log(f − f_best) and log ‖∇f‖ against iteration and time.
     #[arg(long)]
@@ -178,7 +181,8 @@ struct CheckArgs {
     /// How many random points.
     #[arg(long, default_value = "3", value_parser = parse_positive)]
     points: u64,
-    #[arg(long, default_value = "0")]
+    /// Seed of the random generator (same seed, same file).
+    #[arg(long, default_value = "0", allow_negative_numbers = true)]
     seed: u64,
     /// Largest relative error that passes.
     #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
@@ -192,17 +196,20 @@ struct GenerateArgs {
     /// least-squares, quadratic, log-sum-exp, logistic or softmax.
     #[arg(value_parser = parse_model)]
     model: ModelKind,
-    #[arg(long, value_parser = parse_positive)]
+    /// Rows (samples); for the quadratic, equal to --cols.
+    #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
     rows: u64,
-    #[arg(long, value_parser = parse_positive)]
+    /// Feature columns.
+    #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
     cols: u64,
     /// Classes (softmax).
-    #[arg(long, default_value = "3", value_parser = parse_positive)]
+    #[arg(long, default_value = "3", value_parser = parse_positive, allow_negative_numbers = true)]
     classes: u64,
     /// Condition number of the Hessian (least squares, quadratic) or of the features, 1 to 1e16.
     #[arg(long, default_value = "10", allow_negative_numbers = true)]
     condition: f64,
-    #[arg(long, default_value = "0")]
+    /// Seed of the random generator (same seed, same file).
+    #[arg(long, default_value = "0", allow_negative_numbers = true)]
     seed: u64,
     /// Output file.
     #[arg(short, long)]
