@@ -1,6 +1,6 @@
 use std::sync::Mutex;
 
-use super::{check_h, check_nonempty, check_out, check_x, Objective};
+use super::{check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
@@ -157,7 +157,7 @@ impl Objective for LogSumExp {
             |lo, hi, _| self.shifted_sum(x, lo, hi, None),
             merge_shifted,
         );
-        Ok(m + s.ln() + self.lambda * x.norm_squared())
+        Ok(m + s.ln() + ridge_value(x, self.lambda, |_| true))
     }
 
     /// ∇f = Σᵢ pᵢaᵢ + 2λx with p = softmax(Ax + b), in the same pass as f; on large data the
@@ -175,7 +175,7 @@ impl Objective for LogSumExp {
         );
         *g /= s;
         g.axpy(2.0 * self.lambda, x, 1.0);
-        Ok(m + s.ln() + self.lambda * x.norm_squared())
+        Ok(m + s.ln() + ridge_value(x, self.lambda, |_| true))
     }
 
     /// ∇²f = Aᵀdiag(p)A − (Aᵀp)(Aᵀp)ᵀ + 2λI, which equals Aᵀ(diag p − ppᵀ)A + 2λI.
@@ -236,6 +236,10 @@ mod tests {
         assert_eq!(f, f64::INFINITY);
         assert_eq!(g[0], 1e300);
         assert_eq!(p.value(&x).unwrap(), f64::INFINITY);
+        // and with λ = 0 an overflowing ‖x‖² adds nothing (not 0·∞ = NaN)
+        let x = Vector::from_vec(vec![1e308]);
+        let p = LogSumExp::new(Matrix::from_row_slice(2, 1, &[1.0, -1.0]), Vector::zeros(2), 0.0).unwrap();
+        assert_eq!(p.value(&x).unwrap(), 1e308);
     }
 
     #[test]

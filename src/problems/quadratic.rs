@@ -1,6 +1,6 @@
 use std::sync::Mutex;
 
-use super::{check_h, check_out, check_x, Objective};
+use super::{check_h, check_out, check_x, ridge_value, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::{Matrix, Vector};
 
@@ -72,7 +72,7 @@ impl Objective for Quadratic {
         check_x(self.dim(), x)?;
         let mut ax = super::lock(&self.ax);
         ax.gemv(1.0, &self.a, x, 0.0);
-        Ok(x.dot(&ax) + self.b.dot(x) + self.lambda * x.norm_squared())
+        Ok(x.dot(&ax) + self.b.dot(x) + ridge_value(x, self.lambda, |_| true))
     }
 
     /// ∇f = Ax + Aᵀx + b + 2λx, sharing Ax with f.
@@ -80,7 +80,7 @@ impl Objective for Quadratic {
         check_out(self.dim(), x, g)?;
         let mut ax = super::lock(&self.ax);
         ax.gemv(1.0, &self.a, x, 0.0);
-        let f = x.dot(&ax) + self.b.dot(x) + self.lambda * x.norm_squared();
+        let f = x.dot(&ax) + self.b.dot(x) + ridge_value(x, self.lambda, |_| true);
         g.copy_from(&self.b);
         *g += &*ax;
         g.gemv_tr(1.0, &self.a, x, 1.0);
