@@ -206,6 +206,36 @@ fn repeat_reports_the_fastest_of_identical_runs() {
 }
 
 #[test]
+fn generate_says_when_classes_are_missing_from_the_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("few.csv");
+    let o = gradfit(&[
+        "generate",
+        "softmax",
+        "--rows",
+        "2",
+        "--cols",
+        "1",
+        "--classes",
+        "5",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // two rows hold at most two of the five classes
+    assert!(
+        stderr(&o).contains("of the 5 classes asked for"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("(2 rows, 1 feature column and y)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn ridge_does_not_shrink_the_intercept() {
     // standardized features have mean 0, so the unpenalized intercept is exactly mean(y)
     let (_, rows) = plain_csv("problems/diabetes.csv");

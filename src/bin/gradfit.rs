@@ -693,12 +693,30 @@ fn run_generate(a: GenerateArgs) -> Result<ExitCode> {
     }
     let d = generate(a.model, &spec)?;
     d.write_csv(&a.output)?;
+    let plural = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
     eprintln!(
-        "wrote {} ({} rows, {} feature columns and y) for {}",
+        "wrote {} ({}, {} and y) for {}",
         a.output.display(),
-        d.a.nrows(),
-        d.a.ncols(),
+        plural(d.a.nrows(), "row", "rows"),
+        plural(d.a.ncols(), "feature column", "feature columns"),
         a.model
     );
+    if a.model == ModelKind::Softmax {
+        // labels are drawn at random: with few rows some classes may not appear at all
+        let mut seen = vec![false; spec.classes];
+        for y in d.target.iter() {
+            if let Some(s) = seen.get_mut(*y as usize) {
+                *s = true;
+            }
+        }
+        let present = seen.iter().filter(|s| **s).count();
+        if present < spec.classes {
+            eprintln!(
+                "note: the labels hold {} of the {} classes asked for (too few rows to draw them all); \
+                 softmax on this file sees only those",
+                present, spec.classes
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
