@@ -416,6 +416,12 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
         row *= p * (1.0 - p);
     }
     assert!((&h - a.transpose() * sa).amax() <= 1e-12 * h.amax());
+    // and the Hessian-vector products (split like the fused pass) against the formed Hessians
+    let v = gaussian_vector(&mut r, 600);
+    let hv = lg.hessian_vec(&x, &v).unwrap();
+    assert!((&hv - &h * &v).amax() <= 1e-11 * hv.amax());
+    let hv = ls.hessian_vec(&x, &v).unwrap();
+    assert!((&hv - ls.hessian_matrix(&x).unwrap() * &v).amax() <= 1e-11 * hv.amax());
     // log-sum-exp, each half with its own max shift: the largest score in the second half,
     // by far, so the first half's terms are rescaled by e^(−300) when the halves merge
     let mut b = b * 3.0;

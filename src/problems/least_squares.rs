@@ -5,7 +5,8 @@ use super::{
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpy, axpys_block, block_rows, dot, dots_block, fused_rows, rows, rows_block, rows_range, ROW_BLOCK,
+    axpy, axpys_block, dot, dots_block, fused_rows, row_blocks, rows, rows_block, rows_range,
+    weighted_gram_vec, ROW_BLOCK,
 };
 use crate::{Matrix, Vector};
 
@@ -140,9 +141,7 @@ impl LeastSquares {
         let mut f = 0.0;
         if self.k() == 1 {
             let (b, mut z) = (b.as_slice(), [0.0; ROW_BLOCK]);
-            let mut start = lo;
-            while start < hi {
-                let end = (start + block_rows(n)).min(hi);
+            for (start, end) in row_blocks(n, lo, hi) {
                 let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
                 dots_block(block, n, x.as_slice(), z);
                 for (zi, bi) in z.iter_mut().zip(&b[start..end]) {
@@ -153,7 +152,6 @@ impl LeastSquares {
                 if !g.is_empty() {
                     axpys_block(block, n, z, g);
                 }
-                start = end;
             }
             return f;
         }
@@ -227,20 +225,7 @@ impl Objective for LeastSquares {
         let n = self.n();
         out.fill(0.0);
         if self.k() == 1 {
-            let at = &self.at;
-            fused_rows(at, out.as_mut_slice(), &self.spare, |lo, hi, g| {
-                let mut z = [0.0; ROW_BLOCK];
-                let mut start = lo;
-                while start < hi {
-                    let end = (start + block_rows(n)).min(hi);
-                    let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
-                    dots_block(block, n, v.as_slice(), z);
-                    z.iter_mut().for_each(|zi| *zi *= 2.0);
-                    axpys_block(block, n, z, g);
-                    start = end;
-                }
-                0.0
-            });
+            weighted_gram_vec(&self.at, |_| 2.0, v.as_slice(), out.as_mut_slice(), &self.spare);
             add_ridge_gradient(out, v, self.lambda, self.penalized());
             return Ok(());
         }

@@ -4,7 +4,7 @@ use super::{check_h, check_nonempty, check_out, check_x, ridge_value, Objective}
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpy, axpys_block, block_rows, dot, dots_block, rows, rows_block, split_rows, ROW_BLOCK,
+    axpy, axpys_block, dot, dots_block, row_blocks, rows, rows_block, split_rows, ROW_BLOCK,
 };
 use crate::vmath::exp_in_place;
 use crate::{Matrix, Vector};
@@ -76,9 +76,7 @@ impl LogSumExp {
     fn shifted_sum(&self, x: &Vector, lo: usize, hi: usize, mut g: Option<&mut [f64]>) -> (f64, f64) {
         let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
         let mut z = [0.0; ROW_BLOCK];
-        let mut start = lo;
-        while start < hi {
-            let end = (start + block_rows(self.dim())).min(hi);
+        for (start, end) in row_blocks(self.dim(), lo, hi) {
             let z = &mut z[..end - start];
             let block = rows_block(&self.at, start, end);
             dots_block(block, self.dim(), x.as_slice(), z);
@@ -104,7 +102,6 @@ impl LogSumExp {
             if let Some(g) = g.as_deref_mut() {
                 axpys_block(block, self.dim(), z, g);
             }
-            start = end;
         }
         (m, s)
     }

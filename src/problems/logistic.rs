@@ -6,7 +6,9 @@ use super::{
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{axpys_block, block_rows, dots_block, fused_rows, rows_block, ROW_BLOCK};
+use crate::kernels::{
+    axpys_block, dots_block, fused_rows, row_blocks, rows_block, weighted_gram_vec, ROW_BLOCK,
+};
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
 
@@ -122,9 +124,7 @@ impl Logistic {
         let (at, y, w) = (&self.at, self.y.as_slice(), x.as_slice());
         let mut data = 0.0;
         let mut z = [0.0; ROW_BLOCK];
-        let mut start = lo;
-        while start < hi {
-            let end = (start + block_rows(w.len())).min(hi);
+        for (start, end) in row_blocks(w.len(), lo, hi) {
             let z = &mut z[..end - start];
             let block = rows_block(at, start, end);
             dots_block(block, w.len(), w, z);
@@ -132,7 +132,6 @@ impl Logistic {
             if !g.is_empty() {
                 axpys_block(block, w.len(), z, g);
             }
-            start = end;
         }
         data
     }
@@ -183,23 +182,14 @@ impl Objective for Logistic {
         check_len("direction v", self.dim(), v.len())?;
         let s = &mut *super::lock(&self.scratch);
         self.curvature_weights(x, s);
-        out.fill(0.0);
-        let (at, weights, n) = (&self.at, &s.s, self.dim());
-        fused_rows(at, out.as_mut_slice(), &self.spare, |lo, hi, g| {
-            let mut z = [0.0; ROW_BLOCK];
-            let mut start = lo;
-            while start < hi {
-                let end = (start + block_rows(n)).min(hi);
-                let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
-                dots_block(block, n, v.as_slice(), z);
-                for (zi, si) in z.iter_mut().zip(&weights[start..end]) {
-                    *zi *= si;
-                }
-                axpys_block(block, n, z, g);
-                start = end;
-            }
-            0.0
-        });
+        let weights = &s.s;
+        weighted_gram_vec(
+            &self.at,
+            |i| weights[i],
+            v.as_slice(),
+            out.as_mut_slice(),
+            &self.spare,
+        );
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
