@@ -70,19 +70,52 @@ fn cholesky_body<const FMA: bool>(a: &mut Matrix) -> bool {
 /// Solves LLᵀz = b in place (b ← z), with L the lower triangle written by [`cholesky_in_place`].
 /// Both triangular solves run down columns of L (contiguous).
 pub(crate) fn cholesky_solve_in_place(l: &Matrix, b: &mut Vector) {
+    solve_lower_in_place(l, b.as_mut_slice());
+    solve_lower_transpose_in_place(l, b.as_mut_slice());
+}
+
+/// Solves L y = b in place (b ← y): y_j = b_j / L_jj, then b_{j+1..} −= y_j L_{j+1.., j}.
+pub(crate) fn solve_lower_in_place(l: &Matrix, b: &mut [f64]) {
     let n = l.nrows();
-    let (l, b) = (l.as_slice(), b.as_mut_slice());
-    // L y = b: y_j = b_j / L_jj, then b_{j+1..} −= y_j L_{j+1.., j}
+    let l = l.as_slice();
     for j in 0..n {
         let col = &l[j * n..(j + 1) * n];
         b[j] /= col[j];
         let (head, tail) = b.split_at_mut(j + 1);
         axpy(-head[j], &col[j + 1..], tail);
     }
-    // Lᵀ z = y: z_i = (y_i − L_{i+1.., i}·z_{i+1..}) / L_ii
+}
+
+/// Solves Lᵀ z = y in place (b ← z): z_i = (y_i − L_{i+1.., i}·z_{i+1..}) / L_ii.
+pub(crate) fn solve_lower_transpose_in_place(l: &Matrix, b: &mut [f64]) {
+    let n = l.nrows();
+    let l = l.as_slice();
     for i in (0..n).rev() {
         let col = &l[i * n..(i + 1) * n];
         b[i] = (b[i] - dot(&col[i + 1..], &b[i + 1..])) / col[i];
+    }
+}
+
+/// out ← Lᵀx (L lower triangular, column-major): (Lᵀx)_i = L_{i.., i}·x_{i..}, a dot product
+/// down each column.
+pub(crate) fn lower_transpose_mul(l: &Matrix, x: &[f64], out: &mut [f64]) {
+    let n = l.nrows();
+    let l = l.as_slice();
+    for (i, oi) in out.iter_mut().enumerate() {
+        *oi = dot(&l[i * n + i..(i + 1) * n], &x[i..]);
+    }
+}
+
+/// v ← Lv in place: (Lv)_j = Σ_{i≤j} L_ji v_i, column by column from the last, so that v_i
+/// is read before row i is written (row i only receives columns i' ≤ i).
+pub(crate) fn lower_mul_in_place(l: &Matrix, v: &mut [f64]) {
+    let n = l.nrows();
+    let l = l.as_slice();
+    for i in (0..n).rev() {
+        let col = &l[i * n + i..(i + 1) * n];
+        let t = v[i];
+        v[i] = col[0] * t;
+        axpy(t, &col[1..], &mut v[i + 1..]);
     }
 }
 
@@ -117,6 +150,29 @@ mod tests {
             let mut z = rhs.clone();
             cholesky_solve_in_place(&l, &mut z);
             assert!((&a * z - rhs).amax() < 1e-10);
+        }
+    }
+
+    #[test]
+    fn triangular_products_and_solves_match_nalgebra() {
+        for n in [1, 2, 5, 13] {
+            let b = Matrix::from_fn(n + 2, n, |i, j| ((i * 5 + j * 11) as f64 * 0.37).cos());
+            let mut l = b.transpose() * &b + Matrix::identity(n, n);
+            assert!(cholesky_in_place(&mut l));
+            let lower = l.lower_triangle();
+            let x = Vector::from_fn(n, |i, _| 0.5 - i as f64);
+            let mut out = vec![0.0; n];
+            lower_transpose_mul(&l, x.as_slice(), &mut out);
+            assert!((Vector::from_vec(out) - lower.transpose() * &x).amax() < 1e-12);
+            let mut v = x.clone();
+            lower_mul_in_place(&l, v.as_mut_slice());
+            assert!((&v - &lower * &x).amax() < 1e-12);
+            let mut y = x.clone();
+            solve_lower_in_place(&l, y.as_mut_slice());
+            assert!((&lower * &y - &x).amax() < 1e-12);
+            let mut z = x.clone();
+            solve_lower_transpose_in_place(&l, z.as_mut_slice());
+            assert!((lower.transpose() * &z - &x).amax() < 1e-12);
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::data::Table;
 use crate::error::{check_lambda, Error, Result};
 use crate::problems::{LeastSquares, LogSumExp, Logistic, ModelKind, Objective, Quadratic, Softmax};
+use crate::solve::{solve_least_squares_monitored, solve_monitored, GramMode, Monitor, Report, SolveOptions};
 use crate::{Matrix, Vector};
 
 /// How to build a problem from a table.
@@ -103,6 +104,22 @@ pub struct Fit {
     pub standardization: Option<Vec<(f64, f64)>>,
     /// The feature matrix as the problem sees it (after standardization and intercept).
     pub a: Matrix,
+}
+
+/// Solves `fit` from x₀: least squares through [`solve_least_squares_monitored`] with `gram`
+/// (the Gram form where it pays, the answer checked on the rows), every other model by
+/// [`solve_monitored`] (`gram` does not apply to them).
+pub fn solve_fit_monitored<M: Monitor + 'static>(
+    fit: &Fit,
+    x0: &Vector,
+    opts: &SolveOptions,
+    gram: GramMode,
+    monitor: M,
+) -> Result<(Report, M)> {
+    match &fit.problem {
+        AnyProblem::LeastSquares(p) => solve_least_squares_monitored(p, x0, opts, gram, monitor),
+        p => solve_monitored(p, x0, opts, monitor),
+    }
 }
 
 /// Builds the problem `spec` describes from `table`.

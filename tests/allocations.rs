@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradfit::generate::{generate, Spec};
-use gradfit::problems::{LeastSquares, Logistic, ModelKind, Objective, Softmax};
+use gradfit::problems::{GramLeastSquares, LeastSquares, Logistic, ModelKind, Objective, Softmax};
 use gradfit::solve::{solve, Method, SolveOptions, Status};
 use gradfit::Vector;
 
@@ -100,6 +100,14 @@ fn solver_iterations_do_not_allocate() {
         // least squares, logistic regression and softmax with 4 classes: nothing at all
         assert_eq!(two_iterations(&ls, Method::GradientDescent)[0], 0, "gd");
         assert_eq!(two_iterations(&ls, Method::Lbfgs)[0], 0, "lbfgs on least squares");
+        // ... and in its Gram form (AᵀA factored once, before the counted iterations)
+        let gram = GramLeastSquares::new(&ls).unwrap();
+        assert_eq!(
+            two_iterations(&gram, Method::GradientDescent)[0],
+            0,
+            "gd, Gram form"
+        );
+        assert_eq!(two_iterations(&gram, Method::Lbfgs)[0], 0, "lbfgs, Gram form");
         // (Newton solves least squares in one step, so it has no iterations 3 and 4 to count)
         for method in [Method::Lbfgs, Method::Newton] {
             let [allocs, _, hessians] = two_iterations(&logistic, method);

@@ -142,7 +142,15 @@ fn least_squares_json_matches_the_direct_solution() {
         let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
         let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
         let x_star = a.clone().svd(true, true).solve(&b, 1e-14).unwrap();
-        for solver in ["newton", "lbfgs", "bfgs"] {
+        // every solver in both forms of least squares: the rows, and AᵀA factored once
+        for (solver, gram) in [
+            ("newton", "auto"),
+            ("newton", "on"),
+            ("lbfgs", "auto"),
+            ("lbfgs", "off"),
+            ("bfgs", "on"),
+            ("newton-cg", "on"),
+        ] {
             let o = gradfit(&[
                 "solve",
                 file,
@@ -151,15 +159,25 @@ fn least_squares_json_matches_the_direct_solution() {
                 "--intercept",
                 "--solver",
                 solver,
+                "--gram",
+                gram,
                 "--tol",
                 "1e-12",
                 "--max-iters",
-                "20000",
+                "200000",
                 "--format",
                 "json",
             ]);
             let v = json(&o);
             assert_eq!(v["status"], "converged", "{file} {solver}: {v}");
+            // auto: the Gram form for the first-order methods on these tall problems only
+            let want = if gram == "on" || (gram == "auto" && solver != "newton") {
+                "gram"
+            } else {
+                "rows"
+            };
+            assert_eq!(v["least_squares_form"], want, "{file} {solver} --gram {gram}");
+            assert_eq!(v["gram_seconds"].is_number(), want == "gram");
             let x: Vec<f64> = v["parameters"]
                 .as_array()
                 .unwrap()
@@ -171,13 +189,42 @@ fn least_squares_json_matches_the_direct_solution() {
                 .zip(x_star.iter())
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f64::max);
-            assert!(err <= 1e-6 * x_star.amax(), "{file} {solver}: max error {err}");
+            assert!(
+                err <= 1e-6 * x_star.amax(),
+                "{file} {solver} --gram {gram}: max error {err}"
+            );
+            // the reported cost is the rows' residual at the reported x
+            let xv = nalgebra::DVector::from_vec(x);
+            let cost = (&a * &xv - &b).norm_squared();
+            let reported = v["cost"].as_f64().unwrap();
+            assert!(
+                (reported - cost).abs() <= 1e-10 * cost,
+                "{file} {solver}: cost {reported} vs {cost}"
+            );
             assert_eq!(
                 v["parameter_names"].as_array().unwrap().last().unwrap(),
                 "intercept"
             );
         }
     }
+    // --gram applies to least squares only, and takes auto, on or off
+    let o = gradfit(&["solve", "problems/iris.csv", "--model", "softmax", "--gram", "on"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--gram on: only least squares"),
+        "{}",
+        stderr(&o)
+    );
+    let o = gradfit(&[
+        "solve",
+        "problems/diabetes.csv",
+        "--model",
+        "least-squares",
+        "--gram",
+        "yes",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("auto, on, off"), "{}", stderr(&o));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use gradfit::check::{
 };
 use gradfit::numeric::log_sum_exp;
 use gradfit::problems::identities::*;
-use gradfit::problems::{LeastSquares, LogSumExp, Logistic, Objective, Quadratic, Softmax};
+use gradfit::problems::{GramLeastSquares, LeastSquares, LogSumExp, Logistic, Objective, Quadratic, Softmax};
 use gradfit::{Matrix, Vector};
 use proptest::prelude::*;
 
@@ -67,6 +67,15 @@ proptest! {
         let x = gaussian_vector(&mut r, n * k);
         assert_all_checks(&p, &x)?;
         assert_psd(&p.hessian(&x).unwrap())?;
+        // the Gram form (AᵀA factored) where AᵀA is positive definite: the same function
+        if m >= n + 2 {
+            let gram = GramLeastSquares::new(&p).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            assert_all_checks(&gram, &x)?;
+            let (f, g) = p.cost_and_gradient(&x).unwrap();
+            let (fg, gg) = gram.cost_and_gradient(&x).unwrap();
+            prop_assert!((f - fg).abs() <= 1e-10 * f.max(1.0), "f {} vs {}", f, fg);
+            prop_assert!((&g - &gg).amax() <= 1e-10 * g.amax().max(1.0));
+        }
     }
 
     #[test]

@@ -15,9 +15,9 @@ use gradfit::check::{
 };
 use gradfit::data::{read_csv, read_vector};
 use gradfit::generate::{generate, Spec};
-use gradfit::model::{build, random_point, typical_scale, Fit, FitSpec};
+use gradfit::model::{build, random_point, solve_fit_monitored, typical_scale, Fit, FitSpec};
 use gradfit::problems::{ModelKind, Objective};
-use gradfit::solve::{solve_monitored, Control, Method, Report, SolveOptions, TraceRow};
+use gradfit::solve::{Control, GramMode, Method, Report, SolveOptions, TraceRow};
 use gradfit::Vector;
 use serde_json::{json, Value};
 
@@ -49,6 +49,10 @@ fn parse_model(s: &str) -> std::result::Result<ModelKind, String> {
 }
 
 fn parse_method(s: &str) -> std::result::Result<Method, String> {
+    s.parse().map_err(|e: gradfit::Error| e.to_string())
+}
+
+fn parse_gram(s: &str) -> std::result::Result<GramMode, String> {
     s.parse().map_err(|e: gradfit::Error| e.to_string())
 }
 
@@ -135,6 +139,11 @@ struct SolveArgs {
     /// Iteration limit.
     #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
     max_iters: u64,
+    /// Least squares: precompute AᵀA (factored once; each evaluation then costs O(n²)
+    /// instead of a pass over the rows). auto: when rows ≥ 2·features, features ≤ 512 and the
+    /// solver is not newton or trust-region. The answer is checked on the rows either way.
+    #[arg(long, default_value = "auto", value_parser = parse_gram)]
+    gram: GramMode,
     /// Wall-time limit in seconds.
     #[arg(long, value_parser = parse_tol, allow_negative_numbers = true)]
     time_limit: Option<f64>,
@@ -167,6 +176,11 @@ struct CompareArgs {
     tol: f64,
     #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
     max_iters: u64,
+    /// Least squares: precompute AᵀA (factored once; each evaluation then costs O(n²)
+    /// instead of a pass over the rows). auto: when rows ≥ 2·features, features ≤ 512 and the
+    /// solver is not newton or trust-region. The answer is checked on the rows either way.
+    #[arg(long, default_value = "auto", value_parser = parse_gram)]
+    gram: GramMode,
     /// Write an SVG of log(f − f_best) and log ‖∇f‖ against iteration and time.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -287,8 +301,8 @@ fn progress(label: String) -> impl FnMut(&TraceRow) -> Control + 'static {
     }
 }
 
-fn run_one(fit: &Fit, x0: &Vector, opts: &SolveOptions) -> Result<Report> {
-    match solve_monitored(&fit.problem, x0, opts, progress(opts.method.name().to_string())) {
+fn run_one(fit: &Fit, x0: &Vector, opts: &SolveOptions, gram: GramMode) -> Result<Report> {
+    match solve_fit_monitored(fit, x0, opts, gram, progress(opts.method.name().to_string())) {
         Ok((report, _)) => Ok(report),
         Err(e @ gradfit::Error::NonFinite { .. }) => Err(anyhow::Error::new(e).context(
             "the cost or gradient is not finite at the starting point: the data's scale overflows \
@@ -336,6 +350,12 @@ fn report_json(model: ModelKind, fit: &Fit, r: &Report) -> Value {
     if let Some(c) = &fit.classes {
         v["classes"] = json!(c);
     }
+    if model == ModelKind::LeastSquares {
+        v["least_squares_form"] = json!(if r.gram_seconds.is_some() { "gram" } else { "rows" });
+    }
+    if let Some(t) = r.gram_seconds {
+        v["gram_seconds"] = json!(t);
+    }
     if let Some(m) = &r.message {
         v["message"] = json!(m);
     }
@@ -369,7 +389,16 @@ fn describe_fit(fit: &Fit, model: ModelKind) -> String {
     s
 }
 
+/// `--gram on` with a model other than least squares is a mistake worth naming.
+fn check_gram(gram: GramMode, model: ModelKind) -> Result<()> {
+    if gram == GramMode::On && model != ModelKind::LeastSquares {
+        bail!("--gram on: only least squares has a Gram form (the model is {model})");
+    }
+    Ok(())
+}
+
 fn run_solve(a: SolveArgs) -> Result<ExitCode> {
+    check_gram(a.gram, a.data.model)?;
     let fit = a.data.load()?;
     let x0 = match &a.x0 {
         Some(p) => {
@@ -397,9 +426,9 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
         trace: a.trace.is_some(),
         ..SolveOptions::new(a.solver)
     };
-    let mut r = run_one(&fit, &x0, &opts)?;
+    let mut r = run_one(&fit, &x0, &opts, a.gram)?;
     for _ in 1..a.repeat {
-        let again = run_one(&fit, &x0, &opts)?;
+        let again = run_one(&fit, &x0, &opts, a.gram)?;
         if again.seconds < r.seconds {
             r = again;
         }
@@ -447,6 +476,7 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
 }
 
 fn run_compare(a: CompareArgs) -> Result<ExitCode> {
+    check_gram(a.gram, a.data.model)?;
     let fit = a.data.load()?;
     if a.solvers.is_empty() {
         bail!("--solvers: name at least one solver");
@@ -460,7 +490,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
             trace: a.plot.is_some(),
             ..SolveOptions::new(method)
         };
-        reports.push(run_one(&fit, &x0, &opts)?);
+        reports.push(run_one(&fit, &x0, &opts, a.gram)?);
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
     if let Some(path) = &a.plot {

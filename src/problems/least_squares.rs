@@ -124,12 +124,59 @@ impl LeastSquares {
         self.lambda
     }
 
-    fn n(&self) -> usize {
+    pub(super) fn n(&self) -> usize {
         self.at.nrows()
     }
 
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.b.ncols()
+    }
+
+    /// m, the number of rows of A.
+    pub(super) fn rows(&self) -> usize {
+        self.at.ncols()
+    }
+
+    /// AᵀA (both triangles), by the packed kernel of the Hessian.
+    pub(super) fn gram_matrix(&self) -> Matrix {
+        let n = self.n();
+        let mut h = Matrix::zeros(n, n);
+        weighted_gram(
+            &self.at,
+            &Block::WHOLE,
+            |_, _| 1.0,
+            &mut h,
+            &mut super::lock(&self.gram),
+        );
+        h
+    }
+
+    /// AᵀB (n×k), in one pass over the rows.
+    pub(super) fn normal_rhs(&self) -> Matrix {
+        let (n, k, at, b) = (self.n(), self.k(), &self.at, &self.b);
+        let mut c = Matrix::zeros(n, k);
+        fused_rows(at, c.as_mut_slice(), &self.spare, |lo, hi, g| {
+            if k == 1 {
+                for (start, end) in row_blocks(n, lo, hi) {
+                    axpys_block(rows_block(at, start, end), n, &b.as_slice()[start..end], g);
+                }
+                return 0.0;
+            }
+            for (i, ai) in (lo..hi).zip(rows_range(at, lo, hi)) {
+                for (c, gc) in g.chunks_exact_mut(n).enumerate() {
+                    axpy(b[(i, c)], ai, gc);
+                }
+            }
+            0.0
+        });
+        c
+    }
+
+    /// ‖AX − B‖_F² without the ridge term, by the evaluation's own pass.
+    pub(super) fn residual_value(&self, x: &Vector) -> f64 {
+        fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
+            self.pass(x, lo, hi, g)
+        })
     }
 }
 
@@ -177,9 +224,7 @@ impl Objective for LeastSquares {
     /// evaluation, without its gradient, so the two agree to the last bit.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let f = fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
-            self.pass(x, lo, hi, g)
-        });
+        let f = self.residual_value(x);
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 

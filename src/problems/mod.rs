@@ -22,12 +22,14 @@ use crate::{Matrix, Vector};
 
 pub mod identities;
 mod least_squares;
+mod least_squares_gram;
 mod log_sum_exp;
 mod logistic;
 mod quadratic;
 mod softmax;
 
 pub use least_squares::LeastSquares;
+pub use least_squares_gram::GramLeastSquares;
 pub use log_sum_exp::LogSumExp;
 pub use logistic::Logistic;
 pub use quadratic::Quadratic;

@@ -398,6 +398,7 @@ fn finish<P: Objective + ?Sized>(
         gradient_norm,
         gradient_threshold: raw.threshold,
         seconds,
+        gram_seconds: None,
         x: raw.x,
         damped_iterations: raw.damped,
         message,

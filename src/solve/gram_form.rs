@@ -1,0 +1,283 @@
+//! Least squares solved in its Gram form ([`GramLeastSquares`]) and checked on the rows.
+
+use std::time::Instant;
+
+use super::run::solve_monitored;
+use super::{Method, Monitor, Report, SolveOptions, Status};
+use crate::error::{Error, Result};
+use crate::problems::{GramLeastSquares, LeastSquares, Objective};
+use crate::Vector;
+
+/// The largest number of features for which [`GramMode::Auto`] forms AᵀA (n² entries, 2 MB
+/// at 512, plus its factor).
+pub const AUTO_MAX_FEATURES: usize = 512;
+
+/// Whether least squares is solved in its Gram form: AᵀA formed and factored once (m·n²/2
+/// multiply-adds), then O(n²) per evaluation instead of a pass over the m rows (2mn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GramMode {
+    /// The Gram form when it should pay: at least twice as many rows as features, at most
+    /// [`AUTO_MAX_FEATURES`] features, and a method that does not form the Hessian every
+    /// iteration (not `newton` or `trust-region`, which pay for AᵀA anyway). Falls back to the
+    /// rows when AᵀA cannot be factored.
+    #[default]
+    Auto,
+    /// Always the Gram form; an error if AᵀA cannot be factored.
+    On,
+    /// Always the rows.
+    Off,
+}
+
+impl GramMode {
+    /// Every mode, in the order the command line lists them.
+    pub const ALL: [GramMode; 3] = [GramMode::Auto, GramMode::On, GramMode::Off];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GramMode::Auto => "auto",
+            GramMode::On => "on",
+            GramMode::Off => "off",
+        }
+    }
+
+    /// Whether this mode forms AᵀA for an m×n least-squares problem solved by `method`
+    /// (before the factorization is tried).
+    pub fn applies(self, rows: usize, features: usize, method: Method) -> bool {
+        match self {
+            GramMode::On => true,
+            GramMode::Off => false,
+            GramMode::Auto => {
+                rows >= 2 * features
+                    && features <= AUTO_MAX_FEATURES
+                    && !matches!(method, Method::Newton | Method::TrustRegion)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for GramMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for GramMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        GramMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| Error::option("gram", s, "must be one of auto, on, off"))
+    }
+}
+
+/// Solves least squares, in the Gram form if `mode` says so, with the answer checked on the
+/// rows: the report's cost and gradient norm are the row form's at the returned x (one more
+/// evaluation, counted), and if the Gram form stopped converged but the rows' gradient misses
+/// the threshold, the same method finishes on the rows from there (iterations and evaluations
+/// add up; `message` says so). The report's `seconds` include forming and factoring AᵀA,
+/// which `gram_seconds` also gives alone.
+///
+/// ```
+/// use gradfit::problems::LeastSquares;
+/// use gradfit::solve::{solve_least_squares_monitored, Control, GramMode, Method, SolveOptions, TraceRow};
+/// use gradfit::{Matrix, Vector};
+/// let a = Matrix::from_fn(50, 3, |i, j| ((i * (j + 2)) % 7) as f64 + if i % 3 == j { 1.0 } else { 0.0 });
+/// let b = &a * Vector::from_vec(vec![1.0, -2.0, 0.5]);
+/// let p = LeastSquares::new(a, b, 0.0)?;
+/// let quiet = |_: &TraceRow| Control::Continue;
+/// let opts = SolveOptions::new(Method::Lbfgs);
+/// let (r, _) = solve_least_squares_monitored(&p, &Vector::zeros(3), &opts, GramMode::On, quiet)?;
+/// assert!(r.converged && r.gram_seconds.is_some());
+/// assert!((r.x[1] + 2.0).abs() < 1e-6);
+/// # Ok::<(), gradfit::Error>(())
+/// ```
+pub fn solve_least_squares_monitored<M: Monitor + 'static>(
+    rows: &LeastSquares,
+    x0: &Vector,
+    opts: &SolveOptions,
+    mode: GramMode,
+    monitor: M,
+) -> Result<(Report, M)> {
+    let (m, n) = (rows.b().nrows(), rows.dim() / rows.b().ncols());
+    if !mode.applies(m, n, opts.method) {
+        return solve_monitored(rows, x0, opts, monitor);
+    }
+    opts.validate()?;
+    let start = Instant::now();
+    let form = match GramLeastSquares::new(rows) {
+        Ok(form) => form,
+        Err(_) if mode == GramMode::Auto => return solve_monitored(rows, x0, opts, monitor),
+        Err(e) => return Err(e),
+    };
+    let setup = start.elapsed().as_secs_f64();
+    let (mut r, monitor) = solve_monitored(&form, x0, opts, monitor)?;
+    // the answer on the rows
+    let mut g = Vector::zeros(rows.dim());
+    r.cost = rows.value_and_gradient_into(&r.x, &mut g)?;
+    r.gradient_norm = g.norm();
+    r.cost_evals += 1;
+    r.gradient_evals += 1;
+    let mut monitor = monitor;
+    let rows_agree = r.gradient_norm <= r.gradient_threshold;
+    if r.converged && !rows_agree {
+        let left = opts.time_limit.map(|t| t.saturating_sub(start.elapsed()));
+        if left.is_some_and(|t| t.is_zero()) || r.iterations >= opts.max_iters {
+            r.status = if left.is_some_and(|t| t.is_zero()) {
+                Status::Timeout
+            } else {
+                Status::MaxIterations
+            };
+            r.converged = false;
+            r.message = Some("the Gram form converged but the rows' gradient misses the threshold".into());
+        } else {
+            let threshold = r.gradient_threshold;
+            let finish = SolveOptions {
+                tol: threshold / r.gradient_norm.max(1.0),
+                max_iters: opts.max_iters - r.iterations,
+                time_limit: left,
+                ..opts.clone()
+            };
+            let (p, back) = solve_monitored(rows, &r.x, &finish, monitor)?;
+            monitor = back;
+            let offset = (r.iterations, start.elapsed().as_secs_f64() - p.seconds);
+            r.status = p.status;
+            r.converged = p.status == Status::Converged;
+            r.iterations += p.iterations;
+            r.cost_evals += p.cost_evals;
+            r.gradient_evals += p.gradient_evals;
+            r.hessian_evals += p.hessian_evals;
+            r.hessian_vec_evals += p.hessian_vec_evals;
+            r.damped_iterations += p.damped_iterations;
+            r.cost = p.cost;
+            r.gradient_norm = p.gradient_norm;
+            r.x = p.x;
+            r.gradient_check = p.gradient_check;
+            r.message = Some(format!(
+                "the Gram form converged but the rows' gradient missed the threshold; finished on the \
+                 rows{}",
+                p.message.map(|m| format!(": {m}")).unwrap_or_default()
+            ));
+            if let (Some(trace), Some(more)) = (&mut r.trace, p.trace) {
+                trace.extend(more.into_iter().skip(1).map(|mut row| {
+                    row.iteration += offset.0;
+                    row.elapsed += offset.1;
+                    row
+                }));
+            }
+        }
+    }
+    r.seconds = start.elapsed().as_secs_f64();
+    r.gram_seconds = Some(setup);
+    Ok((r, monitor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::solve::{Control, TraceRow};
+    use crate::Matrix;
+
+    fn quiet(_: &TraceRow) -> Control {
+        Control::Continue
+    }
+
+    fn instance(m: usize, n: usize) -> (Matrix, Vector) {
+        let a = Matrix::from_fn(m, n, |i, j| {
+            let h = ((i * 7919 + j * 104_729 + 3) as f64 * 0.618_033_988_7).sin() * 43_758.545_3;
+            (2.0 * (h - h.floor()) - 1.0) * (1.0 + j as f64)
+        });
+        let b = Vector::from_fn(m, |i, _| ((i as f64) * 0.3).sin() * 5.0 + 1.0);
+        (a, b)
+    }
+
+    #[test]
+    fn matches_a_direct_solve_and_checks_the_answer_on_the_rows() {
+        let (a, b) = instance(400, 12);
+        let p = LeastSquares::new(a.clone(), b.clone(), 0.0).unwrap();
+        // the normal equations by nalgebra's Cholesky: the independent truth
+        let want = (a.transpose() * &a)
+            .cholesky()
+            .unwrap()
+            .solve(&(a.transpose() * &b));
+        for method in [
+            Method::Lbfgs,
+            Method::GradientDescent,
+            Method::NewtonCg,
+            Method::Cg,
+        ] {
+            let opts = SolveOptions {
+                tol: 1e-10,
+                max_iters: 100_000,
+                ..SolveOptions::new(method)
+            };
+            let (r, _) =
+                solve_least_squares_monitored(&p, &Vector::zeros(12), &opts, GramMode::On, quiet).unwrap();
+            assert!(r.converged, "{method}: {:?}", r.status);
+            assert!(r.gram_seconds.is_some() && r.seconds >= r.gram_seconds.unwrap_or(0.0));
+            assert!((&r.x - &want).amax() < 1e-6 * want.amax(), "{method}");
+            // the reported cost and gradient are the rows' at x, and meet the threshold
+            let (f, g) = p.cost_and_gradient(&r.x).unwrap();
+            assert_eq!(r.cost, f, "{method}");
+            assert_eq!(r.gradient_norm, g.norm(), "{method}");
+            assert!(g.norm() <= r.gradient_threshold, "{method}");
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_gram_form_only_where_it_pays() {
+        assert!(GramMode::Auto.applies(2000, 50, Method::Lbfgs));
+        assert!(!GramMode::Auto.applies(90, 50, Method::Lbfgs));
+        assert!(!GramMode::Auto.applies(100_000, 600, Method::Lbfgs));
+        assert!(!GramMode::Auto.applies(2000, 50, Method::Newton));
+        assert!(GramMode::On.applies(10, 50, Method::Newton));
+        assert!(!GramMode::Off.applies(2000, 50, Method::Lbfgs));
+        assert_eq!("on".parse::<GramMode>().unwrap(), GramMode::On);
+        assert!("yes"
+            .parse::<GramMode>()
+            .unwrap_err()
+            .to_string()
+            .contains("auto, on, off"));
+    }
+
+    #[test]
+    fn a_rank_deficient_problem_falls_back_on_auto_and_errors_on_on() {
+        let (mut a, b) = instance(100, 4);
+        let c0 = a.column(0).into_owned();
+        a.set_column(3, &c0);
+        let p = LeastSquares::new(a, b, 0.0).unwrap();
+        let opts = SolveOptions::new(Method::Lbfgs);
+        let (r, _) =
+            solve_least_squares_monitored(&p, &Vector::zeros(4), &opts, GramMode::Auto, quiet).unwrap();
+        assert!(r.converged && r.gram_seconds.is_none());
+        assert!(solve_least_squares_monitored(&p, &Vector::zeros(4), &opts, GramMode::On, quiet).is_err());
+    }
+
+    #[test]
+    fn a_gram_answer_the_rows_reject_is_finished_on_the_rows() {
+        // cond(A) = 1e5 and tol = 1e-14: the Gram form's gradient noise (about ε‖A‖²‖x‖)
+        // lets it stop where the rows' gradient is still over the threshold (measured: 119
+        // iterations in the Gram form, then more on the rows)
+        let n = 6;
+        let (a0, b) = instance(300, n);
+        let svd = a0.svd(true, true);
+        let (u, vt) = (svd.u.unwrap(), svd.v_t.unwrap());
+        let s = Vector::from_fn(n, |i, _| 10f64.powf(-5.0 * i as f64 / (n - 1) as f64));
+        let a = &u * Matrix::from_diagonal(&s) * &vt;
+        let p = LeastSquares::new(a, b, 0.0).unwrap();
+        let opts = SolveOptions {
+            tol: 1e-14,
+            max_iters: 100_000,
+            ..SolveOptions::new(Method::Lbfgs)
+        };
+        let (r, _) =
+            solve_least_squares_monitored(&p, &Vector::zeros(n), &opts, GramMode::On, quiet).unwrap();
+        let message = r.message.clone().unwrap_or_default();
+        assert!(message.contains("finished on the rows"), "{message}");
+        assert!(r.converged, "{:?}", r.status);
+        let (f, g) = p.cost_and_gradient(&r.x).unwrap();
+        assert_eq!((r.cost, r.gradient_norm), (f, g.norm()));
+        assert!(g.norm() <= r.gradient_threshold);
+    }
+}
