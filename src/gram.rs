@@ -50,8 +50,17 @@ impl Block {
 /// Packing buffers (one set per thread) and the second thread's output; sized on first use.
 #[derive(Debug, Default)]
 pub(crate) struct GramScratch {
-    pack: [(Vec<f64>, Vec<f64>); 2],
+    pack: [Pack; 2],
     spare: Matrix,
+}
+
+/// One thread's buffers: the packed panels of a slab, and the output tiles accumulated over
+/// all its slabs (added to h once, at the end).
+#[derive(Debug, Default)]
+struct Pack {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<[[f64; MR]; NR]>,
 }
 
 /// h ← Σ over `blocks` of Σᵢ w(b, i)·aᵢaᵢᵀ placed at each block, then symmetrized (the upper
@@ -95,26 +104,25 @@ where
 }
 
 /// Adds rows lo..hi's contributions to the lower triangle of `h` (and to whole off-diagonal
-/// blocks).
-fn accumulate<W>(
-    at: &Matrix,
-    lo: usize,
-    hi: usize,
-    blocks: &[Block],
-    w: &W,
-    h: &mut Matrix,
-    (pa, pb): &mut (Vec<f64>, Vec<f64>),
-) where
+/// blocks). The MR×NR output tiles stay in `pack.c` across slabs, so each slab costs its
+/// packing and the tile products only; they are added to h once at the end.
+fn accumulate<W>(at: &Matrix, lo: usize, hi: usize, blocks: &[Block], w: &W, h: &mut Matrix, pack: &mut Pack)
+where
     W: Fn(usize, usize) -> f64,
 {
     let n = at.nrows();
     let (ni, nj) = (n.div_ceil(MR), n.div_ceil(NR));
+    // whole tiles of the A panel and of the B panel; the last may be partial
+    let (fi, fj) = (n / MR, n / NR);
+    let Pack { a: pa, b: pb, c } = pack;
     if pa.len() < ni * MR * KC {
         pa.resize(ni * MR * KC, 0.0);
     }
     if pb.len() < nj * NR * KC {
         pb.resize(nj * NR * KC, 0.0);
     }
+    c.clear();
+    c.resize(blocks.len() * ni * nj, [[0.0; MR]; NR]);
     let rows = at.as_slice().chunks_exact(n.max(1));
     let mut k0 = lo;
     while k0 < hi {
@@ -122,9 +130,16 @@ fn accumulate<W>(
         let slab = || rows.clone().skip(k0).take(kc);
         // pa[it][kk][r] = a_{k0+kk}[it·MR + r], zero past n
         for (kk, a) in slab().enumerate() {
-            for it in 0..ni {
-                let dst = &mut pa[(it * kc + kk) * MR..][..MR];
-                let src = &a[it * MR..n.min(it * MR + MR)];
+            for (it, src) in a.chunks_exact(MR).enumerate() {
+                let dst: &mut [f64; MR] = (&mut pa[(it * kc + kk) * MR..][..MR])
+                    .try_into()
+                    .unwrap_or_else(|_| unreachable!());
+                let src: &[f64; MR] = src.try_into().unwrap_or_else(|_| unreachable!());
+                *dst = *src;
+            }
+            if fi < ni {
+                let dst = &mut pa[(fi * kc + kk) * MR..][..MR];
+                let src = &a[fi * MR..];
                 dst[..src.len()].copy_from_slice(src);
                 dst[src.len()..].fill(0.0);
             }
@@ -133,58 +148,75 @@ fn accumulate<W>(
             // pb[jt][kk][c] = w(b, k0+kk)·a_{k0+kk}[jt·NR + c], zero past n
             for (kk, a) in slab().enumerate() {
                 let wi = w(b, k0 + kk);
-                for jt in 0..nj {
-                    let dst = &mut pb[(jt * kc + kk) * NR..][..NR];
-                    let src = &a[jt * NR..n.min(jt * NR + NR)];
+                for (jt, src) in a.chunks_exact(NR).enumerate() {
+                    let dst: &mut [f64; NR] = (&mut pb[(jt * kc + kk) * NR..][..NR])
+                        .try_into()
+                        .unwrap_or_else(|_| unreachable!());
+                    let src: &[f64; NR] = src.try_into().unwrap_or_else(|_| unreachable!());
+                    *dst = src.map(|s| wi * s);
+                }
+                if fj < nj {
+                    let dst = &mut pb[(fj * kc + kk) * NR..][..NR];
+                    let src = &a[fj * NR..];
                     for (d, s) in dst.iter_mut().zip(src) {
                         *d = wi * s;
                     }
                     dst[src.len()..].fill(0.0);
                 }
             }
+            let cb = &mut c[b * ni * nj..][..ni * nj];
             for jt in 0..nj {
-                let j0 = jt * NR;
                 // on a diagonal block, skip the i-tiles wholly above the diagonal (i < j0)
-                let first = if block.diagonal { j0 / MR } else { 0 };
+                let first = if block.diagonal { jt * NR / MR } else { 0 };
                 let bt = &pb[jt * kc * NR..][..kc * NR];
                 for it in first..ni {
-                    let acc = tile(&pa[it * kc * MR..][..kc * MR], bt);
-                    let i0 = it * MR;
-                    for (c, col) in acc.iter().enumerate().take(n - j0.min(n)) {
-                        let mut hc = h.column_mut(block.col + j0 + c);
-                        for (r, v) in col.iter().enumerate().take(n - i0) {
-                            hc[block.row + i0 + r] += v;
-                        }
-                    }
+                    tile(&pa[it * kc * MR..][..kc * MR], bt, &mut cb[jt * ni + it]);
                 }
             }
         }
         k0 += kc;
     }
+    let size = h.nrows();
+    let h = h.as_mut_slice();
+    for (b, block) in blocks.iter().enumerate() {
+        let cb = &c[b * ni * nj..][..ni * nj];
+        for jt in 0..nj {
+            let (j0, first) = (jt * NR, if block.diagonal { jt * NR / MR } else { 0 });
+            for it in first..ni {
+                let i0 = it * MR;
+                for (cc, col) in cb[jt * ni + it].iter().enumerate().take(n - j0) {
+                    let hc = &mut h[(block.col + j0 + cc) * size..];
+                    for (r, v) in col.iter().enumerate().take(n - i0) {
+                        hc[block.row + i0 + r] += v;
+                    }
+                }
+            }
+        }
+    }
 }
 
-/// The MR×NR tile `Σ_kk a[kk]·b[kk]ᵀ` of two packed panels, as `acc[c][r]`.
+/// acc[c][r] += Σ_kk a[kk][r]·b[kk][c] over two packed panels: one MR×NR output tile.
 #[inline]
-fn tile(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
+fn tile(a: &[f64], b: &[f64], acc: &mut [[f64; MR]; NR]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { tile_avx2(a, b) };
+            return unsafe { tile_avx2(a, b, acc) };
         }
     }
-    tile_body::<false>(a, b)
+    tile_body::<false>(a, b, acc)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn tile_avx2(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
-    tile_body::<true>(a, b)
+fn tile_avx2(a: &[f64], b: &[f64], acc: &mut [[f64; MR]; NR]) {
+    tile_body::<true>(a, b, acc)
 }
 
 #[inline(always)]
-fn tile_body<const FMA: bool>(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
-    let mut acc = [[0.0; MR]; NR];
+fn tile_body<const FMA: bool>(a: &[f64], b: &[f64], out: &mut [[f64; MR]; NR]) {
+    let mut acc = *out;
     for (av, bv) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
         for c in 0..NR {
             for r in 0..MR {
@@ -192,7 +224,7 @@ fn tile_body<const FMA: bool>(a: &[f64], b: &[f64]) -> [[f64; MR]; NR] {
             }
         }
     }
-    acc
+    *out = acc;
 }
 
 #[cfg(test)]

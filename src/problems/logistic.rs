@@ -7,7 +7,8 @@ use super::{
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpys_block, dots_block, fused_rows, row_blocks, rows_block, weighted_gram_vec, ROW_BLOCK,
+    axpys_block, dots_block, fused_rows, row_blocks, rows_block, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
+    ROW_BLOCK,
 };
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
@@ -108,9 +109,21 @@ impl Logistic {
         if sc.s.len() == self.at.ncols() && sc.at_x.as_slice() == x.as_slice() {
             return;
         }
-        sc.s.resize(self.at.ncols(), 0.0);
-        dots_block(self.at.as_slice(), self.dim(), x.as_slice(), &mut sc.s);
-        sigmoid_curvature_in_place(&mut sc.s);
+        let (n, m) = self.at.shape();
+        sc.s.resize(m, 0.0);
+        let weights = |rows: &[f64], s: &mut [f64]| {
+            dots_block(rows, n, x.as_slice(), s);
+            sigmoid_curvature_in_place(s);
+        };
+        // on two threads for large A, like the fused pass (this pass is serial work in every
+        // Newton iteration otherwise)
+        if self.at.len() >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2 {
+            let (s1, s2) = sc.s.split_at_mut(m / 2);
+            let (r1, r2) = self.at.as_slice().split_at(m / 2 * n);
+            rayon::join(|| weights(r1, s1), || weights(r2, s2));
+        } else {
+            weights(self.at.as_slice(), &mut sc.s);
+        }
         sc.at_x.clear();
         sc.at_x.extend_from_slice(x.as_slice());
     }
