@@ -60,26 +60,52 @@ fn axpy_portable(alpha: f64, x: &[f64], y: &mut [f64]) {
     }
 }
 
-/// [`dot_portable`] with fused multiply-adds, compiled for AVX2 + FMA.
+/// xᵀy in AVX2 registers: four 4-lane accumulators over 16 entries a step (LLVM's own
+/// vectorization of the portable loop used 2-lane registers here), then one over 4, then the
+/// scalar rest.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dot_avx2(x: &[f64], y: &[f64]) -> f64 {
+    use std::arch::x86_64::*;
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &y[..n]);
-    let mut acc = [0.0; 8];
-    let xc = x.chunks_exact(8);
-    let yc = y.chunks_exact(8);
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for k in 0..8 {
-            acc[k] = a[k].mul_add(b[k], acc[k]);
+    let (px, py) = (x.as_ptr(), y.as_ptr());
+    let n16 = n / 16 * 16;
+    let n4 = n / 4 * 4;
+    // SAFETY: every load reads entries j..j + 4 with j + 4 ≤ n4 ≤ n of both slices
+    unsafe {
+        let mut acc = [_mm256_setzero_pd(); 4];
+        let mut j = 0;
+        while j < n16 {
+            for (q, a) in acc.iter_mut().enumerate() {
+                let k = j + 4 * q;
+                *a = _mm256_fmadd_pd(_mm256_loadu_pd(px.add(k)), _mm256_loadu_pd(py.add(k)), *a);
+            }
+            j += 16;
         }
+        while j < n4 {
+            acc[0] = _mm256_fmadd_pd(_mm256_loadu_pd(px.add(j)), _mm256_loadu_pd(py.add(j)), acc[0]);
+            j += 4;
+        }
+        let v = _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3]));
+        let mut s = horizontal_sum(v);
+        for k in n4..n {
+            s = x[k].mul_add(y[k], s);
+        }
+        s
     }
-    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (a, b) in xr.iter().zip(yr) {
-        s = a.mul_add(*b, s);
-    }
-    s
+}
+
+/// (v₀ + v₁) + (v₂ + v₃).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn horizontal_sum(v: std::arch::x86_64::__m256d) -> f64 {
+    use std::arch::x86_64::*;
+    let lo = _mm256_castpd256_pd128(v);
+    let hi = _mm256_extractf128_pd::<1>(v);
+    let pair = |h: __m128d| _mm_cvtsd_f64(h) + _mm_cvtsd_f64(_mm_unpackhi_pd(h, h));
+    pair(lo) + pair(hi)
 }
 
 /// [`axpy_portable`] with fused multiply-adds, compiled for AVX2 + FMA.
@@ -117,10 +143,61 @@ pub(crate) fn axpys_block(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     axpys_any::<false>(block, n, c, g)
 }
 
+/// [`dots_any`] in AVX2 registers: long rows by [`dot_avx2`] one after another; shorter
+/// ones four rows at a time with two 4-lane accumulators per row (eight independent chains
+/// over 8 entries a step), then one over 4, then the scalar rest.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dots_avx2(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
-    dots_any::<true>(block, n, x, z)
+    use std::arch::x86_64::*;
+    let n = n.max(1);
+    let x = &x[..n];
+    if n >= LONG_ROW {
+        for (a, zr) in block.chunks_exact(n).zip(z.iter_mut()) {
+            *zr = dot_avx2(a, x);
+        }
+        return;
+    }
+    let (n8, n4) = (n / 8 * 8, n / 4 * 4);
+    let rows4 = block.chunks_exact(4 * n);
+    let rest = rows4.remainder();
+    let mut zs = z.chunks_exact_mut(4);
+    for (quad, z4) in rows4.zip(&mut zs) {
+        let px = x.as_ptr();
+        let pa: [*const f64; 4] = std::array::from_fn(|r| quad[r * n..].as_ptr());
+        // SAFETY: every load reads entries j..j + 4 with j + 4 ≤ n4 ≤ n of x and of a row of
+        // `quad` (which holds four rows of n entries)
+        unsafe {
+            let mut lo = [_mm256_setzero_pd(); 4];
+            let mut hi = [_mm256_setzero_pd(); 4];
+            let mut j = 0;
+            while j < n8 {
+                let (x0, x1) = (_mm256_loadu_pd(px.add(j)), _mm256_loadu_pd(px.add(j + 4)));
+                for r in 0..4 {
+                    lo[r] = _mm256_fmadd_pd(_mm256_loadu_pd(pa[r].add(j)), x0, lo[r]);
+                    hi[r] = _mm256_fmadd_pd(_mm256_loadu_pd(pa[r].add(j + 4)), x1, hi[r]);
+                }
+                j += 8;
+            }
+            if j < n4 {
+                let x0 = _mm256_loadu_pd(px.add(j));
+                for r in 0..4 {
+                    lo[r] = _mm256_fmadd_pd(_mm256_loadu_pd(pa[r].add(j)), x0, lo[r]);
+                }
+            }
+            for r in 0..4 {
+                let mut s = horizontal_sum(_mm256_add_pd(lo[r], hi[r]));
+                let row = &quad[r * n..(r + 1) * n];
+                for k in n4..n {
+                    s = row[k].mul_add(x[k], s);
+                }
+                z4[r] = s;
+            }
+        }
+    }
+    for (a, zr) in rest.chunks_exact(n).zip(zs.into_remainder()) {
+        *zr = dot_avx2(a, x);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -265,7 +342,46 @@ pub(crate) fn gradient_block(block: &[f64], n: usize, p: &[f64], k: usize, g: &m
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn scores_avx2(block: &[f64], n: usize, w: &[f64], k: usize, z: &mut [f64]) {
-    scores_any::<true>(block, n, w, k, z)
+    match k {
+        2 => scores_k_avx2::<2>(block, n, w, z),
+        3 => scores_k_avx2::<3>(block, n, w, z),
+        4 => scores_k_avx2::<4>(block, n, w, z),
+        5 => scores_k_avx2::<5>(block, n, w, z),
+        _ => scores_any::<true>(block, n, w, k, z),
+    }
+}
+
+/// [`scores_k`] in AVX2 registers (LLVM's vectorization of it used 2-lane registers): one
+/// 4-lane accumulator per class, each chunk of the row loaded once for all K classes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn scores_k_avx2<const K: usize>(block: &[f64], n: usize, w: &[f64], z: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let n = n.max(1);
+    let ws: [&[f64]; K] = std::array::from_fn(|c| &w[c * n..(c + 1) * n]);
+    let nv = n / 4 * 4;
+    for (a, zr) in block.chunks_exact(n).zip(z.chunks_exact_mut(K)) {
+        // SAFETY: every load reads entries j..j + 4 with j + 4 ≤ nv ≤ n of the row `a` and
+        // of each class's weights (n entries each)
+        unsafe {
+            let mut acc = [_mm256_setzero_pd(); K];
+            let mut j = 0;
+            while j < nv {
+                let av = _mm256_loadu_pd(a.as_ptr().add(j));
+                for c in 0..K {
+                    acc[c] = _mm256_fmadd_pd(av, _mm256_loadu_pd(ws[c].as_ptr().add(j)), acc[c]);
+                }
+                j += 4;
+            }
+            for c in 0..K {
+                let mut s = horizontal_sum(acc[c]);
+                for j in nv..n {
+                    s = a[j].mul_add(ws[c][j], s);
+                }
+                zr[c] = s;
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
