@@ -3,9 +3,11 @@
 //!
 //! A is stored row-contiguous (`at` is Aᵀ, n×m, column-major), so row aᵢ is a slice. The rows
 //! are taken `KC` at a time; each slab is packed into tiles (`MR` features × KC rows, and `NR`
-//! features × KC rows scaled by wᵢ), and an MR×NR register tile of the product is accumulated
-//! over the slab, the way BLAS kernels do. Tiles wholly above the diagonal are skipped, which
-//! halves the work of a full matrix product; the upper triangle is mirrored at the end. The
+//! features × KC rows scaled by wᵢ), and each MR×NR tile of the product is accumulated in
+//! registers over the slab, the way BLAS kernels do, then added to its running sum in a packed
+//! buffer, which reaches h once, after the last slab. Tiles wholly above the diagonal are
+//! neither computed nor stored, which halves the work of a full matrix product; the upper
+//! triangle is mirrored at the end. The
 //! packing buffers live in a [`GramScratch`] that the caller keeps, so after the first call
 //! nothing is allocated. On large data the rows are split between two threads (rayon's job
 //! queue then allocates a block about once every 63 splits; nothing else does).
@@ -121,12 +123,20 @@ where
     if pb.len() < nj * NR * KC {
         pb.resize(nj * NR * KC, 0.0);
     }
+    // the tiles computed, in the order (block, jt, it) both loops below take them: on a
+    // diagonal block only those at or below the diagonal
+    let first = |block: &Block, jt: usize| if block.diagonal { jt * NR / MR } else { 0 };
+    let tiles: usize = blocks
+        .iter()
+        .map(|block| (0..nj).map(|jt| ni - first(block, jt)).sum::<usize>())
+        .sum();
     c.clear();
-    c.resize(blocks.len() * ni * nj, [[0.0; MR]; NR]);
+    c.resize(tiles, [[0.0; MR]; NR]);
     let rows = at.as_slice().chunks_exact(n.max(1));
     let mut k0 = lo;
     while k0 < hi {
         let kc = KC.min(hi - k0);
+        let mut t = 0;
         let slab = || rows.clone().skip(k0).take(kc);
         // pa[it][kk][r] = a_{k0+kk}[it·MR + r], zero past n
         for (kk, a) in slab().enumerate() {
@@ -164,13 +174,12 @@ where
                     dst[src.len()..].fill(0.0);
                 }
             }
-            let cb = &mut c[b * ni * nj..][..ni * nj];
             for jt in 0..nj {
                 // on a diagonal block, skip the i-tiles wholly above the diagonal (i < j0)
-                let first = if block.diagonal { jt * NR / MR } else { 0 };
                 let bt = &pb[jt * kc * NR..][..kc * NR];
-                for it in first..ni {
-                    tile(&pa[it * kc * MR..][..kc * MR], bt, &mut cb[jt * ni + it]);
+                for it in first(block, jt)..ni {
+                    tile(&pa[it * kc * MR..][..kc * MR], bt, &mut c[t]);
+                    t += 1;
                 }
             }
         }
@@ -178,13 +187,13 @@ where
     }
     let size = h.nrows();
     let h = h.as_mut_slice();
-    for (b, block) in blocks.iter().enumerate() {
-        let cb = &c[b * ni * nj..][..ni * nj];
+    let mut tiles = c.iter();
+    for block in blocks {
         for jt in 0..nj {
-            let (j0, first) = (jt * NR, if block.diagonal { jt * NR / MR } else { 0 });
-            for it in first..ni {
+            let j0 = jt * NR;
+            for (it, acc) in (first(block, jt)..ni).zip(&mut tiles) {
                 let i0 = it * MR;
-                for (cc, col) in cb[jt * ni + it].iter().enumerate().take(n - j0) {
+                for (cc, col) in acc.iter().enumerate().take(n - j0) {
                     let hc = &mut h[(block.col + j0 + cc) * size..];
                     for (r, v) in col.iter().enumerate().take(n - i0) {
                         hc[block.row + i0 + r] += v;

@@ -117,8 +117,9 @@ fn axpy_avx2(alpha: f64, x: &[f64], y: &mut [f64]) {
     }
 }
 
-/// z_r ← a_rᵀx for the rows a_r of a block (n entries each, contiguous in `block`), four rows
-/// at a time: each chunk of x is loaded once for four rows, and the four sums are independent.
+/// z_r ← a_rᵀx for the rows a_r of a block (n entries each, contiguous in `block`). Rows of
+/// fewer than `LONG_ROW` entries go four at a time (each chunk of x loaded once for four rows,
+/// the four sums independent), the rest (and longer rows) one at a time.
 pub(crate) fn dots_block(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -548,10 +549,21 @@ where
     };
     guard.clear();
     guard.resize(g.len(), 0.0);
-    let mid = m / 2;
+    let mid = split_point(m);
     let second: &mut [f64] = &mut guard[..];
     let (f1, f2) = rayon::join(|| f(0, mid, g), || f(mid, m, &mut *second));
     merge(f1, f2, g, second)
+}
+
+/// Where two threads split m rows: the middle, rounded down to a multiple of 4 (from 8 rows) so
+/// that every row goes through the same kernel path ([`dots_block`] takes rows in fours) with
+/// one thread or two, and per-row results agree to the bit.
+pub(crate) fn split_point(m: usize) -> usize {
+    if m >= 8 {
+        m / 2 / 4 * 4
+    } else {
+        m / 2
+    }
 }
 
 /// Rows lo..hi of A, contiguous (row i at [(i − lo)·n..]).

@@ -308,6 +308,8 @@ fn run_one(fit: &Fit, x0: &Vector, opts: &SolveOptions, gram: GramMode) -> Resul
             "the cost or gradient is not finite at the starting point: the data's scale overflows \
              (try --standardize, or a smaller --x0)",
         )),
+        Err(e @ gradfit::Error::Data { .. }) if gram == GramMode::On => Err(anyhow::Error::new(e)
+            .context("--gram on: the Gram form cannot be used here (--gram auto or off solves on the rows)")),
         Err(e) => Err(e.into()),
     }
 }

@@ -9,9 +9,13 @@ use crate::linalg::{
 };
 use crate::{Matrix, Vector};
 
-/// Below this ratio of the smallest squared Cholesky pivot to the largest diagonal entry of
-/// AᵀA (a lower bound on 1/κ(AᵀA)), the Gram form is refused: the factor then carries too few
-/// correct digits for D = L⁻¹AᵀB to be worth iterating on (κ(A) ≳ 10⁷).
+/// The Gram form is refused when the smallest squared Cholesky pivot of AᵀA is below this
+/// fraction of its largest diagonal entry. Each squared pivot is at least λ_min(AᵀA) and each
+/// diagonal entry at most λ_max, so the ratio is at least 1/κ(AᵀA): under 10⁻¹⁴ it shows
+/// κ(AᵀA) > 10¹⁴ (κ(A) > 10⁷), where the factor has too few correct digits for D = L⁻¹AᵀB to be
+/// worth iterating on. It is a sufficient sign only: a worse matrix can pass, and then the
+/// check of the answer on the rows ([`crate::solve::solve_least_squares_monitored`]) is what
+/// catches a wrong factor.
 const MIN_PIVOT_RATIO: f64 = 1e-14;
 
 /// Least squares with AᵀA formed and factored once: the same f, ∇f and ∇²f as
@@ -37,8 +41,8 @@ const MIN_PIVOT_RATIO: f64 = 1e-14;
 /// The price: forming AᵀA costs m·n(n + 1)/2 multiply-adds (Newton's packed Gram kernel), and
 /// the factor needs AᵀA positive definite (m ≥ n, independent columns). Its rounding is that
 /// of a problem perturbed by about ε‖A‖²: gradients carry about ε‖A‖²‖x‖ of noise, the same
-/// order as the row form's. [`crate::model::solve_fit`] checks the answer on the rows and
-/// finishes there if the two disagree.
+/// order as the row form's. [`crate::solve::solve_least_squares_monitored`] checks the answer
+/// on the rows and finishes there if the two disagree.
 #[derive(Debug)]
 pub struct GramLeastSquares {
     /// AᵀA, both triangles.
@@ -57,9 +61,9 @@ impl GramLeastSquares {
     /// Forms AᵀA (two threads on large data), factors it, and measures ρ² with one pass over
     /// the rows of `p` at the minimizer.
     ///
-    /// Errors if AᵀA is not numerically positive definite, or so ill-conditioned that its
-    /// smallest squared pivot is below 10⁻¹⁴ of its largest diagonal entry: the row form
-    /// [`LeastSquares`] then remains the way to solve it.
+    /// Errors if AᵀA is not numerically positive definite, or evidently too ill-conditioned
+    /// (its smallest squared pivot below 10⁻¹⁴ of its largest diagonal entry, which shows
+    /// κ(AᵀA) > 10¹⁴): the row form [`LeastSquares`] then remains the way to solve it.
     ///
     /// ```
     /// use gradfit::problems::{GramLeastSquares, LeastSquares, Objective};
@@ -80,9 +84,10 @@ impl GramLeastSquares {
         if !cholesky_in_place(&mut l) {
             return Err(Error::Data {
                 what: format!(
-                    "least squares: AᵀA ({n}×{n}) is not positive definite (A has {} rows and \
-                     dependent columns or fewer rows than columns); the Gram form needs it, the \
-                     row form does not",
+                    "least squares: AᵀA ({n}×{n}, from {} rows) is not numerically positive \
+                     definite (fewer rows than columns, columns that depend or nearly depend on \
+                     each other, or entries so large that AᵀA overflows); the Gram form needs it, \
+                     the row form does not",
                     p.rows()
                 ),
             });
@@ -360,6 +365,6 @@ mod tests {
         )
         .unwrap();
         let err = GramLeastSquares::new(&wide).unwrap_err().to_string();
-        assert!(err.contains("not positive definite"), "{err}");
+        assert!(err.contains("not numerically positive definite"), "{err}");
     }
 }

@@ -7,8 +7,8 @@ use super::{
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpys_block, dots_block, fused_rows, row_blocks, rows_block, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
-    ROW_BLOCK,
+    axpys_block, dots_block, fused_rows, row_blocks, rows_block, split_point, weighted_gram_vec,
+    PARALLEL_MIN_ENTRIES, ROW_BLOCK,
 };
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
@@ -118,8 +118,9 @@ impl Logistic {
         // on two threads for large A, like the fused pass (this pass is serial work in every
         // Newton iteration otherwise)
         if self.at.len() >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2 {
-            let (s1, s2) = sc.s.split_at_mut(m / 2);
-            let (r1, r2) = self.at.as_slice().split_at(m / 2 * n);
+            let mid = split_point(m);
+            let (s1, s2) = sc.s.split_at_mut(mid);
+            let (r1, r2) = self.at.as_slice().split_at(mid * n);
             rayon::join(|| weights(r1, s1), || weights(r2, s2));
         } else {
             weights(self.at.as_slice(), &mut sc.s);

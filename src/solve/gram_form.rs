@@ -1,10 +1,10 @@
 //! Least squares solved in its Gram form ([`GramLeastSquares`]) and checked on the rows.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::run::solve_monitored;
-use super::{Method, Monitor, Report, SolveOptions, Status};
-use crate::error::{Error, Result};
+use super::{Control, Method, Monitor, Report, SolveOptions, Status, TraceRow};
+use crate::error::{check_finite, check_len, Error, Result};
 use crate::problems::{GramLeastSquares, LeastSquares, Objective};
 use crate::Vector;
 
@@ -19,7 +19,8 @@ pub enum GramMode {
     /// The Gram form when it should pay: at least twice as many rows as features, at most
     /// [`AUTO_MAX_FEATURES`] features, and a method that does not form the Hessian every
     /// iteration (not `newton` or `trust-region`, which pay for AᵀA anyway). Falls back to the
-    /// rows when AᵀA cannot be factored.
+    /// rows when [`GramLeastSquares::new`] refuses AᵀA (not positive definite, or evidently too
+    /// ill-conditioned).
     #[default]
     Auto,
     /// Always the Gram form; an error if AᵀA cannot be factored.
@@ -76,8 +77,10 @@ impl std::str::FromStr for GramMode {
 /// rows: the report's cost and gradient norm are the row form's at the returned x (one more
 /// evaluation, counted), and if the Gram form stopped converged but the rows' gradient misses
 /// the threshold, the same method finishes on the rows from there (iterations and evaluations
-/// add up; `message` says so). The report's `seconds` include forming and factoring AᵀA,
-/// which `gram_seconds` also gives alone.
+/// add up; `message` says so); if it stopped otherwise but the rows' gradient meets the
+/// threshold, the report says converged, as [`solve_monitored`] would. The set-up (forming
+/// AᵀA and AᵀB, factoring, measuring ρ² on the rows) counts in `seconds`, in the time limit and
+/// in the trace's times, and `gram_seconds` gives it alone.
 ///
 /// ```
 /// use gradfit::problems::LeastSquares;
@@ -104,46 +107,78 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
     if !mode.applies(m, n, opts.method) {
         return solve_monitored(rows, x0, opts, monitor);
     }
+    // the caller's mistakes before the set-up, not after it
     opts.validate()?;
+    check_len("length of x0", rows.dim(), x0.len())?;
+    check_finite("x0", x0.iter())?;
     let start = Instant::now();
-    let form = match GramLeastSquares::new(rows) {
+    let built = GramLeastSquares::new(rows);
+    let setup = start.elapsed();
+    // the time limit covers the set-up too
+    let shorter = SolveOptions {
+        time_limit: opts
+            .time_limit
+            .map(|t| t.saturating_sub(setup).max(Duration::from_nanos(1))),
+        ..opts.clone()
+    };
+    let shift = Shifted {
+        inner: monitor,
+        iterations: 0,
+        elapsed: setup.as_secs_f64(),
+    };
+    let form = match built {
         Ok(form) => form,
-        Err(_) if mode == GramMode::Auto => return solve_monitored(rows, x0, opts, monitor),
+        Err(_) if mode == GramMode::Auto => {
+            // the rows after all; the failed factorization's time still counts
+            let (mut r, shift) = solve_monitored(rows, x0, &shorter, shift)?;
+            shift_trace(&mut r, 0, setup.as_secs_f64());
+            r.seconds = start.elapsed().as_secs_f64();
+            return Ok((r, shift.inner));
+        }
         Err(e) => return Err(e),
     };
-    let setup = start.elapsed().as_secs_f64();
-    let (mut r, monitor) = solve_monitored(&form, x0, opts, monitor)?;
-    // the answer on the rows
+    let (mut r, mut shift) = solve_monitored(&form, x0, &shorter, shift)?;
+    shift_trace(&mut r, 0, setup.as_secs_f64());
+    // the answer on the rows: its cost and gradient are what the report gives
     let mut g = Vector::zeros(rows.dim());
     r.cost = rows.value_and_gradient_into(&r.x, &mut g)?;
     r.gradient_norm = g.norm();
     r.cost_evals += 1;
     r.gradient_evals += 1;
-    let mut monitor = monitor;
-    let rows_agree = r.gradient_norm <= r.gradient_threshold;
-    if r.converged && !rows_agree {
-        let left = opts.time_limit.map(|t| t.saturating_sub(start.elapsed()));
+    let left = opts.time_limit.map(|t| t.saturating_sub(start.elapsed()));
+    if r.gradient_norm <= r.gradient_threshold {
+        // converged on the rows, whatever stopped the Gram form (as `solve` would report it)
+        if !r.converged {
+            r.status = Status::Converged;
+            r.converged = true;
+            r.message = None;
+            r.gradient_check = None;
+        }
+    } else if r.converged {
         if left.is_some_and(|t| t.is_zero()) || r.iterations >= opts.max_iters {
-            r.status = if left.is_some_and(|t| t.is_zero()) {
-                Status::Timeout
-            } else {
+            r.status = if r.iterations >= opts.max_iters {
                 Status::MaxIterations
+            } else {
+                Status::Timeout
             };
             r.converged = false;
             r.message = Some("the Gram form converged but the rows' gradient misses the threshold".into());
         } else {
-            let threshold = r.gradient_threshold;
             let finish = SolveOptions {
-                tol: threshold / r.gradient_norm.max(1.0),
+                // the same threshold from this start: tol·max(1, ‖∇f(x)‖) = threshold
+                tol: (r.gradient_threshold / r.gradient_norm.max(1.0)).max(f64::MIN_POSITIVE),
                 max_iters: opts.max_iters - r.iterations,
                 time_limit: left,
                 ..opts.clone()
             };
-            let (p, back) = solve_monitored(rows, &r.x, &finish, monitor)?;
-            monitor = back;
-            let offset = (r.iterations, start.elapsed().as_secs_f64() - p.seconds);
+            let began = start.elapsed().as_secs_f64();
+            shift.iterations = r.iterations;
+            shift.elapsed = began;
+            let (p, back) = solve_monitored(rows, &r.x, &finish, shift)?;
+            shift = back;
             r.status = p.status;
-            r.converged = p.status == Status::Converged;
+            r.converged = p.converged;
+            r.gradient_threshold = p.gradient_threshold;
             r.iterations += p.iterations;
             r.cost_evals += p.cost_evals;
             r.gradient_evals += p.gradient_evals;
@@ -160,23 +195,54 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
                 p.message.map(|m| format!(": {m}")).unwrap_or_default()
             ));
             if let (Some(trace), Some(more)) = (&mut r.trace, p.trace) {
+                let offset = r.iterations - p.iterations;
                 trace.extend(more.into_iter().skip(1).map(|mut row| {
-                    row.iteration += offset.0;
-                    row.elapsed += offset.1;
+                    row.iteration += offset;
+                    row.elapsed += began;
                     row
                 }));
             }
         }
     }
     r.seconds = start.elapsed().as_secs_f64();
-    r.gram_seconds = Some(setup);
-    Ok((r, monitor))
+    r.gram_seconds = Some(setup.as_secs_f64());
+    Ok((r, shift.inner))
+}
+
+/// Adds `seconds` to the trace's times and `iterations` to its iteration numbers.
+fn shift_trace(r: &mut Report, iterations: u64, seconds: f64) {
+    for row in r.trace.iter_mut().flatten() {
+        row.iteration += iterations;
+        row.elapsed += seconds;
+    }
+}
+
+/// A monitor that sees one phase of a longer solve: times from the start of the whole solve
+/// (set-up included) and iteration numbers continuing the earlier phases'; a later phase's
+/// row 0 (the earlier phase's last iterate again) is not shown twice.
+struct Shifted<M> {
+    inner: M,
+    iterations: u64,
+    elapsed: f64,
+}
+
+impl<M: Monitor> Monitor for Shifted<M> {
+    fn iteration(&mut self, row: &TraceRow) -> Control {
+        if self.iterations > 0 && row.iteration == 0 {
+            return Control::Continue;
+        }
+        let shifted = TraceRow {
+            iteration: row.iteration + self.iterations,
+            elapsed: row.elapsed + self.elapsed,
+            ..*row
+        };
+        self.inner.iteration(&shifted)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::solve::{Control, TraceRow};
     use crate::Matrix;
 
     fn quiet(_: &TraceRow) -> Control {
@@ -269,15 +335,64 @@ mod tests {
         let opts = SolveOptions {
             tol: 1e-14,
             max_iters: 100_000,
+            trace: true,
             ..SolveOptions::new(Method::Lbfgs)
         };
-        let (r, _) =
-            solve_least_squares_monitored(&p, &Vector::zeros(n), &opts, GramMode::On, quiet).unwrap();
+        let (r, seen) =
+            solve_least_squares_monitored(&p, &Vector::zeros(n), &opts, GramMode::On, Rows(vec![])).unwrap();
         let message = r.message.clone().unwrap_or_default();
-        assert!(message.contains("finished on the rows"), "{message}");
+        // measured with the AVX2 + FMA kernels; other kernels round differently and may not
+        // need the rows' help, but must still meet every other check below
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            assert!(message.contains("finished on the rows"), "{message}");
+        }
         assert!(r.converged, "{:?}", r.status);
         let (f, g) = p.cost_and_gradient(&r.x).unwrap();
         assert_eq!((r.cost, r.gradient_norm), (f, g.norm()));
         assert!(g.norm() <= r.gradient_threshold);
+        // the monitor and the trace see one run: iterations 0, 1, …, r.iterations once each,
+        // times from the start of the whole solve (set-up included), never going back
+        let trace = r.trace.clone().unwrap_or_default();
+        for rows in [&seen.0, &trace] {
+            let iterations: Vec<u64> = rows.iter().map(|t| t.iteration).collect();
+            assert_eq!(iterations, (0..=r.iterations).collect::<Vec<_>>());
+            assert!(rows[0].elapsed >= r.gram_seconds.unwrap_or(f64::INFINITY));
+            assert!(rows.windows(2).all(|w| w[0].elapsed <= w[1].elapsed));
+            assert!(rows[rows.len() - 1].elapsed <= r.seconds);
+        }
+    }
+
+    /// A monitor that keeps every row it is shown.
+    struct Rows(Vec<TraceRow>);
+
+    impl Monitor for Rows {
+        fn iteration(&mut self, row: &TraceRow) -> Control {
+            self.0.push(*row);
+            Control::Continue
+        }
+    }
+
+    #[test]
+    fn the_time_limit_covers_the_set_up() {
+        // a limit far shorter than forming AᵀA: the solve stops at once, not after a full
+        // limit of its own
+        let (a, b) = instance(3000, 60);
+        let p = LeastSquares::new(a, b, 0.0).unwrap();
+        let opts = SolveOptions {
+            time_limit: Some(Duration::from_nanos(1)),
+            ..SolveOptions::new(Method::Lbfgs)
+        };
+        let (r, _) =
+            solve_least_squares_monitored(&p, &Vector::zeros(60), &opts, GramMode::On, quiet).unwrap();
+        // (the limit is checked between iterations, so the first one runs)
+        assert_eq!((r.status, r.converged), (Status::Timeout, false));
+        assert!(r.iterations <= 1, "{} iterations", r.iterations);
+        // and a wrong x0 is refused before any set-up
+        let err = match solve_least_squares_monitored(&p, &Vector::zeros(59), &opts, GramMode::On, quiet) {
+            Ok(_) => panic!("a wrong x0 was accepted"),
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains("x0"), "{err}");
     }
 }

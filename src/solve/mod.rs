@@ -304,6 +304,7 @@ impl<F: FnMut(&TraceRow) -> Control> Monitor for F {
 
 /// The outcome of a solve.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report {
     /// The method that ran.
     pub method: Method,
@@ -329,8 +330,9 @@ pub struct Report {
     pub gradient_threshold: f64,
     /// Wall time of the solve in seconds (with the Gram form, including forming AᵀA).
     pub seconds: f64,
-    /// Least squares in the Gram form ([`GramMode`]): the seconds spent forming and factoring
-    /// AᵀA, part of `seconds`. `None` when the rows were used.
+    /// Least squares in the Gram form ([`GramMode`]): the seconds of its set-up (forming AᵀA
+    /// and AᵀB, factoring AᵀA, measuring the residual floor on the rows), part of `seconds`.
+    /// `None` when the rows were used throughout.
     pub gram_seconds: Option<f64>,
     /// The returned parameters: the last iterate (the last good one after a failure).
     pub x: Vector,
@@ -374,8 +376,8 @@ impl fmt::Display for Report {
         if let Some(t) = self.gram_seconds {
             writeln!(
                 f,
-                "Gram form       AᵀA formed and factored in {t:.6} s (part of the time); cost and \
-                 gradient norm are the rows'"
+                "Gram form       set up in {t:.6} s (AᵀA formed and factored; part of the time); \
+                 cost and gradient norm are the rows'"
             )?;
         }
         write!(f, "time            {:.6} s", self.seconds)
