@@ -22,7 +22,14 @@ import subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRIT = os.path.join(ROOT, "target", "criterion")
 METHODS = ["gd", "newton", "lbfgs", "newton-cg"]
-COLORS = {"gd": "#d62728", "newton": "#2ca02c", "lbfgs": "#1f77b4", "newton-cg": "#9467bd"}
+COLORS = {"gd": "#d62728", "newton": "#2ca02c", "lbfgs": "#1f77b4", "newton-cg": "#9467bd",
+          "lbfgs-rows": "#7f7f7f"}
+
+
+def methods_of(section):
+    """METHODS, then any other method the records of one section hold (e.g. lbfgs-rows)."""
+    extra = sorted({m for recs in section.values() for m in recs} - set(METHODS))
+    return METHODS + extra
 
 
 def estimate(group, function):
@@ -126,14 +133,21 @@ def solvers_section(records):
     for (model, cond) in sorted(cases):
         rows_n = sorted(cases[(model, cond)])
         any_rec = next(iter(cases[(model, cond)][rows_n[0]].values()))
+        methods = methods_of(cases[(model, cond)])
         out.append(f"\n#### {model}, {any_rec['rows']} rows, condition {cond:g}\n")
-        out.append("| features | " + " | ".join(METHODS) + " | fastest to tolerance |")
-        out.append("|---|" + "---|" * (len(METHODS) + 1))
+        gram = sorted({m for recs in cases[(model, cond)].values() for m, r in recs.items()
+                       if r.get("form") == "gram"}, key=methods.index)
+        if gram:
+            out.append(f"{', '.join(gram)}: in the Gram form (gradfit's default `--gram auto`: "
+                       "AᵀA formed and factored once, inside the time); lbfgs-rows: lbfgs "
+                       "streaming the rows in every evaluation (`--gram off`).\n")
+        out.append("| features | " + " | ".join(methods) + " | fastest to tolerance |")
+        out.append("|---|" + "---|" * (len(methods) + 1))
         for n in rows_n:
             recs = cases[(model, cond)][n]
             cells = []
             ok = []
-            for meth in METHODS:
+            for meth in methods:
                 r = recs.get(meth)
                 if r is None:
                     cells.append("—")
@@ -202,11 +216,11 @@ def svg(cases, path):
         parts.append(
             f'<text x="{ox - 45}" y="{oy + h / 2}" text-anchor="middle" transform="rotate(-90 {ox - 45} {oy + h / 2})">seconds</text>'
         )
-        for j, meth in enumerate(METHODS):
+        for j, meth in enumerate(methods_of(data)):
             pts = [(n, data[n][meth]) for n in feats if meth in data[n] and data[n][meth].get("time")]
             if not pts:
                 continue
-            col = COLORS[meth]
+            col = COLORS.get(meth, "#17becf")
             d = " ".join(f"{sx(n):.1f},{sy(r['time']):.1f}" for n, r in pts)
             parts.append(f'<polyline points="{d}" fill="none" stroke="{col}" stroke-width="2"/>')
             for n, r in pts:

@@ -1,5 +1,6 @@
 //! Time to the same tolerance for gd, newton, lbfgs and newton-cg over a grid of
 //! (rows, features, condition) per model, on data made by the generator with fixed seeds.
+//! Least squares runs as `gradfit solve` runs it (`--gram auto`), plus lbfgs on the rows.
 //!
 //! `cargo bench --bench solvers` (full), `cargo bench --bench solvers -- --quick` (short), or a
 //! filter such as `cargo bench --bench solvers -- logistic`. Before timing, each case is solved
@@ -13,7 +14,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use gradfit::generate::{generate, Spec};
 use gradfit::problems::{LeastSquares, Logistic, ModelKind, Objective, Softmax};
-use gradfit::solve::{solve, Method, SolveOptions};
+use gradfit::solve::{
+    solve, solve_least_squares_monitored, Control, GramMode, Method, Report, SolveOptions, TraceRow,
+};
 use gradfit::Vector;
 
 const METHODS: [Method; 4] = [
@@ -37,7 +40,51 @@ fn record(line: &str) {
     }
 }
 
-fn bench_case<P: Objective>(c: &mut Criterion, model: &str, spec: &Spec, p: &P) {
+/// One way to solve a case, under the name its column gets.
+type Run<'a> = (String, Box<dyn Fn() -> gradfit::Result<Report> + 'a>);
+
+fn options(method: Method) -> SolveOptions {
+    SolveOptions {
+        tol: TOL,
+        max_iters: MAX_ITERS,
+        ..SolveOptions::new(method)
+    }
+}
+
+/// Every method of [`METHODS`] on `p` as it is.
+fn plain<'a, P: Objective>(p: &'a P, x0: &'a Vector) -> Vec<Run<'a>> {
+    METHODS
+        .iter()
+        .map(|&m| {
+            let opts = options(m);
+            (
+                m.name().to_string(),
+                Box::new(move || solve(p, x0, &opts)) as Box<dyn Fn() -> _>,
+            )
+        })
+        .collect()
+}
+
+/// Least squares as the command line solves it (`--gram auto`: gd, lbfgs and newton-cg in the
+/// Gram form), plus lbfgs on the rows (`--gram off`) for comparison.
+fn least_squares<'a>(p: &'a LeastSquares, x0: &'a Vector) -> Vec<Run<'a>> {
+    let quiet = |_: &TraceRow| Control::Continue;
+    let mut runs: Vec<Run<'a>> = Vec::new();
+    for (name, method, mode) in METHODS
+        .iter()
+        .map(|&m| (m.name().to_string(), m, GramMode::Auto))
+        .chain([("lbfgs-rows".to_string(), Method::Lbfgs, GramMode::Off)])
+    {
+        let opts = options(method);
+        runs.push((
+            name,
+            Box::new(move || solve_least_squares_monitored(p, x0, &opts, mode, quiet).map(|(r, _)| r)),
+        ));
+    }
+    runs
+}
+
+fn bench_case(c: &mut Criterion, model: &str, spec: &Spec, runs: Vec<Run<'_>>) {
     let group_name = format!(
         "solvers_{model}_{}x{}_cond{:e}",
         spec.rows, spec.cols, spec.condition
@@ -46,19 +93,14 @@ fn bench_case<P: Objective>(c: &mut Criterion, model: &str, spec: &Spec, p: &P) 
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(300));
     group.measurement_time(Duration::from_secs(2));
-    let x0 = Vector::zeros(p.dim());
-    for method in METHODS {
-        let opts = SolveOptions {
-            tol: TOL,
-            max_iters: MAX_ITERS,
-            ..SolveOptions::new(method)
-        };
-        let Ok(r) = solve(p, &x0, &opts) else { continue };
+    for (name, run) in runs {
+        let Ok(r) = run() else { continue };
+        let form = if r.gram_seconds.is_some() { "gram" } else { "rows" };
         record(&format!(
-            "{{\"group\":\"{group_name}\",\"model\":\"{model}\",\"rows\":{},\"features\":{},\"condition\":{},\"method\":\"{}\",\"status\":\"{}\",\"iterations\":{},\"cost\":{:e},\"seconds_once\":{:e}}}",
-            spec.rows, spec.cols, spec.condition, method, r.status, r.iterations, r.cost, r.seconds
+            "{{\"group\":\"{group_name}\",\"model\":\"{model}\",\"rows\":{},\"features\":{},\"condition\":{},\"method\":\"{name}\",\"form\":\"{form}\",\"status\":\"{}\",\"iterations\":{},\"cost\":{:e},\"seconds_once\":{:e}}}",
+            spec.rows, spec.cols, spec.condition, r.status, r.iterations, r.cost, r.seconds
         ));
-        group.bench_function(method.name(), |b| b.iter(|| solve(p, &x0, &opts)));
+        group.bench_function(name.as_str(), |b| b.iter(&run));
     }
     group.finish();
 }
@@ -80,7 +122,8 @@ fn solvers(c: &mut Criterion) {
             let Ok(p) = LeastSquares::new(d.a, d.target, 0.0) else {
                 continue;
             };
-            bench_case(c, "least-squares", &spec, &p);
+            let x0 = Vector::zeros(p.dim());
+            bench_case(c, "least-squares", &spec, least_squares(&p, &x0));
         }
     }
     for &condition in &[10.0, 1e4] {
@@ -98,7 +141,8 @@ fn solvers(c: &mut Criterion) {
             let Ok(p) = Logistic::new(d.a, d.target, 1e-3, false) else {
                 continue;
             };
-            bench_case(c, "logistic", &spec, &p);
+            let x0 = Vector::zeros(p.dim());
+            bench_case(c, "logistic", &spec, plain(&p, &x0));
         }
     }
     for &cols in &[10, 40, 100] {
@@ -116,7 +160,8 @@ fn solvers(c: &mut Criterion) {
         let Ok(p) = Softmax::new(d.a, y, 5, 1e-3, false) else {
             continue;
         };
-        bench_case(c, "softmax5", &spec, &p);
+        let x0 = Vector::zeros(p.dim());
+        bench_case(c, "softmax5", &spec, plain(&p, &x0));
     }
     // features ≫ samples: 200 rows, up to 1600 features, where Newton's n×n Hessian and its
     // Cholesky (n³/3) dominate; λ = 1 (sklearn's default C = 1 in these units), since with
@@ -135,7 +180,8 @@ fn solvers(c: &mut Criterion) {
         let Ok(p) = Logistic::new(d.a, d.target, 1.0, false) else {
             continue;
         };
-        bench_case(c, "logistic-wide", &spec, &p);
+        let x0 = Vector::zeros(p.dim());
+        bench_case(c, "logistic-wide", &spec, plain(&p, &x0));
     }
 }
 
