@@ -541,6 +541,18 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                     r.gradient_norm
                 );
             }
+            let gram: Vec<&str> = reports
+                .iter()
+                .filter(|r| r.gram_seconds.is_some())
+                .map(|r| r.method.name())
+                .collect();
+            if !gram.is_empty() {
+                println!(
+                    "({} in the Gram form, --gram {}: AᵀA formed and factored inside the time)",
+                    gram.join(", "),
+                    a.gram
+                );
+            }
         }
     }
     Ok(exit_for(reports.iter().all(|r| r.converged)))
