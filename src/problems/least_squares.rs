@@ -1,6 +1,6 @@
 use super::{
-    add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
-    Objective,
+    add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x,
+    repeat_diagonal_block, ridge_value, Objective,
 };
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
@@ -252,13 +252,7 @@ impl Objective for LeastSquares {
             h,
             &mut super::lock(&self.gram),
         );
-        for c in 1..self.k() {
-            for j in 0..n {
-                for i in 0..n {
-                    h[(c * n + i, c * n + j)] = h[(i, j)];
-                }
-            }
-        }
+        repeat_diagonal_block(h, n, self.k());
         add_ridge_hessian(h, self.lambda, self.penalized());
         Ok(())
     }

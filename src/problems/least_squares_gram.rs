@@ -1,5 +1,6 @@
 use super::{
-    add_ridge_gradient, add_ridge_hessian, check_h, check_out, check_x, ridge_value, LeastSquares, Objective,
+    add_ridge_gradient, add_ridge_hessian, check_h, check_out, check_x, repeat_diagonal_block, ridge_value,
+    LeastSquares, Objective,
 };
 use crate::error::{check_len, Error, Result};
 use crate::kernels::dot;
@@ -208,13 +209,12 @@ impl Objective for GramLeastSquares {
         check_h(self.dim(), x, h)?;
         let n = self.n();
         h.fill(0.0);
-        for c in 0..self.k() {
-            for j in 0..n {
-                for i in 0..n {
-                    h[(c * n + i, c * n + j)] = 2.0 * self.gram[(i, j)];
-                }
+        for j in 0..n {
+            for i in 0..n {
+                h[(i, j)] = 2.0 * self.gram[(i, j)];
             }
         }
+        repeat_diagonal_block(h, n, self.k());
         add_ridge_hessian(h, self.lambda, self.penalized());
         Ok(())
     }

@@ -214,6 +214,18 @@ pub(crate) fn ridge_value(x: &Vector, lambda: f64, penalized: impl Fn(usize) -> 
             .sum::<f64>()
 }
 
+/// Copies the first n×n diagonal block of `h` to the other k − 1 diagonal blocks: the
+/// Hessian I_k ⊗ H of a problem whose k columns of X do not interact.
+pub(crate) fn repeat_diagonal_block(h: &mut Matrix, n: usize, k: usize) {
+    for c in 1..k {
+        for j in 0..n {
+            for i in 0..n {
+                h[(c * n + i, c * n + j)] = h[(i, j)];
+            }
+        }
+    }
+}
+
 /// Adds 2λ to the penalized diagonal entries of `h`.
 pub(crate) fn add_ridge_hessian(h: &mut Matrix, lambda: f64, penalized: impl Fn(usize) -> bool) {
     if lambda == 0.0 {
