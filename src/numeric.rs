@@ -117,6 +117,26 @@ pub fn softmax_in_place(z: &mut [f64]) -> f64 {
     m + s.ln()
 }
 
+/// ‖v‖₂ without overflow: nalgebra's `norm()` where it is finite, else max|vᵢ|·‖v/max|vᵢ|‖₂,
+/// so a vector of finite entries (even of size 1e160) has a finite norm; a NaN or an infinite
+/// entry still gives NaN or ∞.
+///
+/// ```
+/// use gradfit::numeric::norm2;
+/// use gradfit::Vector;
+/// let v = Vector::from_vec(vec![3e160, 4e160]);
+/// assert_eq!(v.norm(), f64::INFINITY); // the squares overflow
+/// assert!((norm2(&v) / 5e160 - 1.0).abs() < 1e-15);
+/// ```
+pub fn norm2(v: &crate::Vector) -> f64 {
+    let n = v.norm();
+    if n.is_finite() || v.iter().any(|x| !x.is_finite()) {
+        return n;
+    }
+    let scale = v.amax();
+    scale * v.iter().map(|x| (x / scale) * (x / scale)).sum::<f64>().sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -674,3 +674,23 @@ fn problems_can_be_shared_across_threads() {
     });
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_gradient_whose_squares_overflow_is_not_reported_converged() {
+    // entries of 1e160: ∇f(0) = −2Aᵀb is finite (about 1e161) but Σ gᵢ² overflows, which
+    // once made the threshold ∞ and every start "converged" with ‖g‖ = ∞
+    let a = Matrix::from_fn(20, 2, |i, j| ((i * 7 + j * 3) as f64 * 0.9).sin() * 1e160);
+    let b = Vector::from_fn(20, |i, _| (i as f64 * 0.4).cos());
+    let p = LeastSquares::new(a, b, 0.0).unwrap();
+    let g0 = p.cost_and_gradient(&Vector::zeros(2)).unwrap().1;
+    assert!(g0.iter().all(|v| v.is_finite()) && g0.norm().is_infinite());
+    for method in [Method::Lbfgs, Method::GradientDescent, Method::Newton] {
+        let r = solve(&p, &Vector::zeros(2), &opts(method)).unwrap();
+        assert!(
+            r.gradient_norm.is_finite() && r.gradient_threshold.is_finite(),
+            "{method}"
+        );
+        assert_eq!(r.converged, r.gradient_norm <= r.gradient_threshold, "{method}");
+        assert!(r.gradient_norm > 1e150 || r.converged, "{method}");
+    }
+}

@@ -5,6 +5,7 @@ use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 use super::common::{conclude, init_state, take_iterate, Outcome, St};
 use super::line_search::{strong_wolfe, Search, Trial};
 use super::{SolveOptions, Status};
+use crate::numeric::norm2;
 use crate::problems::Objective;
 use crate::{Matrix, Vector};
 
@@ -93,7 +94,7 @@ impl<O: Objective> Solver<O, St> for Bfgs {
             slope = -g.norm_squared();
         }
         let t0 = if self.first {
-            (1.0 / g.norm()).min(1.0)
+            (1.0 / norm2(&g)).min(1.0)
         } else {
             1.0
         };

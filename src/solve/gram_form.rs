@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::run::solve_monitored;
 use super::{Control, Method, Monitor, Report, SolveOptions, Status, TraceRow};
 use crate::error::{check_finite, check_len, Error, Result};
+use crate::numeric::norm2;
 use crate::problems::{GramLeastSquares, LeastSquares, Objective};
 use crate::Vector;
 
@@ -142,7 +143,7 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
     // the answer on the rows: its cost and gradient are what the report gives
     let mut g = Vector::zeros(rows.dim());
     r.cost = rows.value_and_gradient_into(&r.x, &mut g)?;
-    r.gradient_norm = g.norm();
+    r.gradient_norm = norm2(&g);
     r.cost_evals += 1;
     r.gradient_evals += 1;
     let left = opts.time_limit.map(|t| t.saturating_sub(start.elapsed()));

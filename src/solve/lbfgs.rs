@@ -5,6 +5,7 @@ use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 use super::common::{accept, give_up, init_state, search_failure, take_iterate, Outcome, St};
 use super::line_search::{strong_wolfe, Search, Trial};
 use super::{SolveOptions, Status};
+use crate::numeric::norm2;
 use crate::problems::Objective;
 use crate::{Matrix, Vector};
 
@@ -140,7 +141,7 @@ impl<O: Objective> Solver<O, St> for Lbfgs {
                 slope = g.dot(&self.d);
             }
             let t0 = if self.len == 0 {
-                (1.0 / g.norm()).min(1.0)
+                (1.0 / norm2(&g)).min(1.0)
             } else {
                 1.0
             };

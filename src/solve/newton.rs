@@ -7,6 +7,7 @@ use super::common::{accept, conclude, give_up, init_state, take_iterate, Outcome
 use super::line_search::{backtracking, eval_fg, Trial};
 use super::{SolveOptions, Status};
 use crate::linalg::{cholesky_in_place, cholesky_solve_in_place};
+use crate::numeric::norm2;
 use crate::problems::Objective;
 use crate::{Matrix, Vector};
 
@@ -131,7 +132,7 @@ impl<O: Objective> Solver<O, St> for Newton {
             self.trial.x.copy_from(&x);
             self.trial.x.axpy(1.0, &self.d, 1.0);
             let ft = eval_fg(p, &self.trial.x, &mut self.trial.g)?;
-            if ft.is_finite() && ft <= f + rounding && self.trial.g.norm() < g.norm() {
+            if ft.is_finite() && ft <= f + rounding && norm2(&self.trial.g) < norm2(&g) {
                 std::mem::swap(&mut x, &mut self.trial.x);
                 std::mem::swap(&mut g, &mut self.trial.g);
                 return Ok(accept(state, x, g, ft, 1.0, self.observed));

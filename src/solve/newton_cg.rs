@@ -5,6 +5,7 @@ use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 use super::common::{conclude, init_state, take_iterate, Outcome, St};
 use super::line_search::{backtracking, Trial};
 use super::{SolveOptions, Status};
+use crate::numeric::norm2;
 use crate::problems::Objective;
 use crate::Vector;
 
@@ -49,7 +50,7 @@ impl NewtonCg {
         x: &Vector,
         g: &Vector,
     ) -> Result<(), ArgminError> {
-        let gnorm = g.norm();
+        let gnorm = norm2(g);
         let tol = gnorm.sqrt().min(0.5) * gnorm;
         self.d.fill(0.0);
         self.r.copy_from(g);

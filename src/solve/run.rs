@@ -18,6 +18,7 @@ use super::{argmin_wrapped, bfgs, gradient_descent, lbfgs, newton, newton_cg};
 use super::{Control, Method, Monitor, Report, SolveOptions, Status, TraceRow};
 use crate::check::{check_directional, Tolerance};
 use crate::error::{check_finite, check_len, Error, Result};
+use crate::numeric::norm2;
 use crate::problems::Objective;
 use crate::Vector;
 
@@ -104,7 +105,7 @@ where
         state: StateH<H>,
     ) -> std::result::Result<(StateH<H>, Option<KV>), ArgminError> {
         let (state, kv) = self.inner.init(problem, state)?;
-        let g0 = state.get_gradient().map(|g| g.norm()).unwrap_or(0.0);
+        let g0 = state.get_gradient().map(norm2).unwrap_or(0.0);
         self.threshold = self.tol * g0.max(1.0);
         Ok((state, kv))
     }
@@ -142,7 +143,7 @@ where
             return TerminationStatus::Terminated(TerminationReason::SolverExit(STOPPED.into()));
         }
         if let Some(g) = state.get_gradient() {
-            if g.norm() <= self.threshold {
+            if norm2(g) <= self.threshold {
                 return TerminationStatus::Terminated(TerminationReason::SolverConverged);
             }
         }
@@ -168,7 +169,7 @@ impl Recorder {
         let row = TraceRow {
             iteration,
             cost: state.get_cost(),
-            gradient_norm: state.get_gradient().map(|g| g.norm()).unwrap_or(f64::NAN),
+            gradient_norm: state.get_gradient().map(norm2).unwrap_or(f64::NAN),
             step,
             elapsed: self.start.elapsed().as_secs_f64(),
         };
@@ -347,7 +348,7 @@ fn finish<P: Objective + ?Sized>(
         // argmin's solvers may keep a cost or gradient from another point: evaluate at x
         _ => problem.cost_and_gradient(&raw.x)?,
     };
-    let gradient_norm = gradient.norm();
+    let gradient_norm = norm2(&gradient);
     let count = |k: &str| raw.counts.get(k).copied().unwrap_or(0);
     let (status, message) = if gradient_norm <= raw.threshold {
         (Status::Converged, None)
