@@ -9,17 +9,32 @@ use crate::numeric::norm2;
 use crate::problems::{GramLeastSquares, LeastSquares, Objective};
 use crate::Vector;
 
-/// The largest number of features for which [`GramMode::Auto`] forms AᵀA (n² entries, 2 MB
-/// at 512, plus its factor).
-pub const AUTO_MAX_FEATURES: usize = 512;
+/// The most features for which [`GramMode::Auto`] forms AᵀA whatever the size of A.
+///
+/// Why a bound at all: the set-up costs m·n²/2 multiply-adds, about n/4 evaluations on the
+/// rows while A sits in cache and n/8 once it does not (passes over the rows then wait for
+/// memory; forming AᵀA does not). L-BFGS on well-conditioned least squares converges in 20 to
+/// 70 evaluations, so auto asks that the set-up cost at most about 30: n ≤ 128 always, and
+/// n ≤ [`AUTO_MAX_FEATURES_LARGE`] when A has at least [`AUTO_LARGE_ENTRIES`] entries. Measured
+/// here (BENCHMARKS.md): at 4000 × 400 and condition 100, lbfgs took 16.7 ms in the Gram form
+/// and 13.3 ms on the rows; on a 1100 × 512 instance of condition 10, 12 ms and 2.4 ms.
+pub const AUTO_MAX_FEATURES: usize = 128;
+
+/// The most features for which [`GramMode::Auto`] forms AᵀA when A is large (see
+/// [`AUTO_MAX_FEATURES`]).
+pub const AUTO_MAX_FEATURES_LARGE: usize = 256;
+
+/// Entries of A (16 MiB of them) from which passes over the rows are taken to run at memory
+/// speed, for [`AUTO_MAX_FEATURES_LARGE`].
+pub const AUTO_LARGE_ENTRIES: usize = 1 << 21;
 
 /// Whether least squares is solved in its Gram form: AᵀA formed and factored once (m·n²/2
 /// multiply-adds), then O(n²) per evaluation instead of a pass over the m rows (2mn).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GramMode {
     /// The Gram form when it should pay: at least twice as many rows as features, at most
-    /// [`AUTO_MAX_FEATURES`] features, and a method that does not form the Hessian every
-    /// iteration (not `newton` or `trust-region`, which pay for AᵀA anyway). Falls back to the
+    /// [`AUTO_MAX_FEATURES`] features (or [`AUTO_MAX_FEATURES_LARGE`] on large data), and a
+    /// method that does not form the Hessian every iteration (not `newton` or `trust-region`, which pay for AᵀA anyway). Falls back to the
     /// rows when [`GramLeastSquares::new`] refuses AᵀA (not positive definite, or evidently too
     /// ill-conditioned).
     #[default]
@@ -50,8 +65,14 @@ impl GramMode {
             GramMode::On => true,
             GramMode::Off => false,
             GramMode::Auto => {
+                let large = rows.saturating_mul(features) >= AUTO_LARGE_ENTRIES;
+                let most = if large {
+                    AUTO_MAX_FEATURES_LARGE
+                } else {
+                    AUTO_MAX_FEATURES
+                };
                 rows >= 2 * features
-                    && features <= AUTO_MAX_FEATURES
+                    && features <= most
                     && !matches!(method, Method::Newton | Method::TrustRegion)
             }
         }
@@ -297,6 +318,11 @@ mod tests {
         assert!(GramMode::Auto.applies(2000, 50, Method::Lbfgs));
         assert!(!GramMode::Auto.applies(90, 50, Method::Lbfgs));
         assert!(!GramMode::Auto.applies(100_000, 600, Method::Lbfgs));
+        // n in (128, 256]: only when A is large (passes over it then run at memory speed)
+        assert!(GramMode::Auto.applies(20_000, 200, Method::Lbfgs));
+        assert!(!GramMode::Auto.applies(4000, 200, Method::Lbfgs));
+        assert!(!GramMode::Auto.applies(1100, 512, Method::Lbfgs));
+        assert!(!GramMode::Auto.applies(4000, 400, Method::Lbfgs));
         assert!(!GramMode::Auto.applies(2000, 50, Method::Newton));
         assert!(GramMode::On.applies(10, 50, Method::Newton));
         assert!(!GramMode::Off.applies(2000, 50, Method::Lbfgs));

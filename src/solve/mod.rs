@@ -54,7 +54,9 @@ mod run;
 use std::fmt;
 use std::time::Duration;
 
-pub use gram_form::{solve_least_squares_monitored, GramMode, AUTO_MAX_FEATURES};
+pub use gram_form::{
+    solve_least_squares_monitored, GramMode, AUTO_LARGE_ENTRIES, AUTO_MAX_FEATURES, AUTO_MAX_FEATURES_LARGE,
+};
 pub use guard::Guarded;
 pub use run::{solve, solve_monitored};
 
@@ -376,8 +378,8 @@ impl fmt::Display for Report {
         if let Some(t) = self.gram_seconds {
             writeln!(
                 f,
-                "Gram form       set up in {t:.6} s (AᵀA formed and factored; part of the time); \
-                 cost and gradient norm are the rows'"
+                "Gram form       set up in {t:.6} s (AᵀA formed and factored), included in the time; \
+                 cost and gradient norm computed on the rows"
             )?;
         }
         write!(f, "time            {:.6} s", self.seconds)
