@@ -153,14 +153,14 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
         Err(_) if mode == GramMode::Auto => {
             // the rows after all; the failed factorization's time still counts
             let (mut r, shift) = solve_monitored(rows, x0, &shorter, shift)?;
-            shift_trace(&mut r, 0, setup.as_secs_f64());
+            delay_trace(&mut r, setup.as_secs_f64());
             r.seconds = start.elapsed().as_secs_f64();
             return Ok((r, shift.inner));
         }
         Err(e) => return Err(e),
     };
     let (mut r, mut shift) = solve_monitored(&form, x0, &shorter, shift)?;
-    shift_trace(&mut r, 0, setup.as_secs_f64());
+    delay_trace(&mut r, setup.as_secs_f64());
     // the answer on the rows: its cost and gradient are what the report gives
     let mut g = Vector::zeros(rows.dim());
     r.cost = rows.value_and_gradient_into(&r.x, &mut g)?;
@@ -231,10 +231,9 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
     Ok((r, shift.inner))
 }
 
-/// Adds `seconds` to the trace's times and `iterations` to its iteration numbers.
-fn shift_trace(r: &mut Report, iterations: u64, seconds: f64) {
+/// Adds `seconds` (the set-up before the phase) to the trace's times.
+fn delay_trace(r: &mut Report, seconds: f64) {
     for row in r.trace.iter_mut().flatten() {
-        row.iteration += iterations;
         row.elapsed += seconds;
     }
 }
