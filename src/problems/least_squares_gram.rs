@@ -1,6 +1,6 @@
 use super::{
-    add_ridge_gradient, add_ridge_hessian, check_h, check_out, check_x, repeat_diagonal_block, ridge_value,
-    LeastSquares, Objective,
+    add_ridge_hessian, check_h, check_out, check_x, repeat_diagonal_block, ridge_value, LeastSquares,
+    Objective,
 };
 use crate::error::{check_len, Error, Result};
 use crate::kernels::dot;
@@ -23,15 +23,19 @@ const MIN_PIVOT_RATIO: f64 = 1e-14;
 /// [`LeastSquares`], but every evaluation costs O(n²k) instead of a pass over A's m rows.
 /// scikit-learn calls this `precompute=True`.
 ///
-/// With AᵀA = LLᵀ (Cholesky), D = L⁻¹AᵀB (n×k) and ρ² = min over X of ‖AX − B‖_F²:
+/// The ridge term goes into the factor, as in scikit-learn's Ridge with `solver="cholesky"`.
+/// With P the diagonal of penalized entries (all but an intercept), AᵀA + λP = LLᵀ
+/// (Cholesky), D = L⁻¹AᵀB (n×k) and ρ² the minimum of f:
 ///
-/// - f(X) = ‖LᵀX − D‖_F² + ρ² + λ‖X‖_F²
-/// - ∇f = 2L(LᵀX − D) + 2λX
-/// - ∇²f = I_k ⊗ (2AᵀA + 2λI_n)
+/// - f(X) = ‖LᵀX − D‖_F² + ρ²   (= ‖AX − B‖_F² + λ‖PX‖_F²)
+/// - ∇f = 2L(LᵀX − D)   (= 2Aᵀ(AX − B) + 2λPX)
+/// - ∇²f = I_k ⊗ (2AᵀA + 2λP)
 ///
-/// These are the row form's formulas rearranged: ‖AX − B‖² = ⟨X, AᵀAX⟩ − 2⟨X, AᵀB⟩ + ‖B‖²
-/// = ‖LᵀX − D‖² + (‖B‖² − ‖D‖²), the bracket is ρ² (the value at the minimizer L⁻ᵀD), and
-/// 2L(LᵀX − D) = 2(AᵀAX − AᵀB) = 2Aᵀ(AX − B) because LD = AᵀB.
+/// These are the row form's formulas rearranged: ‖AX − B‖² + λ‖PX‖² = ⟨X, (AᵀA + λP)X⟩
+/// − 2⟨X, AᵀB⟩ + ‖B‖² = ‖LᵀX − D‖² + (‖B‖² − ‖D‖²), the bracket is ρ² (the value at the
+/// minimizer L⁻ᵀD), and 2L(LᵀX − D) = 2((AᵀA + λP)X − AᵀB) because LD = AᵀB. With λ > 0
+/// (and no unpenalized column that depends on the others) the factor exists even for
+/// rank-deficient or wide A.
 ///
 /// Why the factored sum of squares and not ⟨X, GX⟩ − 2⟨X, C⟩ + ‖B‖²: that sum cancels near
 /// the optimum (each term is of the size of ‖B‖², f of the size of the residual), so a line
@@ -40,7 +44,7 @@ const MIN_PIVOT_RATIO: f64 = 1e-14;
 /// over the rows at the minimizer rather than taken as the difference ‖B‖² − ‖D‖².
 ///
 /// The price: forming AᵀA costs m·n(n + 1)/2 multiply-adds (Newton's packed Gram kernel), and
-/// the factor needs AᵀA positive definite (m ≥ n, independent columns). Its rounding is that
+/// the factor needs AᵀA + λP positive definite (with λ = 0: m ≥ n, independent columns). Its rounding is that
 /// of a problem perturbed by about ε‖A‖²: gradients carry about ε‖A‖²‖x‖ of noise, the same
 /// order as the row form's. [`crate::solve::solve_least_squares_monitored`] checks the answer
 /// on the rows and finishes there if the two disagree.
@@ -48,21 +52,21 @@ const MIN_PIVOT_RATIO: f64 = 1e-14;
 pub struct GramLeastSquares {
     /// AᵀA, both triangles.
     gram: Matrix,
-    /// Its Cholesky factor in the lower triangle (the upper triangle is not read).
+    /// The Cholesky factor of AᵀA + λP in the lower triangle (the upper triangle is not read).
     l: Matrix,
     /// L⁻¹AᵀB, n×k.
     d: Matrix,
-    /// min ‖AX − B‖_F², from a pass over the rows.
+    /// min f, from a pass over the rows.
     rho2: f64,
     lambda: f64,
     intercept: bool,
 }
 
 impl GramLeastSquares {
-    /// Forms AᵀA (two threads on large data), factors it, and measures ρ² with one pass over
-    /// the rows of `p` at the minimizer.
+    /// Forms AᵀA (two threads on large data), factors AᵀA + λP, and measures ρ² with one pass
+    /// over the rows of `p` at the minimizer.
     ///
-    /// Errors if AᵀA is not numerically positive definite, or evidently too ill-conditioned
+    /// Errors if AᵀA + λP is not numerically positive definite, or evidently too ill-conditioned
     /// (its smallest squared pivot below 10⁻¹⁴ of its largest diagonal entry, which shows
     /// κ(AᵀA) > 10¹⁴): the row form [`LeastSquares`] then remains the way to solve it.
     ///
@@ -82,18 +86,25 @@ impl GramLeastSquares {
         let n = p.n();
         let gram = p.gram_matrix();
         let mut l = gram.clone();
+        let (lambda, intercept) = (p.lambda(), p.intercept());
+        for j in 0..n {
+            if !(intercept && j == n - 1) {
+                l[(j, j)] += lambda;
+            }
+        }
+        let max_diag = l.diagonal().max();
         if !cholesky_in_place(&mut l) {
             return Err(Error::Data {
                 what: format!(
-                    "least squares: AᵀA ({n}×{n}, from {} rows) is not numerically positive \
+                    "least squares: AᵀA{} ({n}×{n}, from {} rows) is not numerically positive \
                      definite (fewer rows than columns, columns that depend or nearly depend on \
                      each other, or entries so large that AᵀA overflows); the Gram form needs it, \
                      the row form does not",
+                    if lambda > 0.0 { " + λI" } else { "" },
                     p.rows()
                 ),
             });
         }
-        let max_diag = gram.diagonal().max();
         let min_pivot = (0..n)
             .map(|i| l[(i, i)] * l[(i, i)])
             .fold(f64::INFINITY, f64::min);
@@ -120,17 +131,17 @@ impl GramLeastSquares {
             l,
             d,
             rho2: 0.0,
-            lambda: p.lambda(),
-            intercept: p.intercept(),
+            lambda,
+            intercept,
         };
-        // ρ² = ‖AX̂ − B‖² on the rows, less the (rounding-sized) factored part at X̂
-        let rows = p.residual_value(&xhat);
+        // ρ² = f(X̂) on the rows, less the (rounding-sized) factored part at X̂
+        let rows = p.residual_value(&xhat) + ridge_value(&xhat, lambda, form.penalized());
         let factored = form.factored_value(0.0, &xhat);
         form.rho2 = (rows - factored).max(0.0);
         Ok(form)
     }
 
-    /// min over X of ‖AX − B‖_F² (without the ridge term), as measured at set-up.
+    /// min over X of f(X) = ‖AX − B‖_F² + λ‖PX‖_F², as measured at set-up.
     pub fn residual_floor(&self) -> f64 {
         self.rho2
     }
@@ -174,14 +185,13 @@ impl Objective for GramLeastSquares {
         self.n() * self.k()
     }
 
-    /// f = ‖LᵀX − D‖_F² + ρ² + λ‖X‖_F², summed in the same order as the fused evaluation.
+    /// f = ‖LᵀX − D‖_F² + ρ², summed in the same order as the fused evaluation.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let f = self.factored_value(self.rho2, x);
-        Ok(f + ridge_value(x, self.lambda, self.penalized()))
+        Ok(self.factored_value(self.rho2, x))
     }
 
-    /// ∇f = 2L(LᵀX − D) + 2λX, with f from the same residual LᵀX − D.
+    /// ∇f = 2L(LᵀX − D), with f from the same residual LᵀX − D.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         let n = self.n();
@@ -200,8 +210,7 @@ impl Objective for GramLeastSquares {
             }
             lower_mul_in_place(&self.l, gc);
         }
-        add_ridge_gradient(g, x, self.lambda, self.penalized());
-        Ok(f + ridge_value(x, self.lambda, self.penalized()))
+        Ok(f)
     }
 
     /// ∇²f = I_k ⊗ (2AᵀA + 2λI_penalized), from the stored AᵀA.
@@ -219,7 +228,7 @@ impl Objective for GramLeastSquares {
         Ok(())
     }
 
-    /// ∇²f·v = 2L(LᵀV) + 2λV, column by column of the n×k reshaping V of v.
+    /// ∇²f·v = 2L(LᵀV) (= 2(AᵀA + λP)V), column by column of the n×k reshaping V of v.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
@@ -233,7 +242,6 @@ impl Objective for GramLeastSquares {
             oc.iter_mut().for_each(|o| *o *= 2.0);
             lower_mul_in_place(&self.l, oc);
         }
-        add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
 }
@@ -345,6 +353,49 @@ mod tests {
         let x = Vector::from_fn(12, |i, _| 0.3 * i as f64 - 1.0);
         assert!(check_gradient(&gram, &x, Tolerance::default()).unwrap().passed);
         assert!(check_hessian(&gram, &x, Tolerance::default()).unwrap().passed);
+    }
+
+    #[test]
+    fn with_ridge_the_factor_exists_for_dependent_columns_and_wide_data() {
+        // λ > 0 goes into the factor (AᵀA + λP), so what λ = 0 refuses is solvable; the
+        // minimizer against a direct solve of (AᵀA + λP)x = Aᵀb, the floor against f there
+        for (m, n, intercept) in [(30, 3, false), (4, 9, false), (40, 4, true)] {
+            let mut a = Matrix::from_fn(m, n, noise);
+            let c0 = a.column(0).into_owned();
+            a.set_column(1, &(c0 * 2.0));
+            if intercept {
+                a.column_mut(n - 1).fill(1.0);
+            }
+            let b = Vector::from_fn(m, |i, _| noise(i, 99) * 3.0);
+            let lambda = 0.7;
+            let rows = LeastSquares::new(a.clone(), b.clone(), lambda)
+                .unwrap()
+                .with_intercept(intercept)
+                .unwrap();
+            assert!(LeastSquares::new(a.clone(), b.clone(), 0.0)
+                .map(|p| GramLeastSquares::new(&p).is_err())
+                .unwrap());
+            let gram = GramLeastSquares::new(&rows).unwrap();
+            let mut lhs = a.transpose() * &a;
+            for j in 0..n {
+                if !(intercept && j == n - 1) {
+                    lhs[(j, j)] += lambda;
+                }
+            }
+            let x = lhs.cholesky().unwrap().solve(&(a.transpose() * &b));
+            let g = gram.cost_and_gradient(&x).unwrap().1;
+            assert!(g.amax() < 1e-9, "{m}×{n}: gradient {} at the solution", g.amax());
+            let f = rows.value(&x).unwrap();
+            assert!(
+                (gram.residual_floor() - f).abs() <= 1e-12 * f,
+                "{} vs {f}",
+                gram.residual_floor()
+            );
+            let y = Vector::from_fn(n, |i, _| i as f64 - 1.0);
+            let (fr, gr) = rows.cost_and_gradient(&y).unwrap();
+            let (fg, gg) = gram.cost_and_gradient(&y).unwrap();
+            assert!((fr - fg).abs() <= 1e-11 * fr && (&gr - &gg).amax() <= 1e-10 * gr.amax());
+        }
     }
 
     #[test]
