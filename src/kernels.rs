@@ -327,19 +327,6 @@ pub(crate) fn scores_block(block: &[f64], n: usize, w: &[f64], k: usize, z: &mut
     scores_any::<false>(block, n, w, k, z)
 }
 
-/// The gradient of a block of rows, g_c += Σ_r p[r·k + c]·a_r for the k columns g_c of G (n
-/// entries each, contiguous in `g`): one call for the block instead of k axpys per row.
-pub(crate) fn gradient_block(block: &[f64], n: usize, p: &[f64], k: usize, g: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as in `dot`.
-            return unsafe { gradient_avx2(block, n, p, k, g) };
-        }
-    }
-    gradient_any::<false>(block, n, p, k, g)
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn scores_avx2(block: &[f64], n: usize, w: &[f64], k: usize, z: &mut [f64]) {
@@ -385,12 +372,6 @@ fn scores_k_avx2<const K: usize>(block: &[f64], n: usize, w: &[f64], z: &mut [f6
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gradient_avx2(block: &[f64], n: usize, p: &[f64], k: usize, g: &mut [f64]) {
-    gradient_any::<true>(block, n, p, k, g)
-}
-
 #[inline(always)]
 fn scores_any<const FMA: bool>(block: &[f64], n: usize, w: &[f64], k: usize, z: &mut [f64]) {
     match k {
@@ -429,18 +410,6 @@ fn scores_k<const K: usize, const FMA: bool>(block: &[f64], n: usize, w: &[f64],
                 s = madd::<FMA>(a[j], ws[c][j], s);
             }
             zr[c] = s;
-        }
-    }
-}
-
-#[inline(always)]
-fn gradient_any<const FMA: bool>(block: &[f64], n: usize, p: &[f64], k: usize, g: &mut [f64]) {
-    let n = n.max(1);
-    for (a, pr) in block.chunks_exact(n).zip(p.chunks_exact(k.max(1))) {
-        for (gc, coef) in g.chunks_exact_mut(n).zip(pr) {
-            for (gi, ai) in gc.iter_mut().zip(a) {
-                *gi = madd::<FMA>(*coef, *ai, *gi);
-            }
         }
     }
 }
@@ -602,25 +571,20 @@ mod tests {
     }
 
     #[test]
-    fn block_scores_and_gradients_match_dots_and_axpys() {
+    fn block_scores_match_dots() {
         for (k, n) in [(2, 1), (3, 7), (4, 8), (5, 13), (6, 5), (9, 3)] {
             let rows = 5;
             let block: Vec<f64> = (0..rows * n).map(|i| (i as f64 * 0.41).sin()).collect();
             let w: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.23).cos()).collect();
             let mut z = vec![0.0; rows * k];
             scores_block(&block, n, &w, k, &mut z);
-            let mut g = vec![0.0; k * n];
-            gradient_block(&block, n, &z, k, &mut g);
-            let mut want_g = vec![0.0; k * n];
             for r in 0..rows {
                 let a = &block[r * n..(r + 1) * n];
                 for c in 0..k {
                     let want = dot_portable(a, &w[c * n..(c + 1) * n]);
                     assert!((z[r * k + c] - want).abs() < 1e-14, "k {k} n {n}");
-                    axpy_portable(want, a, &mut want_g[c * n..(c + 1) * n]);
                 }
             }
-            assert!(g.iter().zip(&want_g).all(|(a, b)| (a - b).abs() < 1e-13));
         }
     }
 

@@ -26,6 +26,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod check;
+mod class_kernels;
 pub mod data;
 pub mod error;
 pub mod generate;

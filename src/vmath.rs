@@ -99,6 +99,39 @@ fn exp1<const FMA: bool>(x: f64) -> f64 {
     p * pow2(k1) * pow2(k2)
 }
 
+/// k·ln 2 + log v for v ∈ [√2/2, √2] and an integer k: fdlibm's `log` kernel,
+/// log(1 + f) = f − f²/2 + s(f²/2 + R(s²)) with f = v − 1, s = f/(2 + f).
+#[inline(always)]
+fn log_reduced<const FMA: bool>(v: f64, k: f64) -> f64 {
+    let f = v - 1.0;
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    let s4 = s2 * s2;
+    let t1 = s4 * madd::<FMA>(s4, madd::<FMA>(s4, LG6, LG4), LG2);
+    let t2 = s2 * madd::<FMA>(s4, madd::<FMA>(s4, madd::<FMA>(s4, LG7, LG5), LG3), LG1);
+    let hfsq = 0.5 * f * f;
+    k * LN2_HI - ((hfsq - madd::<FMA>(s, hfsq + (t1 + t2), k * LN2_LO)) - f)
+}
+
+/// log x for a positive normal finite x (NaN passes through), branch-free: x = 2ᵉ·u with
+/// u ∈ [1, 2) read from the bits (e converted to a double by the `MAGIC` trick, which AVX2
+/// can do four at a time), u halved into [√2/2, √2], then [`log_reduced`].
+#[inline(always)]
+fn ln1<const FMA: bool>(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let u = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    let e = f64::from_bits(MAGIC.to_bits() | ((bits >> 52) & 0x7ff)) - (MAGIC + 1023.0);
+    let big = u > std::f64::consts::SQRT_2;
+    let v = if big { u * 0.5 } else { u };
+    let k = if big { e + 1.0 } else { e };
+    let l = log_reduced::<FMA>(v, k);
+    if x.is_nan() {
+        x
+    } else {
+        l
+    }
+}
+
 /// (log(1 + eᶻ), σ(z)) from e = e^(−|z|): one exponential, no branch.
 #[inline(always)]
 fn log1p_exp_sigmoid1<const FMA: bool>(z: f64) -> (f64, f64) {
@@ -110,14 +143,7 @@ fn log1p_exp_sigmoid1<const FMA: bool>(z: f64) -> (f64, f64) {
     let big = u > std::f64::consts::SQRT_2;
     let v = if big { u * 0.5 } else { u };
     let k = if big { 1.0 } else { 0.0 };
-    let f = v - 1.0;
-    let s = f / (2.0 + f);
-    let s2 = s * s;
-    let s4 = s2 * s2;
-    let t1 = s4 * madd::<FMA>(s4, madd::<FMA>(s4, LG6, LG4), LG2);
-    let t2 = s2 * madd::<FMA>(s4, madd::<FMA>(s4, madd::<FMA>(s4, LG7, LG5), LG3), LG1);
-    let hfsq = 0.5 * f * f;
-    let log_u = k * LN2_HI - ((hfsq - madd::<FMA>(s, hfsq + (t1 + t2), k * LN2_LO)) - f);
+    let log_u = log_reduced::<FMA>(v, k);
     let l = z.max(0.0) + madd::<FMA>(c, q, log_u);
     // z.max(0.0) drops a NaN z, but e (and so l) carries it
     let sig = if z >= 0.0 { q } else { e * q };
@@ -161,27 +187,63 @@ fn exp_avx2(x: &mut [f64]) {
 
 /// Row-wise softmax, in place, of z holding rows of k entries each (contiguous), shifted by
 /// each row's maximum; returns `Σ_r [lse(z_r) − z_r[y_r]]` (the softmax-regression loss of the
-/// rows with labels y). One vectorized pass of exponentials over the whole block.
+/// rows with labels y). Sixteen rows at a time: their shifts, one vectorized loop of
+/// exponentials, each row scaled by the reciprocal of its sum, and the sixteen logarithms of
+/// the sums in one vectorized loop (the sums lie in [1, k], so [`ln1`]'s domain).
 pub(crate) fn softmax_rows(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
+    dispatch!(softmax_rows_portable, softmax_rows_avx2, (z, k, y))
+}
+
+#[inline(always)]
+fn softmax_rows_body<const FMA: bool>(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
+    const ROWS: usize = 16;
+    let k = k.max(1);
     let mut f = 0.0;
-    for (row, &yi) in z.chunks_exact_mut(k).zip(y) {
-        // max ignores NaN; a NaN entry still makes its row's sum, and f, NaN
-        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        f += m - row[yi];
-        for v in row.iter_mut() {
-            // a select, so a +∞ score gives its row p = 1 there rather than ∞ − ∞ = NaN
-            *v = if *v == m { 0.0 } else { *v - m };
+    let mut sums = [0.0; ROWS];
+    for (zs, ys) in z.chunks_mut(ROWS * k).zip(y.chunks(ROWS)) {
+        let rows = (zs.len() / k).min(ys.len());
+        let zs = &mut zs[..rows * k];
+        for (row, &yi) in zs.chunks_exact_mut(k).zip(ys) {
+            // the comparison ignores NaN (one vmaxsd, where f64::max's NaN rule costs a
+            // compare and a blend in the chain); a NaN entry still makes its row's sum NaN
+            let m = row
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+            // a select too, so a +∞ score at the label adds lse − z_y → 0, not ∞ − ∞
+            f += if row[yi] == m { 0.0 } else { m - row[yi] };
+            for v in row.iter_mut() {
+                // a select, so a +∞ score gives its row p = 1 there rather than ∞ − ∞ = NaN
+                *v = if *v == m { 0.0 } else { *v - m };
+            }
         }
-    }
-    exp_in_place(z);
-    for row in z.chunks_exact_mut(k) {
-        let s: f64 = row.iter().sum();
-        f += s.ln();
-        for v in row.iter_mut() {
-            *v /= s;
+        for v in zs.iter_mut() {
+            *v = exp1::<FMA>(*v);
         }
+        for (row, s) in zs.chunks_exact_mut(k).zip(sums.iter_mut()) {
+            let total: f64 = row.iter().sum();
+            *s = total;
+            let inv = 1.0 / total;
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+        let sums = &mut sums[..rows];
+        for s in sums.iter_mut() {
+            *s = ln1::<FMA>(*s);
+        }
+        f += sum(sums);
     }
     f
+}
+
+fn softmax_rows_portable(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
+    softmax_rows_body::<false>(z, k, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softmax_rows_avx2(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
+    softmax_rows_body::<true>(z, k, y)
 }
 
 /// The logistic loss terms of a block of rows: returns Σᵢ [log(1 + e^zᵢ) − yᵢzᵢ] and
@@ -344,20 +406,63 @@ mod tests {
     }
 
     #[test]
+    fn ln_is_within_one_ulp_of_libm() {
+        for fma in [false, true] {
+            let mut worst: f64 = 0.0;
+            let xs = (0..200_000)
+                .map(|i| 1.0 + i as f64 * 5e-5)
+                .chain((-1020..1020).map(|e| 1.37 * 2f64.powi(e)))
+                .chain([f64::MIN_POSITIVE, f64::MAX, 2.0, 0.5, std::f64::consts::SQRT_2]);
+            for x in xs {
+                let got = if fma { ln1::<true>(x) } else { ln1::<false>(x) };
+                worst = worst.max(ulps(got, x.ln()));
+            }
+            assert!(worst <= 1.0, "worst {worst} ulp (fma {fma})");
+        }
+        assert_eq!(ln1::<false>(1.0), 0.0);
+        assert!(ln1::<false>(f64::NAN).is_nan());
+    }
+
+    #[test]
     fn softmax_rows_match_the_scalar_softmax() {
-        let z: Vec<f64> = (0..40).map(|i| ((i * 7 % 11) as f64 - 5.0) * 90.0).collect();
-        let y: Vec<usize> = (0..8).map(|r| r % 5).collect();
-        let mut got = z.clone();
-        let f = softmax_rows(&mut got, 5, &y);
-        let mut want_f = 0.0;
-        for ((row, got), yi) in z.chunks(5).zip(got.chunks(5)).zip(&y) {
-            let mut p = [0.0; 5];
-            want_f += crate::numeric::softmax_into(row, &mut p) - row[*yi];
-            for (a, b) in got.iter().zip(&p) {
-                assert!((a - b).abs() <= 4.0 * f64::EPSILON * b + 1e-300, "{a} vs {b}");
+        // 37 rows: two full chunks of sixteen and a partial one; scores up to ±450
+        for k in [2, 5, 10] {
+            let rows = 37;
+            let z: Vec<f64> = (0..rows * k)
+                .map(|i| ((i * 7 % 11) as f64 - 5.0) * 90.0)
+                .collect();
+            let y: Vec<usize> = (0..rows).map(|r| r % k).collect();
+            for (name, got_f, got) in [("dispatched", true), ("portable", false)].map(|(name, d)| {
+                let mut got = z.clone();
+                let f = if d {
+                    softmax_rows(&mut got, k, &y)
+                } else {
+                    softmax_rows_portable(&mut got, k, &y)
+                };
+                (name, f, got)
+            }) {
+                let mut want_f = 0.0;
+                for ((row, got), yi) in z.chunks(k).zip(got.chunks(k)).zip(&y) {
+                    let mut p = vec![0.0; k];
+                    want_f += crate::numeric::softmax_into(row, &mut p) - row[*yi];
+                    for (a, b) in got.iter().zip(&p) {
+                        assert!(
+                            (a - b).abs() <= 4.0 * f64::EPSILON * b + 1e-300,
+                            "{name}: {a} vs {b}"
+                        );
+                    }
+                }
+                assert!((got_f - want_f).abs() <= 1e-13 * want_f.abs(), "{name}, k {k}");
             }
         }
-        assert!((f - want_f).abs() <= 1e-13 * want_f.abs());
+        // a +∞ score: p = 1 there; the row adds 0 if it is the label's, else +∞
+        let mut z = [f64::INFINITY, 0.0, 1.0];
+        assert_eq!(softmax_rows(&mut z, 3, &[0]), 0.0);
+        assert_eq!(z, [1.0, 0.0, 0.0]);
+        let mut z = [f64::INFINITY, 0.0, 1.0];
+        assert_eq!(softmax_rows(&mut z, 3, &[2]), f64::INFINITY);
+        let mut z = [f64::NAN, 0.0];
+        assert!(softmax_rows(&mut z, 2, &[1]).is_nan());
     }
 
     #[test]

@@ -81,8 +81,9 @@ fn solver_iterations_do_not_allocate() {
         let ls = LeastSquares::new(d.a, d.target, 0.0).unwrap();
         let d = generate(ModelKind::Logistic, &spec(2000, 30, 1e3)).unwrap();
         let logistic = Logistic::new(d.a, d.target, 0.0, false).unwrap();
-        // k = 6 classes and n = 10 features: every product is above nalgebra's small-matrix
-        // threshold (5), so every one goes through matrixmultiply and is counted below
+        // k = 6 classes and n = 10 features: matrix-sized products (above nalgebra's
+        // small-matrix threshold of 5), done by gradfit's own tiles, not matrixmultiply (which
+        // allocates its packing buffers on every call)
         let d = generate(
             ModelKind::Softmax,
             &Spec {
@@ -119,12 +120,11 @@ fn solver_iterations_do_not_allocate() {
                 "{method} on softmax, 4 classes"
             );
         }
-        // With k ≥ 6 classes the cost-and-gradient is two matrixmultiply products (Zᵀ = WᵀAᵀ,
-        // then Aᵀ(P − Y)), and matrixmultiply allocates its packing buffer on every call.
-        let [allocs, evals, _] = two_iterations(&softmax, Method::Newton);
-        assert_eq!(allocs, 2 * evals, "newton on softmax, 6 classes");
-        let [allocs, evals, _] = two_iterations(&softmax, Method::Lbfgs);
-        assert_eq!(allocs, 2 * evals, "lbfgs on softmax, 6 classes");
+        for method in [Method::Lbfgs, Method::Newton, Method::NewtonCg] {
+            let [allocs, evals, _] = two_iterations(&softmax, method);
+            assert!(evals > 0);
+            assert_eq!(allocs, 0, "{method} on softmax, 6 classes");
+        }
     });
     split_passes_allocate_only_rayon_queue_blocks();
 }

@@ -107,7 +107,7 @@ proptest! {
     }
 
     #[test]
-    fn softmax(m in 1usize..15, n in 1usize..4, k in 2usize..5, lambda in 0.0f64..1.0, intercept in any::<bool>(), seed in any::<u64>()) {
+    fn softmax(m in 1usize..15, n in 1usize..4, k in 2usize..15, lambda in 0.0f64..1.0, intercept in any::<bool>(), seed in any::<u64>()) {
         let mut r = rng(seed);
         let mut a = gaussian_matrix(&mut r, m, n);
         if intercept { a = with_intercept(&a); }
@@ -445,9 +445,10 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     let g_direct = a.transpose() * (&e / e.sum()) + &x * 0.2;
     assert!((f - f_direct).abs() <= 1e-12 * f.abs());
     assert!((&g - g_direct).amax() <= 1e-12 * g.amax());
-    // softmax with 3 classes (the per-row path) and 7 (the matrix-product path), both split
-    // over two threads (their work is k·m·n); value() must give the fused f to the last bit
-    for k in [3, 7] {
+    // softmax with 3 classes (scores row by row) and 7 and 14 (class tiles: one group of 8
+    // lanes; 12 + 4), all split over two threads (their work is k·m·n); value() must give the
+    // fused f to the last bit
+    for k in [3, 7, 14] {
         let labels: Vec<usize> = (0..1000).map(|i| (i * 7) % k).collect();
         let sm = Softmax::new(a.clone(), labels.clone(), k, 0.0, false).unwrap();
         let w = gaussian_vector(&mut r, 600 * k) * 0.1;
@@ -464,6 +465,26 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
             row[yi] -= 1.0;
             z.row_mut(i).copy_from_slice(&row);
         }
+        // the Hessian-vector product, also split: Σᵢ aᵢtᵢᵀ with t = p ⊙ (u − pᵀu), u = Vᵀaᵢ
+        let v = gaussian_vector(&mut r, 600 * k);
+        let hv = sm.hessian_vec(&w, &v).unwrap();
+        let u = &a * Matrix::from_column_slice(600, k, v.as_slice());
+        let mut t = Matrix::zeros(1000, k);
+        for (i, &yi) in labels.iter().enumerate() {
+            // z's row i holds p − e_y: add the label back for p
+            let mut p: Vec<f64> = z.row(i).iter().copied().collect();
+            p[yi] += 1.0;
+            let pu: f64 = p.iter().zip(u.row(i).iter()).map(|(pc, uc)| pc * uc).sum();
+            for c in 0..k {
+                t[(i, c)] = p[c] * (u[(i, c)] - pu);
+            }
+        }
+        let hv_direct = a.transpose() * t;
+        let hv_direct = Vector::from_column_slice(hv_direct.as_slice());
+        assert!(
+            (hv - &hv_direct).amax() <= 1e-12 * hv_direct.amax(),
+            "Hv, k = {k}"
+        );
         let g_direct = a.transpose() * z;
         assert!((f - f_direct).abs() <= 1e-12 * f.abs(), "k = {k}");
         let g_direct = Vector::from_column_slice(g_direct.as_slice());
@@ -472,9 +493,9 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
 }
 
 #[test]
-fn softmax_with_many_classes_goes_through_matrix_products_and_passes() {
-    // k ≥ 6 takes the matrix-matrix path for cost and gradient; check it like the others
-    for (k, intercept) in [(6, false), (9, true)] {
+fn softmax_with_many_classes_passes() {
+    // k = 6, 9 and 26 classes: class tiles of 8, 12 and 12 + 12 + 4 lanes (with padding)
+    for (k, intercept) in [(6, false), (9, true), (26, false)] {
         let mut r = rng(40 + k as u64);
         let mut a = gaussian_matrix(&mut r, 40, 7);
         if intercept {

@@ -1,21 +1,15 @@
 use std::sync::Mutex;
 
-use nalgebra::{DMatrixView, DMatrixViewMut, Dyn, MatrixView};
-
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
     Objective,
 };
+use crate::class_kernels::{class_gradient, class_scores, deinterleave, interleave, padded};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{
-    axpy, dot, fused_rows_work, gradient_block, rows, scores_block, PARALLEL_MIN_ENTRIES, ROW_BLOCK,
-};
+use crate::kernels::{scores_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
 use crate::vmath::softmax_rows;
 use crate::{Matrix, Vector};
-
-/// From this many classes on, scores and gradient go through matrix-matrix products.
-const GEMM_MIN_CLASSES: usize = 6;
 
 /// Softmax (multinomial logistic) regression with k classes.
 ///
@@ -41,14 +35,12 @@ const GEMM_MIN_CLASSES: usize = 6;
 /// is unique but the intercepts are not, and two solvers may return intercepts that differ by
 /// the same constant in every class (their differences, and so the probabilities, agree).
 ///
-/// With k ≥ 6 classes the fused cost-and-gradient is two matrix-matrix products,
-/// Zᵀ = WᵀAᵀ and ∇f = Aᵀ(P − Y), around the row-wise softmax: measured 1.5× faster at k = 10
-/// than k dot products and k axpys per row, which is compute-bound (and, measured again with the
-/// block kernels at 20000 × 50 × 10 on one thread: 2.9 ms against 5.0 ms). With
-/// fewer classes nalgebra does not hand the products to matrixmultiply (it needs every
-/// dimension above 5), and the one-pass loop is faster: per block of rows, each row read once
-/// for its k scores and once for the k gradient columns (`kernels::scores_block`,
-/// `kernels::gradient_block`), split over two threads from k·m·n ≥ 2¹⁶ (as is the matrix-product path).
+/// The cost, the gradient and the Hessian-vector product are one pass over A in blocks of
+/// `ROW_BLOCK` rows: the block's k scores per row by a register-blocked kernel
+/// (`crate::class_kernels`, W held class-interleaved), their softmax with the exponentials
+/// vectorized over the block, then the block's rank-update of the gradient while its rows are
+/// still in L1. The pass is split between two threads from k·m·n ≥ 2¹⁶, and allocates nothing
+/// once its buffers are sized.
 #[derive(Debug)]
 pub struct Softmax {
     at: Matrix,
@@ -57,18 +49,16 @@ pub struct Softmax {
     lambda: f64,
     intercept: bool,
     scratch: Mutex<Scratch>,
-    /// The second thread's gradient on large data.
-    spare: Mutex<Vec<f64>>,
 }
 
 #[derive(Debug, Default)]
 struct Scratch {
-    /// k products aᵢᵀv_c of one row.
-    u: Vec<f64>,
-    /// k×m scores, then probabilities, of the last cost or gradient evaluation (Zᵀ, Pᵀ).
-    scores: Matrix,
-    /// Wᵀ (k×n).
-    wt: Matrix,
+    /// W (or V, for a Hessian-vector product) class-interleaved: n×kp (see `class_kernels`).
+    wt: Vec<f64>,
+    /// Two n×kp gradient accumulators, one per thread, interleaved like `wt`.
+    gt: Vec<f64>,
+    /// Two blocks of `ROW_BLOCK`×k scores, one per thread.
+    z: Vec<f64>,
     /// k×m probabilities at `at_x` (row i's in column i), for the Hessian and Hessian-vector
     /// products.
     p: Matrix,
@@ -78,6 +68,9 @@ struct Scratch {
     gram_blocks: Vec<Block>,
     gram: GramScratch,
 }
+
+/// Entries (128 bytes) between the two threads' halves of a scratch buffer.
+const GAP: usize = 16;
 
 impl Softmax {
     /// A is m×n (last column the ones of the intercept when `intercept`), y has m labels in
@@ -112,18 +105,13 @@ impl Softmax {
                 what: "softmax: with an intercept the last column of A must be all ones".into(),
             });
         }
-        let scratch = Mutex::new(Scratch {
-            u: vec![0.0; k],
-            ..Scratch::default()
-        });
         Ok(Softmax {
             at: a.transpose(),
             y,
             k,
             lambda,
             intercept,
-            scratch,
-            spare: Mutex::new(Vec::new()),
+            scratch: Mutex::new(Scratch::default()),
         })
     }
 
@@ -136,107 +124,41 @@ impl Softmax {
         self.at.nrows()
     }
 
+    fn m(&self) -> usize {
+        self.at.ncols()
+    }
+
     fn penalized(&self) -> impl Fn(usize) -> bool {
         let n = self.n();
         let intercept = self.intercept;
         move |j| !(intercept && j % n == n - 1)
     }
 
-    /// s.p ← the k×m probabilities at x (row i's in column i), unless it already holds them
-    /// for this x.
-    fn probabilities(&self, x: &Vector, s: &mut Scratch) {
-        let (m, k) = (self.at.ncols(), self.k);
-        if s.p.shape() == (k, m) && s.at_x.as_slice() == x.as_slice() {
-            return;
-        }
-        if s.p.shape() != (k, m) {
-            s.p = Matrix::zeros(k, m);
-        }
-        for (ai, zi) in rows(&self.at).zip(s.p.as_mut_slice().chunks_exact_mut(k)) {
-            self.scores(ai, x, zi);
-        }
-        softmax_rows(s.p.as_mut_slice(), k, &self.y);
-        s.at_x.clear();
-        s.at_x.extend_from_slice(x.as_slice());
+    /// Whether the scores go row by row (`kernels::scores_block`, k accumulators over each
+    /// row, W read as vec(W)) rather than by the class-interleaved tiles of `class_kernels`.
+    /// Measured on one core at 20000 × 50, scores of all rows: k = 2: 256 µs row by row
+    /// against 381 by tiles (which fill 2 of 4 lanes); k = 3: 322 against 387; k = 4: 408
+    /// against 333; k = 5: 497 against 501 (and 21 against 30 µs at 2000 × 20); k = 6: 841
+    /// against 495; k = 10: 1349 against 661.
+    fn rowwise(&self) -> bool {
+        matches!(self.k, 2 | 3 | 5)
     }
 
-    /// For k ≥ `GEMM_MIN_CLASSES`: s.scores ← the row-wise softmax P of Z = AW, Zᵀ = WᵀAᵀ by
-    /// one matrix-matrix product (k×m: sample i's k scores are column i); returns
-    /// Σᵢ lse(zᵢ) − z_{i,yᵢ}; with `g`, also g ← Aᵀ(P − Y) by a second product, reading
-    /// (P − Y) as the transpose of the k×m buffer (a strided view, no copy). On large data the
-    /// rows are split between two threads, each with its own pair of products; value() and the
-    /// fused evaluation split alike, so their f agree to the last bit.
-    fn gemm_pass(&self, x: &Vector, s: &mut Scratch, g: Option<&mut [f64]>) -> f64 {
-        let (n, k, m) = (self.n(), self.k, self.at.ncols());
-        if s.scores.shape() != (k, m) {
-            s.scores = Matrix::zeros(k, m);
-            s.wt = Matrix::zeros(k, n);
-        }
-        s.wt.tr_copy_from(&DMatrixView::from_slice(x.as_slice(), n, k));
-        let wt = &s.wt;
-        let half = |lo: usize, hi: usize, z: &mut [f64], g: Option<&mut [f64]>| -> f64 {
-            let rows = hi - lo;
-            let at = self.at.columns(lo, rows);
-            DMatrixViewMut::from_slice(z, k, rows).gemm(1.0, wt, &at, 0.0);
-            let f = softmax_rows(z, k, &self.y[lo..hi]);
-            if let Some(g) = g {
-                for (zi, &yi) in z.chunks_exact_mut(k).zip(&self.y[lo..hi]) {
-                    zi[yi] -= 1.0;
-                }
-                let pt = MatrixView::from_slice_with_strides_generic(&*z, Dyn(rows), Dyn(k), Dyn(k), Dyn(1));
-                DMatrixViewMut::from_slice(g, n, k).gemm(1.0, &at, &pt, 0.0);
-            }
-            f
-        };
-        let split = self.at.len() * k >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2;
-        if !split {
-            return half(0, m, s.scores.as_mut_slice(), g);
-        }
-        let mid = m / 2;
-        let (z1, z2) = s.scores.as_mut_slice().split_at_mut(mid * k);
-        match g {
-            None => {
-                let (f1, f2) = rayon::join(|| half(0, mid, z1, None), || half(mid, m, z2, None));
-                f1 + f2
-            }
-            Some(g) => {
-                let mut spare = super::lock(&self.spare);
-                spare.clear();
-                spare.resize(g.len(), 0.0);
-                let second: &mut [f64] = &mut spare[..];
-                let (f1, f2) = rayon::join(
-                    || half(0, mid, z1, Some(&mut *g)),
-                    || half(mid, m, z2, Some(&mut *second)),
-                );
-                axpy(1.0, second, g);
-                f1 + f2
-            }
+    /// z ← the scores of rows lo..hi (row r's k at z[r·k..]): W is `w` = vec(W), or `wt`
+    /// interleaved, whichever [`Self::rowwise`] reads.
+    fn scores(&self, lo: usize, hi: usize, w: &[f64], wt: &[f64], z: &mut [f64]) {
+        if self.rowwise() {
+            scores_block(self.block(lo, hi), self.n(), w, self.k, z);
+        } else {
+            class_scores(self.block(lo, hi), self.n(), wt, self.k, z);
         }
     }
 
-    /// Over rows start..end, for each block of up to `ROW_BLOCK` rows lo..hi: the block's
-    /// probabilities (row r's k in z[r·k..]), then `then(lo, hi, probabilities)`; returns
-    /// Σᵢ lse(zᵢ) − z_{i,yᵢ}. Each row is read once for its k scores; the exponentials run
-    /// vectorized over the block. For k below `GEMM_MIN_CLASSES` (z on the stack).
-    fn per_row_blocks(
-        &self,
-        x: &Vector,
-        (start, end): (usize, usize),
-        mut then: impl FnMut(usize, usize, &mut [f64]),
-    ) -> f64 {
-        let k = self.k;
-        let mut z = [0.0; ROW_BLOCK * (GEMM_MIN_CLASSES - 1)];
-        let mut f = 0.0;
-        let mut lo = start;
-        while lo < end {
-            let hi = (lo + ROW_BLOCK).min(end);
-            let zb = &mut z[..(hi - lo) * k];
-            scores_block(self.block(lo, hi), self.n(), x.as_slice(), k, zb);
-            f += softmax_rows(zb, k, &self.y[lo..hi]);
-            then(lo, hi, zb);
-            lo = hi;
+    /// s.wt ← W interleaved, if the scores read it that way.
+    fn prepare(&self, w: &[f64], s: &mut Scratch) {
+        if !self.rowwise() {
+            interleave(w, self.n(), self.k, &mut s.wt);
         }
-        f
     }
 
     /// Rows lo..hi of A, contiguous.
@@ -245,10 +167,97 @@ impl Softmax {
         &self.at.as_slice()[lo * n..hi * n]
     }
 
-    /// z ← Wᵀaᵢ (the k scores of one row).
-    fn scores(&self, ai: &[f64], x: &Vector, z: &mut [f64]) {
-        for (zc, wc) in z.iter_mut().zip(x.as_slice().chunks_exact(self.n())) {
-            *zc = dot(ai, wc);
+    /// s.p ← the k×m probabilities at x (row i's in column i), unless it already holds them
+    /// for this x.
+    fn probabilities(&self, x: &Vector, s: &mut Scratch) {
+        let (m, k) = (self.m(), self.k);
+        if s.p.shape() == (k, m) && s.at_x.as_slice() == x.as_slice() {
+            return;
+        }
+        if s.p.shape() != (k, m) {
+            s.p = Matrix::zeros(k, m);
+        }
+        self.prepare(x.as_slice(), s);
+        let p = s.p.as_mut_slice();
+        for lo in (0..m).step_by(ROW_BLOCK) {
+            let hi = (lo + ROW_BLOCK).min(m);
+            self.scores(lo, hi, x.as_slice(), &s.wt, &mut p[lo * k..hi * k]);
+        }
+        softmax_rows(p, k, &self.y);
+        s.at_x.clear();
+        s.at_x.extend_from_slice(x.as_slice());
+    }
+
+    /// One pass over A with W = `w` (vec order): for each block of rows lo..hi, z ← the
+    /// block's scores (row r's k at z[r·k..]), then `then(lo, hi, z)` returns the block's part
+    /// of the result and leaves in z the coefficients d of its rows; with `grad`, also
+    /// g ← Σᵢ aᵢdᵢᵀ (in vec order) over all rows. On large data the rows are split between two
+    /// threads at the same point whether or not the gradient is wanted, so a cost computed
+    /// alone and one computed with its gradient agree to the last bit.
+    fn pass(
+        &self,
+        w: &[f64],
+        s: &mut Scratch,
+        grad: Option<&mut [f64]>,
+        then: impl Fn(usize, usize, &mut [f64]) -> f64 + Sync,
+    ) -> f64 {
+        let (n, m, k) = (self.n(), self.m(), self.k);
+        let nkp = n * padded(k);
+        let want_grad = grad.is_some();
+        // each buffer holds one half per thread with GAP entries between them, so the two
+        // threads never write to the same cache line (measured: without the gap, two threads
+        // took 540 µs at 20000 × 50 × 2 against 426 with separate buffers)
+        if want_grad && s.gt.len() != 2 * nkp + GAP {
+            s.gt.clear();
+            s.gt.resize(2 * nkp + GAP, 0.0);
+        }
+        if s.z.len() != 2 * ROW_BLOCK * k + GAP {
+            s.z.clear();
+            s.z.resize(2 * ROW_BLOCK * k + GAP, 0.0);
+        }
+        self.prepare(w, s);
+        let wt = &s.wt[..];
+        let run = |lo: usize, hi: usize, z: &mut [f64], mut gt: Option<&mut [f64]>| -> f64 {
+            if let Some(gt) = gt.as_deref_mut() {
+                gt.fill(0.0);
+            }
+            let mut f = 0.0;
+            for start in (lo..hi).step_by(ROW_BLOCK) {
+                let end = (start + ROW_BLOCK).min(hi);
+                let zb = &mut z[..(end - start) * k];
+                self.scores(start, end, w, wt, zb);
+                f += then(start, end, zb);
+                if let Some(gt) = gt.as_deref_mut() {
+                    class_gradient(self.block(start, end), n, zb, k, gt);
+                }
+            }
+            f
+        };
+        let (z1, z2) = s.z.split_at_mut(ROW_BLOCK * k + GAP);
+        let (gt1, gt2) = match want_grad {
+            true => s.gt.split_at_mut(nkp + GAP),
+            false => (&mut [][..], &mut [][..]),
+        };
+        let keep = gt1.len().min(nkp);
+        let gt1 = &mut gt1[..keep];
+        let split = self.at.len() * k >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2;
+        if split {
+            let mid = split_point(m);
+            let (g1, g2) = match want_grad {
+                true => (Some(&mut *gt1), Some(&mut *gt2)),
+                false => (None, None),
+            };
+            let (f1, f2) = rayon::join(|| run(0, mid, z1, g1), || run(mid, m, z2, g2));
+            if let Some(g) = grad {
+                deinterleave(&[gt1, gt2], n, k, g);
+            }
+            f1 + f2
+        } else {
+            let f = run(0, m, z1, want_grad.then_some(&mut *gt1));
+            if let Some(g) = grad {
+                deinterleave(&[gt1], n, k, g);
+            }
+            f
         }
     }
 }
@@ -262,41 +271,25 @@ impl Objective for Softmax {
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
         let s = &mut *super::lock(&self.scratch);
-        let f = if self.k < GEMM_MIN_CLASSES {
-            // the same rows per thread as the fused evaluation, so the two agree to the last bit
-            let work = self.at.len() * self.k;
-            fused_rows_work(work, &self.at, &mut [], &self.spare, |start, end, _| {
-                self.per_row_blocks(x, (start, end), |_, _, _| ())
-            })
-        } else {
-            self.gemm_pass(x, s, None)
-        };
+        let f = self.pass(x.as_slice(), s, None, |lo, hi, z| {
+            softmax_rows(z, self.k, &self.y[lo..hi])
+        });
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
     /// ∇f = Σᵢ aᵢ(pᵢ − e_{yᵢ})ᵀ + 2λW_penalized, in the same pass as f.
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let (n, k) = (self.n(), self.k);
+        let k = self.k;
         let s = &mut *super::lock(&self.scratch);
-        if k < GEMM_MIN_CLASSES {
-            // few classes: one pass, the k scores of aᵢ, their softmax, ∇f_c += (p_c − δ)aᵢ
-            // compute-bound at about k multiply-adds per entry each way: split over two
-            // threads from a k-times smaller A than the memory-bound passes
-            g.fill(0.0);
-            let work = self.at.len() * k;
-            let f = fused_rows_work(work, &self.at, g.as_mut_slice(), &self.spare, |start, end, g| {
-                self.per_row_blocks(x, (start, end), |lo, hi, p| {
-                    for (pi, &yi) in p.chunks_exact_mut(k).zip(&self.y[lo..hi]) {
-                        pi[yi] -= 1.0;
-                    }
-                    gradient_block(self.block(lo, hi), n, p, k, g);
-                })
-            });
-            add_ridge_gradient(g, x, self.lambda, self.penalized());
-            return Ok(f + ridge_value(x, self.lambda, self.penalized()));
-        }
-        let f = self.gemm_pass(x, s, Some(g.as_mut_slice()));
+        let f = self.pass(x.as_slice(), s, Some(g.as_mut_slice()), |lo, hi, z| {
+            let y = &self.y[lo..hi];
+            let f = softmax_rows(z, k, y);
+            for (pi, &yi) in z.chunks_exact_mut(k).zip(y) {
+                pi[yi] -= 1.0;
+            }
+            f
+        });
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -347,20 +340,20 @@ impl Objective for Softmax {
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
-        let n = self.n();
+        let k = self.k;
         let s = &mut *super::lock(&self.scratch);
         self.probabilities(x, s);
-        out.fill(0.0);
-        for (i, ai) in rows(&self.at).enumerate() {
-            self.scores(ai, v, &mut s.u);
-            let mut pu = 0.0;
-            for (c, uc) in s.u.iter().enumerate() {
-                pu += s.p[(c, i)] * uc;
+        let p = std::mem::take(&mut s.p);
+        self.pass(v.as_slice(), s, Some(out.as_mut_slice()), |lo, _, u| {
+            for (ui, pi) in u.chunks_exact_mut(k).zip(p.as_slice()[lo * k..].chunks_exact(k)) {
+                let pu: f64 = ui.iter().zip(pi).map(|(uc, pc)| uc * pc).sum();
+                for (uc, pc) in ui.iter_mut().zip(pi) {
+                    *uc = pc * (*uc - pu);
+                }
             }
-            for (c, (uc, oc)) in s.u.iter().zip(out.as_mut_slice().chunks_exact_mut(n)).enumerate() {
-                axpy(s.p[(c, i)] * (uc - pu), ai, oc);
-            }
-        }
+            0.0
+        });
+        s.p = p;
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
