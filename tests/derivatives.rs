@@ -59,7 +59,7 @@ proptest! {
     #![proptest_config(fixed(48))]
 
     #[test]
-    fn least_squares(m in 1usize..12, n in 1usize..6, k in 1usize..3, lambda in 0.0f64..2.0, seed in any::<u64>()) {
+    fn least_squares(m in 1usize..12, n in 1usize..6, k in 1usize..8, lambda in 0.0f64..2.0, seed in any::<u64>()) {
         let mut r = rng(seed);
         let a = gaussian_matrix(&mut r, m, n);
         let b = gaussian_matrix(&mut r, m, k);
@@ -431,6 +431,31 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     assert!((&hv - &h * &v).amax() <= 1e-11 * hv.amax());
     let hv = ls.hessian_vec(&x, &v).unwrap();
     assert!((&hv - ls.hessian_matrix(&x).unwrap() * &v).amax() <= 1e-11 * hv.amax());
+    // least squares with 3 and 7 right-hand sides (row by row; class tiles), split like the
+    // others: ‖AX − B‖² + λ‖X‖², 2Aᵀ(AX − B) + 2λX and 2Aᵀ(AV) + 2λV against plain products
+    for k in [3, 7] {
+        let bm = Matrix::from_fn(1000, k, |i, c| ((i * 3 + c * 5) % 17) as f64 - 8.0);
+        let lsk = LeastSquares::multi(a.clone(), bm.clone(), 0.3).unwrap();
+        let xk = gaussian_vector(&mut r, 600 * k) * 0.1;
+        let (f, g) = lsk.cost_and_gradient(&xk).unwrap();
+        assert_eq!(lsk.value(&xk).unwrap(), f, "k = {k}");
+        let xm = Matrix::from_column_slice(600, k, xk.as_slice());
+        let res = &a * &xm - &bm;
+        let f_direct = res.norm_squared() + 0.3 * xk.norm_squared();
+        assert!((f - f_direct).abs() <= 1e-12 * f_direct, "k = {k}");
+        let g_direct = (a.transpose() * &res) * 2.0 + &xm * 0.6;
+        let g_direct = Vector::from_column_slice(g_direct.as_slice());
+        assert!((&g - &g_direct).amax() <= 1e-12 * g_direct.amax(), "k = {k}");
+        let vk = gaussian_vector(&mut r, 600 * k);
+        let vm = Matrix::from_column_slice(600, k, vk.as_slice());
+        let hv_direct = (a.transpose() * (&a * &vm)) * 2.0 + &vm * 0.6;
+        let hv_direct = Vector::from_column_slice(hv_direct.as_slice());
+        let hv = lsk.hessian_vec(&xk, &vk).unwrap();
+        assert!(
+            (&hv - &hv_direct).amax() <= 1e-12 * hv_direct.amax(),
+            "Hv, k = {k}"
+        );
+    }
     // log-sum-exp, each half with its own max shift: the largest score in the second half,
     // by far, so the first half's terms are rescaled by e^(−300) when the halves merge
     let mut b = b * 3.0;

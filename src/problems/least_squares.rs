@@ -2,11 +2,12 @@ use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x,
     repeat_diagonal_block, ridge_value, Objective,
 };
+use crate::class_kernels::{ClassPass, Scores};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpy, axpys_block, dot, dots_block, fused_rows, row_blocks, rows, rows_block, rows_range,
-    weighted_gram_vec, ROW_BLOCK,
+    axpy, axpys_block, dots_block, fused_rows, row_blocks, rows_block, rows_range, weighted_gram_vec,
+    ROW_BLOCK,
 };
 use crate::{Matrix, Vector};
 
@@ -22,7 +23,9 @@ use crate::{Matrix, Vector};
 /// row ‖Ax − b‖²; the matrix row ‖AX − B‖_F² → 2Aᵀ(AX − B)); λ > 0 is ridge regression.
 ///
 /// A is stored row-contiguous (as Aᵀ), so the fused cost-and-gradient reads each row aᵢ once:
-/// rᵢ = aᵢᵀX − bᵢ, f += ‖rᵢ‖², ∇f += 2aᵢrᵢᵀ, one pass over the data.
+/// rᵢ = aᵢᵀX − bᵢ, f += ‖rᵢ‖², ∇f += 2aᵢrᵢᵀ, one pass over the data. With k > 1 the k
+/// residuals of a block of rows and its rank update go through the register tiles of
+/// `crate::class_kernels` (as softmax regression's scores and gradient do).
 ///
 /// With [`LeastSquares::with_intercept`], A's last column is all ones and the last row of X
 /// (each target's intercept) is not penalized: λ‖X‖_F² then sums over the other rows.
@@ -36,6 +39,8 @@ pub struct LeastSquares {
     spare: std::sync::Mutex<Vec<f64>>,
     /// Packing buffers for the Hessian.
     gram: std::sync::Mutex<GramScratch>,
+    /// The buffers of the pass over A with k > 1.
+    classes: std::sync::Mutex<ClassPass>,
 }
 
 impl LeastSquares {
@@ -71,6 +76,7 @@ impl LeastSquares {
             intercept: false,
             spare: std::sync::Mutex::new(Vec::new()),
             gram: std::sync::Mutex::new(GramScratch::default()),
+            classes: std::sync::Mutex::new(ClassPass::default()),
         })
     }
 
@@ -174,41 +180,50 @@ impl LeastSquares {
 
     /// ‖AX − B‖_F² without the ridge term, by the evaluation's own pass.
     pub(super) fn residual_value(&self, x: &Vector) -> f64 {
-        fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
-            self.pass(x, lo, hi, g)
+        self.fused(x, None)
+    }
+
+    /// Σᵢ ‖aᵢᵀX − bᵢ‖² and, with `g` (zeroed by the caller), g += 2Σᵢ aᵢ(aᵢᵀX − bᵢ)ᵀ: one
+    /// pass over A, split over two threads on large data.
+    fn fused(&self, x: &Vector, g: Option<&mut [f64]>) -> f64 {
+        let k = self.k();
+        if k == 1 {
+            let g = g.unwrap_or(&mut []);
+            return fused_rows(&self.at, g, &self.spare, |lo, hi, g| self.pass(x, lo, hi, g));
+        }
+        let b = &self.b;
+        let mut classes = super::lock(&self.classes);
+        classes.run(&self.at, x.as_slice(), k, Scores::fastest(k), g, |lo, hi, z| {
+            let mut f = 0.0;
+            for (i, zi) in (lo..hi).zip(z.chunks_exact_mut(k)) {
+                for (c, zc) in zi.iter_mut().enumerate() {
+                    let r = *zc - b[(i, c)];
+                    f += r * r;
+                    *zc = 2.0 * r;
+                }
+            }
+            f
         })
     }
 }
 
 impl LeastSquares {
-    /// Rows lo..hi: returns Σᵢ ‖aᵢᵀX − bᵢ‖² and, unless `g` is empty, adds 2Σᵢ aᵢ(aᵢᵀX − bᵢ)
-    /// to it. One right-hand side goes in L1-sized blocks of rows, four rows at a time.
+    /// Rows lo..hi with one right-hand side: returns Σᵢ (aᵢᵀx − bᵢ)² and, unless `g` is empty,
+    /// adds 2Σᵢ aᵢ(aᵢᵀx − bᵢ) to it; in L1-sized blocks of rows, four rows at a time.
     fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64]) -> f64 {
-        let (n, at, b) = (self.n(), &self.at, &self.b);
+        let (n, at) = (self.n(), &self.at);
+        let (b, mut z) = (self.b.as_slice(), [0.0; ROW_BLOCK]);
         let mut f = 0.0;
-        if self.k() == 1 {
-            let (b, mut z) = (b.as_slice(), [0.0; ROW_BLOCK]);
-            for (start, end) in row_blocks(n, lo, hi) {
-                let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
-                dots_block(block, n, x.as_slice(), z);
-                for (zi, bi) in z.iter_mut().zip(&b[start..end]) {
-                    let r = *zi - bi;
-                    f += r * r;
-                    *zi = 2.0 * r;
-                }
-                if !g.is_empty() {
-                    axpys_block(block, n, z, g);
-                }
-            }
-            return f;
-        }
-        for (i, ai) in (lo..hi).zip(rows_range(at, lo, hi)) {
-            for (c, xc) in x.as_slice().chunks_exact(n).enumerate() {
-                let r = dot(ai, xc) - b[(i, c)];
+        for (start, end) in row_blocks(n, lo, hi) {
+            let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
+            dots_block(block, n, x.as_slice(), z);
+            for (zi, bi) in z.iter_mut().zip(&b[start..end]) {
+                let r = *zi - bi;
                 f += r * r;
-                if !g.is_empty() {
-                    axpy(2.0 * r, ai, &mut g[c * n..(c + 1) * n]);
-                }
+                *zi = 2.0 * r;
+            }
+            if !g.is_empty() {
+                axpys_block(block, n, z, g);
             }
         }
         f
@@ -232,9 +247,7 @@ impl Objective for LeastSquares {
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         g.fill(0.0);
-        let f = fused_rows(&self.at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
-            self.pass(x, lo, hi, g)
-        });
+        let f = self.fused(x, Some(g.as_mut_slice()));
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -261,22 +274,26 @@ impl Objective for LeastSquares {
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
-        let n = self.n();
+        let k = self.k();
         out.fill(0.0);
-        if self.k() == 1 {
+        if k == 1 {
             weighted_gram_vec(&self.at, |_| 2.0, v.as_slice(), out.as_mut_slice(), &self.spare);
             add_ridge_gradient(out, v, self.lambda, self.penalized());
             return Ok(());
         }
-        for ai in rows(&self.at) {
-            for (vc, oc) in v
-                .as_slice()
-                .chunks_exact(n)
-                .zip(out.as_mut_slice().chunks_exact_mut(n))
-            {
-                axpy(2.0 * dot(ai, vc), ai, oc);
-            }
-        }
+        // the same pass as the gradient with coefficients 2AV: out = 2Aᵀ(AV)
+        let mut classes = super::lock(&self.classes);
+        classes.run(
+            &self.at,
+            v.as_slice(),
+            k,
+            Scores::fastest(k),
+            Some(out.as_mut_slice()),
+            |_, _, u| {
+                u.iter_mut().for_each(|uc| *uc *= 2.0);
+                0.0
+            },
+        );
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }

@@ -4,10 +4,9 @@ use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
     Objective,
 };
-use crate::class_kernels::{class_gradient, class_scores, deinterleave, interleave, padded};
+use crate::class_kernels::{ClassPass, Scores};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{scores_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
 use crate::vmath::softmax_rows;
 use crate::{Matrix, Vector};
 
@@ -53,12 +52,8 @@ pub struct Softmax {
 
 #[derive(Debug, Default)]
 struct Scratch {
-    /// W (or V, for a Hessian-vector product) class-interleaved: n×kp (see `class_kernels`).
-    wt: Vec<f64>,
-    /// Two n×kp gradient accumulators, one per thread, interleaved like `wt`.
-    gt: Vec<f64>,
-    /// Two blocks of `ROW_BLOCK`×k scores, one per thread.
-    z: Vec<f64>,
+    /// The buffers of the pass over A.
+    pass: ClassPass,
     /// k×m probabilities at `at_x` (row i's in column i), for the Hessian and Hessian-vector
     /// products.
     p: Matrix,
@@ -68,9 +63,6 @@ struct Scratch {
     gram_blocks: Vec<Block>,
     gram: GramScratch,
 }
-
-/// Entries (128 bytes) between the two threads' halves of a scratch buffer.
-const GAP: usize = 16;
 
 impl Softmax {
     /// A is m×n (last column the ones of the intercept when `intercept`), y has m labels in
@@ -134,37 +126,9 @@ impl Softmax {
         move |j| !(intercept && j % n == n - 1)
     }
 
-    /// Whether the scores go row by row (`kernels::scores_block`, k accumulators over each
-    /// row, W read as vec(W)) rather than by the class-interleaved tiles of `class_kernels`.
-    /// Measured on one core at 20000 × 50, scores of all rows: k = 2: 256 µs row by row
-    /// against 381 by tiles (which fill 2 of 4 lanes); k = 3: 322 against 387; k = 4: 408
-    /// against 333; k = 5: 497 against 501 (and 21 against 30 µs at 2000 × 20); k = 6: 841
-    /// against 495; k = 10: 1349 against 661.
-    fn rowwise(&self) -> bool {
-        matches!(self.k, 2 | 3 | 5)
-    }
-
-    /// z ← the scores of rows lo..hi (row r's k at z[r·k..]): W is `w` = vec(W), or `wt`
-    /// interleaved, whichever [`Self::rowwise`] reads.
-    fn scores(&self, lo: usize, hi: usize, w: &[f64], wt: &[f64], z: &mut [f64]) {
-        if self.rowwise() {
-            scores_block(self.block(lo, hi), self.n(), w, self.k, z);
-        } else {
-            class_scores(self.block(lo, hi), self.n(), wt, self.k, z);
-        }
-    }
-
-    /// s.wt ← W interleaved, if the scores read it that way.
-    fn prepare(&self, w: &[f64], s: &mut Scratch) {
-        if !self.rowwise() {
-            interleave(w, self.n(), self.k, &mut s.wt);
-        }
-    }
-
-    /// Rows lo..hi of A, contiguous.
-    fn block(&self, lo: usize, hi: usize) -> &[f64] {
-        let n = self.n();
-        &self.at.as_slice()[lo * n..hi * n]
+    /// How the scores are computed: row by row or by class tiles, whichever is faster for k.
+    fn how(&self) -> Scores {
+        Scores::fastest(self.k)
     }
 
     /// s.p ← the k×m probabilities at x (row i's in column i), unless it already holds them
@@ -177,88 +141,11 @@ impl Softmax {
         if s.p.shape() != (k, m) {
             s.p = Matrix::zeros(k, m);
         }
-        self.prepare(x.as_slice(), s);
         let p = s.p.as_mut_slice();
-        for lo in (0..m).step_by(ROW_BLOCK) {
-            let hi = (lo + ROW_BLOCK).min(m);
-            self.scores(lo, hi, x.as_slice(), &s.wt, &mut p[lo * k..hi * k]);
-        }
+        s.pass.scores_all(&self.at, x.as_slice(), k, self.how(), p);
         softmax_rows(p, k, &self.y);
         s.at_x.clear();
         s.at_x.extend_from_slice(x.as_slice());
-    }
-
-    /// One pass over A with W = `w` (vec order): for each block of rows lo..hi, z ← the
-    /// block's scores (row r's k at z[r·k..]), then `then(lo, hi, z)` returns the block's part
-    /// of the result and leaves in z the coefficients d of its rows; with `grad`, also
-    /// g ← Σᵢ aᵢdᵢᵀ (in vec order) over all rows. On large data the rows are split between two
-    /// threads at the same point whether or not the gradient is wanted, so a cost computed
-    /// alone and one computed with its gradient agree to the last bit.
-    fn pass(
-        &self,
-        w: &[f64],
-        s: &mut Scratch,
-        grad: Option<&mut [f64]>,
-        then: impl Fn(usize, usize, &mut [f64]) -> f64 + Sync,
-    ) -> f64 {
-        let (n, m, k) = (self.n(), self.m(), self.k);
-        let nkp = n * padded(k);
-        let want_grad = grad.is_some();
-        // each buffer holds one half per thread with GAP entries between them, so the two
-        // threads never write to the same cache line (measured: without the gap, two threads
-        // took 540 µs at 20000 × 50 × 2 against 426 with separate buffers)
-        if want_grad && s.gt.len() != 2 * nkp + GAP {
-            s.gt.clear();
-            s.gt.resize(2 * nkp + GAP, 0.0);
-        }
-        if s.z.len() != 2 * ROW_BLOCK * k + GAP {
-            s.z.clear();
-            s.z.resize(2 * ROW_BLOCK * k + GAP, 0.0);
-        }
-        self.prepare(w, s);
-        let wt = &s.wt[..];
-        let run = |lo: usize, hi: usize, z: &mut [f64], mut gt: Option<&mut [f64]>| -> f64 {
-            if let Some(gt) = gt.as_deref_mut() {
-                gt.fill(0.0);
-            }
-            let mut f = 0.0;
-            for start in (lo..hi).step_by(ROW_BLOCK) {
-                let end = (start + ROW_BLOCK).min(hi);
-                let zb = &mut z[..(end - start) * k];
-                self.scores(start, end, w, wt, zb);
-                f += then(start, end, zb);
-                if let Some(gt) = gt.as_deref_mut() {
-                    class_gradient(self.block(start, end), n, zb, k, gt);
-                }
-            }
-            f
-        };
-        let (z1, z2) = s.z.split_at_mut(ROW_BLOCK * k + GAP);
-        let (gt1, gt2) = match want_grad {
-            true => s.gt.split_at_mut(nkp + GAP),
-            false => (&mut [][..], &mut [][..]),
-        };
-        let keep = gt1.len().min(nkp);
-        let gt1 = &mut gt1[..keep];
-        let split = self.at.len() * k >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2;
-        if split {
-            let mid = split_point(m);
-            let (g1, g2) = match want_grad {
-                true => (Some(&mut *gt1), Some(&mut *gt2)),
-                false => (None, None),
-            };
-            let (f1, f2) = rayon::join(|| run(0, mid, z1, g1), || run(mid, m, z2, g2));
-            if let Some(g) = grad {
-                deinterleave(&[gt1, gt2], n, k, g);
-            }
-            f1 + f2
-        } else {
-            let f = run(0, m, z1, want_grad.then_some(&mut *gt1));
-            if let Some(g) = grad {
-                deinterleave(&[gt1], n, k, g);
-            }
-            f
-        }
     }
 }
 
@@ -271,9 +158,11 @@ impl Objective for Softmax {
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
         let s = &mut *super::lock(&self.scratch);
-        let f = self.pass(x.as_slice(), s, None, |lo, hi, z| {
-            softmax_rows(z, self.k, &self.y[lo..hi])
-        });
+        let f = s
+            .pass
+            .run(&self.at, x.as_slice(), self.k, self.how(), None, |lo, hi, z| {
+                softmax_rows(z, self.k, &self.y[lo..hi])
+            });
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
@@ -282,14 +171,21 @@ impl Objective for Softmax {
         check_out(self.dim(), x, g)?;
         let k = self.k;
         let s = &mut *super::lock(&self.scratch);
-        let f = self.pass(x.as_slice(), s, Some(g.as_mut_slice()), |lo, hi, z| {
-            let y = &self.y[lo..hi];
-            let f = softmax_rows(z, k, y);
-            for (pi, &yi) in z.chunks_exact_mut(k).zip(y) {
-                pi[yi] -= 1.0;
-            }
-            f
-        });
+        let f = s.pass.run(
+            &self.at,
+            x.as_slice(),
+            k,
+            self.how(),
+            Some(g.as_mut_slice()),
+            |lo, hi, z| {
+                let y = &self.y[lo..hi];
+                let f = softmax_rows(z, k, y);
+                for (pi, &yi) in z.chunks_exact_mut(k).zip(y) {
+                    pi[yi] -= 1.0;
+                }
+                f
+            },
+        );
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -343,17 +239,23 @@ impl Objective for Softmax {
         let k = self.k;
         let s = &mut *super::lock(&self.scratch);
         self.probabilities(x, s);
-        let p = std::mem::take(&mut s.p);
-        self.pass(v.as_slice(), s, Some(out.as_mut_slice()), |lo, _, u| {
-            for (ui, pi) in u.chunks_exact_mut(k).zip(p.as_slice()[lo * k..].chunks_exact(k)) {
-                let pu: f64 = ui.iter().zip(pi).map(|(uc, pc)| uc * pc).sum();
-                for (uc, pc) in ui.iter_mut().zip(pi) {
-                    *uc = pc * (*uc - pu);
+        let Scratch { p, pass, .. } = s;
+        pass.run(
+            &self.at,
+            v.as_slice(),
+            k,
+            self.how(),
+            Some(out.as_mut_slice()),
+            |lo, _, u| {
+                for (ui, pi) in u.chunks_exact_mut(k).zip(p.as_slice()[lo * k..].chunks_exact(k)) {
+                    let pu: f64 = ui.iter().zip(pi).map(|(uc, pc)| uc * pc).sum();
+                    for (uc, pc) in ui.iter_mut().zip(pi) {
+                        *uc = pc * (*uc - pu);
+                    }
                 }
-            }
-            0.0
-        });
-        s.p = p;
+                0.0
+            },
+        );
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
