@@ -1,14 +1,18 @@
-//! Kernels for the k scores of a row and the k gradient columns it feeds (softmax regression),
-//! register-blocked over rows and classes, for any k.
+//! Kernels for the k scores of a row and the rank update they feed (softmax regression's
+//! scores and gradient Aᵀ(P − Y); least squares' AX − B and 2Aᵀ(AX − B) with k right-hand
+//! sides), register-blocked over rows and classes, for any k.
 //!
 //! W (n×k) is read in its class-interleaved layout `wt`: row j holds w₀[j], …, w_{k−1}[j],
 //! zero-padded to kp = 4⌈k/4⌉ lanes, so one AVX2 load brings four classes' weights of one
-//! feature. A tile of 4 rows × up to 12 classes keeps its 12 accumulators in registers: per
-//! feature j, three loads of W, four broadcasts of a_r[j] and twelve fused multiply-adds, with
-//! no horizontal sums. The gradient G = Σ_r a_r d_rᵀ accumulates in the same layout `gt`
-//! (n×kp), a 4×12 tile of coefficients d held in registers while G's row j is loaded, updated
-//! four times and stored. Both kernels are what a GEMM micro-kernel does, sized for k ≤ 12 at a
-//! time and without packing, so nothing is allocated.
+//! feature. A score tile of 3 rows × 12 classes (or 4 × 8, 4 × 4) keeps its accumulators in
+//! registers: per feature j, three loads of W, three broadcasts of a_r[j] and nine fused
+//! multiply-adds, with no horizontal sums. The rank update G += Σ_r a_r d_rᵀ accumulates in
+//! the same layout `gt` (n×kp), by tiles of 3 features × 12 classes (or 4 × 8, 8 × 4) summed
+//! over 12 rows in registers and then added to G once: the micro-kernel of the product AᵀD
+//! with the rows as its inner dimension. Both are what a GEMM micro-kernel does, without the
+//! packing, so nothing is allocated; measured on one core at 20000 × 50 × 10 they run at about
+//! 90% of the core's multiply-add peak (scores 660 µs, rank update 740 µs, against 610 µs for
+//! the 3·10⁶ cycles each needs at 2.45 GHz).
 
 use crate::kernels::{rows_block, scores_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
 use crate::Matrix;
@@ -239,21 +243,18 @@ fn gradient_portable(block: &[f64], n: usize, d: &[f64], k: usize, gt: &mut [f64
 }
 
 /// The tiles of a block: classes twelve lanes at a time (then the four or eight left), and
-/// for each group of classes the rows three at a time for twelve lanes, four for eight, eight
-/// for four (so that a tile has 8 to 12 independent accumulators, enough to hide the latency
-/// of a multiply-add, and they, the weights and a broadcast fit the sixteen AVX2 registers),
-/// then one at a time. Calls `tile(r0, rows, c0, vectors)`.
+/// for each group of classes the rows three at a time for twelve lanes, four for fewer (so a
+/// tile's accumulators, weights and broadcast fit the sixteen AVX2 registers), then one at a
+/// time. (Eight rows for four lanes, for more independent accumulators, measured slower at
+/// 20000 × 50 × 2: 568 against 387 µs, eight rows read side by side.) Calls
+/// `tile(r0, rows, c0, vectors)`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn tiles(rows: usize, kp: usize, mut tile: impl FnMut(usize, usize, usize, usize)) {
     let mut c0 = 0;
     while c0 < kp {
         let v = ((kp - c0) / 4).min(3);
-        let tall = match v {
-            3 => 3,
-            2 => 4,
-            _ => 4,
-        };
+        let tall = if v == 3 { 3 } else { 4 };
         let mut r0 = 0;
         while r0 < rows {
             let height = if rows - r0 >= tall { tall } else { 1 };
