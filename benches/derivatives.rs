@@ -3,7 +3,9 @@
 //!
 //! `cargo bench --bench derivatives` (full), `cargo bench --bench derivatives -- --quick`
 //! (short), or a filter such as `cargo bench --bench derivatives -- logistic`.
-//! `python3 benches/crossover.py` turns the results into BENCHMARKS.md.
+//! `python3 benches/crossover.py` turns the results into BENCHMARKS.md. The stream reads here
+//! are timed seconds away from the passes they are compared with; `benches/floor.rs` times the
+//! two in alternation, for a ratio a noisy machine does not skew.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gradfit::problems::{LeastSquares, LogSumExp, Logistic, Objective, Softmax};

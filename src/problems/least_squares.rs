@@ -6,8 +6,7 @@ use crate::class_kernels::{ClassPass, Scores};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpy, axpys_block, dots_block, fused_rows, row_blocks, rows_block, rows_range, weighted_gram_vec,
-    ROW_BLOCK,
+    axpy, axpys_block, fused_rows, pipelined_rows, row_blocks, rows_block, rows_range, weighted_gram_vec,
 };
 use crate::{Matrix, Vector};
 
@@ -115,6 +114,12 @@ impl LeastSquares {
         move |j| !(intercept && j % n == n - 1)
     }
 
+    /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
+    /// over the data reads. For benchmarks that compare a pass with a plain read of it.
+    pub fn stored_rows(&self) -> &[f64] {
+        self.at.as_slice()
+    }
+
     /// The design matrix A (a copy: it is stored transposed, row-contiguous).
     pub fn a(&self) -> Matrix {
         self.at.transpose()
@@ -212,20 +217,16 @@ impl LeastSquares {
     /// adds 2Σᵢ aᵢ(aᵢᵀx − bᵢ) to it; in L1-sized blocks of rows, four rows at a time.
     fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64]) -> f64 {
         let (n, at) = (self.n(), &self.at);
-        let (b, mut z) = (self.b.as_slice(), [0.0; ROW_BLOCK]);
+        let b = self.b.as_slice();
         let mut f = 0.0;
-        for (start, end) in row_blocks(n, lo, hi) {
-            let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
-            dots_block(block, n, x.as_slice(), z);
-            for (zi, bi) in z.iter_mut().zip(&b[start..end]) {
+        let _ = n;
+        pipelined_rows(at, lo, hi, x.as_slice(), g, |start, z, _| {
+            for (zi, bi) in z.iter_mut().zip(&b[start..]) {
                 let r = *zi - bi;
                 f += r * r;
                 *zi = 2.0 * r;
             }
-            if !g.is_empty() {
-                axpys_block(block, n, z, g);
-            }
-        }
+        });
         f
     }
 }

@@ -3,9 +3,7 @@ use std::sync::Mutex;
 use super::{check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
-use crate::kernels::{
-    axpy, axpys_block, dot, dots_block, row_blocks, rows, rows_block, split_rows, ROW_BLOCK,
-};
+use crate::kernels::{axpy, dot, pipelined_rows, rows, split_rows};
 use crate::vmath::exp_in_place;
 use crate::{Matrix, Vector};
 
@@ -69,18 +67,22 @@ impl LogSumExp {
         })
     }
 
+    /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
+    /// over the data reads. For benchmarks that compare a pass with a plain read of it.
+    pub fn stored_rows(&self) -> &[f64] {
+        self.at.as_slice()
+    }
+
     /// Over rows lo..hi, with zᵢ = aᵢᵀx + bᵢ: returns (M, S) with M = max zᵢ and
     /// S = Σ e^(zᵢ − M), and adds Σ e^(zᵢ − M)aᵢ to g when given. Rows go in blocks: each
     /// block's scores, a rescale of S and g by e^(M_old − M) only when the block raises the
     /// maximum, then the block's exponentials in one vectorized call.
-    fn shifted_sum(&self, x: &Vector, lo: usize, hi: usize, mut g: Option<&mut [f64]>) -> (f64, f64) {
+    fn shifted_sum(&self, x: &Vector, lo: usize, hi: usize, g: Option<&mut [f64]>) -> (f64, f64) {
         let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
-        let mut z = [0.0; ROW_BLOCK];
-        for (start, end) in row_blocks(self.dim(), lo, hi) {
-            let z = &mut z[..end - start];
-            let block = rows_block(&self.at, start, end);
-            dots_block(block, self.dim(), x.as_slice(), z);
-            for (zi, bi) in z.iter_mut().zip(&self.b.as_slice()[start..end]) {
+        let b = self.b.as_slice();
+        let g = g.unwrap_or_default();
+        pipelined_rows(&self.at, lo, hi, x.as_slice(), g, |start, z, g| {
+            for (zi, bi) in z.iter_mut().zip(&b[start..]) {
                 *zi += bi;
             }
             // max ignores NaN; a NaN zᵢ still reaches S through its exponential
@@ -88,9 +90,7 @@ impl LogSumExp {
             if block_max > m {
                 let scale = shift_factor(m, block_max);
                 s *= scale;
-                if let Some(g) = g.as_deref_mut() {
-                    g.iter_mut().for_each(|gi| *gi *= scale);
-                }
+                g.iter_mut().for_each(|gi| *gi *= scale);
                 m = block_max;
             }
             // (a select, not zᵢ − m: with m = +∞ the row holding it contributes e⁰ = 1, the
@@ -99,10 +99,7 @@ impl LogSumExp {
                 .for_each(|zi| *zi = if *zi == m { 0.0 } else { *zi - m });
             exp_in_place(z);
             s += z.iter().sum::<f64>();
-            if let Some(g) = g.as_deref_mut() {
-                axpys_block(block, self.dim(), z, g);
-            }
-        }
+        });
         (m, s)
     }
 

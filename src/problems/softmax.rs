@@ -107,6 +107,12 @@ impl Softmax {
         })
     }
 
+    /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
+    /// over the data reads. For benchmarks that compare a pass with a plain read of it.
+    pub fn stored_rows(&self) -> &[f64] {
+        self.at.as_slice()
+    }
+
     /// The number of classes k.
     pub fn classes(&self) -> usize {
         self.k

@@ -1,0 +1,221 @@
+//! The fused cost-and-gradient against the memory floor, measured in alternation.
+//!
+//! criterion times the stream read and the fused pass seconds apart, and on a shared machine
+//! the floor moves in between: a 32 MB matrix fits this machine's L3 only while its other
+//! tenants leave room, and the two-thread stream read of 20000 × 200 has measured anywhere from
+//! 350 to 684 µs between two benchmark runs. This bench instead times one stream read and one
+//! fused pass back to back, in alternating order (stream first on even rounds, fused first on odd
+//! ones), many times, and reports the distribution of the per-pair ratio fused / stream. Whatever
+//! the neighbours do to the cache and the memory bus, they do to both halves of a pair.
+//!
+//! `cargo bench --bench floor` (full), `cargo bench --bench floor -- --quick` (fewer rounds), or
+//! a filter such as `cargo bench --bench floor -- logistic`. Each case runs twice: on rayon's
+//! global pool (two threads here, gradfit's default on this data) and on a one-thread pool; the
+//! stream read is split the same way as the fused pass. Results are printed and written to target/criterion/gradfit-floor.jsonl (replaced on each full or filtered
+//! run), which `python3 benches/crossover.py` puts into BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::Instant;
+
+use gradfit::problems::{LeastSquares, LogSumExp, Logistic, Objective, Softmax};
+use gradfit::{Matrix, Vector};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+fn gaussian(r: &mut impl Rng, m: usize, n: usize) -> Matrix {
+    Matrix::from_fn(m, n, |_, _| r.sample::<f64, _>(StandardNormal))
+}
+
+/// One pass over `a` with eight accumulators.
+fn stream_slice(a: &[f64]) -> f64 {
+    let mut acc = [0.0; 8];
+    let chunks = a.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    acc.iter().sum::<f64>() + rest
+}
+
+/// The read split in two halves as gradfit's fused passes split their rows: between two threads
+/// when rayon has two, on the calling thread otherwise.
+fn stream(a: &[f64]) -> f64 {
+    let (first, second) = a.split_at(a.len() / 2);
+    let (x, y) = rayon::join(|| stream_slice(first), || stream_slice(second));
+    x + y
+}
+
+fn seconds(f: &mut impl FnMut()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+/// Quantile `q` of sorted data, by linear interpolation.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+struct Outcome {
+    ratios: Vec<f64>,
+    stream: Vec<f64>,
+    fused: Vec<f64>,
+}
+
+fn pairs<P: Objective>(p: &P, a: &[f64], rounds: usize) -> Outcome {
+    let mut r = rand::rngs::StdRng::seed_from_u64(7);
+    let x = Vector::from_fn(p.dim(), |_, _| 0.1 * r.sample::<f64, _>(StandardNormal));
+    let mut g = Vector::zeros(p.dim());
+    let mut fused = || {
+        black_box(p.value_and_gradient_into(black_box(&x), &mut g).ok());
+    };
+    let mut read = || {
+        black_box(stream(black_box(a)));
+    };
+    // Warm up: page in A and the buffers, start rayon's threads.
+    for _ in 0..3 {
+        fused();
+        read();
+    }
+    let mut out = Outcome {
+        ratios: Vec::with_capacity(rounds),
+        stream: Vec::with_capacity(rounds),
+        fused: Vec::with_capacity(rounds),
+    };
+    for round in 0..rounds {
+        let (s, f) = if round % 2 == 0 {
+            let s = seconds(&mut read);
+            (s, seconds(&mut fused))
+        } else {
+            let f = seconds(&mut fused);
+            (seconds(&mut read), f)
+        };
+        out.ratios.push(f / s);
+        out.stream.push(s);
+        out.fused.push(f);
+    }
+    for v in [&mut out.ratios, &mut out.stream, &mut out.fused] {
+        v.sort_by(f64::total_cmp);
+    }
+    out
+}
+
+struct Bench {
+    rounds: usize,
+    filter: Vec<String>,
+    lines: Vec<String>,
+}
+
+impl Bench {
+    fn wanted(&self, name: &str) -> bool {
+        self.filter.is_empty() || self.filter.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    /// The case on two threads (rayon's global pool, as gradfit runs by default) and on one.
+    fn run<P: Objective + Sync>(&mut self, model: &str, m: usize, n: usize, p: &P, a: &[f64]) {
+        if !self.wanted(&format!("floor_{model}_{m}x{n}")) {
+            return;
+        }
+        self.run_on(model, m, n, p, a);
+        match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+            Ok(one) => one.install(|| self.run_on(model, m, n, p, a)),
+            Err(e) => eprintln!("no one-thread pool ({e}); the one-thread figures are left out"),
+        }
+    }
+
+    fn run_on<P: Objective>(&mut self, model: &str, m: usize, n: usize, p: &P, a: &[f64]) {
+        let threads = rayon::current_num_threads().min(2);
+        let name = format!(
+            "floor_{model}_{m}x{n}, {threads} thread{}",
+            if threads > 1 { "s" } else { "" }
+        );
+        // About a second per case: fewer rounds for bigger data.
+        let rounds = (self.rounds * 4_000_000 / (m * n).max(1)).clamp(40, self.rounds);
+        let o = pairs(p, a, rounds);
+        let (q1, med, q3) = (
+            quantile(&o.ratios, 0.25),
+            quantile(&o.ratios, 0.5),
+            quantile(&o.ratios, 0.75),
+        );
+        let (s_med, f_med) = (quantile(&o.stream, 0.5), quantile(&o.fused, 0.5));
+        let (s_lo, s_hi) = (o.stream[0], o.stream[o.stream.len() - 1]);
+        println!(
+            "{name:<42} {rounds:>4} pairs  fused/stream median {med:.3} (quartiles {q1:.3}–{q3:.3})  \
+             stream {:.1} µs (range {:.1}–{:.1})  fused {:.1} µs",
+            s_med * 1e6,
+            s_lo * 1e6,
+            s_hi * 1e6,
+            f_med * 1e6
+        );
+        self.lines.push(format!(
+            "{{\"model\":\"{model}\",\"m\":{m},\"n\":{n},\"threads\":{threads},\"pairs\":{rounds},\
+             \"ratio_q1\":{q1},\"ratio_median\":{med},\"ratio_q3\":{q3},\
+             \"stream_median\":{s_med},\"stream_min\":{s_lo},\"stream_max\":{s_hi},\
+             \"fused_median\":{f_med}}}"
+        ));
+    }
+}
+
+fn main() {
+    // cargo bench passes `--bench`; anything else not starting with "--" is a filter.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut bench = Bench {
+        rounds: if quick { 60 } else { 400 },
+        filter: args.into_iter().filter(|a| !a.starts_with("--")).collect(),
+        lines: Vec::new(),
+    };
+    let mut r = rand::rngs::StdRng::seed_from_u64(1);
+    for &(m, n) in &[(20_000, 50), (20_000, 200), (100_000, 200)] {
+        let a = gaussian(&mut r, m, n);
+        let b = Vector::from_fn(m, |_, _| r.sample::<f64, _>(StandardNormal));
+        let y = b.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
+        // One problem at a time, so that only its copy of A competes for the cache.
+        if let Ok(p) = LeastSquares::new(a.clone(), b.clone(), 0.0) {
+            bench.run("least-squares", m, n, &p, p.stored_rows());
+        }
+        if let Ok(p) = Logistic::new(a.clone(), y, 0.1, false) {
+            bench.run("logistic", m, n, &p, p.stored_rows());
+        }
+        if let Ok(p) = LogSumExp::new(a * (1.0 / (n as f64).sqrt()), b, 0.1) {
+            bench.run("log-sum-exp", m, n, &p, p.stored_rows());
+        }
+    }
+    for &(m, n) in &[(20_000, 50), (100_000, 50)] {
+        let k = 10;
+        let a = gaussian(&mut r, m, n);
+        let y: Vec<usize> = (0..m).map(|_| r.random_range(0..k)).collect();
+        if let Ok(p) = Softmax::new(a, y, k, 0.1, false) {
+            bench.run("softmax10", m, n, &p, p.stored_rows());
+        }
+    }
+    if bench.lines.is_empty() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("gradfit-floor.jsonl");
+    // Keep the other cases' lines from an earlier run when this one was filtered.
+    let mut kept: Vec<String> = std::fs::read_to_string(&path)
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let key = |l: &str| {
+        l.split(",\"pairs\"")
+            .next()
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let fresh: Vec<String> = bench.lines.iter().map(|l| key(l)).collect();
+    kept.retain(|l| !fresh.contains(&key(l)));
+    kept.extend(bench.lines);
+    if let Ok(mut f) = std::fs::File::create(&path) {
+        for l in kept {
+            let _ = writeln!(f, "{l}");
+        }
+    }
+}
