@@ -365,6 +365,112 @@ fn compare_writes_a_plot_and_a_row_per_solver() {
 }
 
 #[test]
+fn compare_starts_every_solver_at_x0_and_repeats() {
+    // the least-squares optimum by nalgebra's SVD, written as --x0: every solver starts there,
+    // stops at once, and reports the optimum's cost
+    let file = "problems/diabetes.csv";
+    let (header, rows) = plain_csv(file);
+    let n = header.len() - 1;
+    let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
+    let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
+    let x_star = a.clone().svd(true, true).solve(&b, 1e-14).unwrap();
+    let best = (&a * &x_star - &b).norm_squared();
+    let dir = tempfile::tempdir().unwrap();
+    let x0 = dir.path().join("x0.csv");
+    let values: Vec<String> = x_star.iter().map(|v| format!("{v:e}")).collect();
+    std::fs::write(&x0, format!("x\n{}\n", values.join("\n"))).unwrap();
+    let base = [
+        "compare",
+        file,
+        "--model",
+        "least-squares",
+        "--intercept",
+        "--solvers",
+        "gd,newton,lbfgs,newton-cg",
+        "--x0",
+        x0.to_str().unwrap(),
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--repeat", "2", "--time-limit", "60", "--format", "json"]);
+    let o = gradfit(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v = json(&o);
+    let reports = v.as_array().unwrap();
+    assert_eq!(reports.len(), 4);
+    for r in reports {
+        assert_eq!(r["status"], "converged", "{r}");
+        assert!(r["iterations"].as_u64().unwrap() <= 1, "{r}");
+        assert_eq!(r["repeats"], 2);
+        let cost = r["cost"].as_f64().unwrap();
+        assert!((cost - best).abs() <= 1e-9 * best, "{cost} vs {best}");
+    }
+    // the table says the times are a best of N
+    let mut args = base.to_vec();
+    args.extend(["--repeat", "2"]);
+    let o = gradfit(&args);
+    assert!(stdout(&o).contains("fastest of 2 runs"), "{}", stdout(&o));
+    // an --x0 of the wrong length names the file and the parameters
+    std::fs::write(&x0, "x\n1\n2\n").unwrap();
+    let o = gradfit(&base);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("x0.csv") && stderr(&o).contains("--x0 has 2 values, the model has 11"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn gram_auto_says_when_it_solves_on_the_rows() {
+    // c = a + b exactly: AᵀA is singular, so --gram auto cannot factor it and must say that it
+    // solved on the rows; y = 1 + 2a − b fits exactly, so the optimum's cost is 0
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dependent.csv");
+    let mut text = String::from("a,b,c,y\n");
+    for i in 0..40 {
+        let (x, z) = (f64::from(i % 7) - 3.0, f64::from((i * 5) % 11) - 5.0);
+        text += &format!("{x},{z},{},{}\n", x + z, 1.0 + 2.0 * x - z);
+    }
+    std::fs::write(&data, text).unwrap();
+    let path = data.to_str().unwrap();
+    let o = gradfit(&[
+        "solve",
+        path,
+        "--model",
+        "least-squares",
+        "--intercept",
+        "--tol",
+        "1e-10",
+        "--format",
+        "json",
+    ]);
+    let v = json(&o);
+    assert_eq!(v["status"], "converged", "{v}");
+    assert_eq!(v["least_squares_form"], "rows", "{v}");
+    assert!(v["cost"].as_f64().unwrap() < 1e-12, "{v}");
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("solved on the rows, not in the Gram form (--gram auto)") && message.contains("AᵀA"),
+        "{v}"
+    );
+    // compare prints the same detail under its table
+    let o = gradfit(&[
+        "compare",
+        path,
+        "--model",
+        "least-squares",
+        "--intercept",
+        "--solvers",
+        "lbfgs",
+    ]);
+    assert!(
+        stdout(&o).contains("lbfgs: solved on the rows, not in the Gram form"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
 fn not_converging_exits_with_two_and_still_reports() {
     let o = gradfit(&[
         "solve",

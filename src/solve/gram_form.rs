@@ -150,11 +150,17 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
     };
     let form = match built {
         Ok(form) => form,
-        Err(_) if mode == GramMode::Auto => {
-            // the rows after all; the failed factorization's time still counts
+        Err(e) if mode == GramMode::Auto => {
+            // the rows after all; the failed factorization's time still counts, and the report
+            // says why the Gram form was not used
             let (mut r, shift) = solve_monitored(rows, x0, &shorter, shift)?;
             delay_trace(&mut r, setup.as_secs_f64());
             r.seconds = start.elapsed().as_secs_f64();
+            let why = format!("solved on the rows, not in the Gram form (--gram auto): {e}");
+            r.message = Some(match r.message.take() {
+                Some(m) => format!("{m}; {why}"),
+                None => why,
+            });
             return Ok((r, shift.inner));
         }
         Err(e) => return Err(e),

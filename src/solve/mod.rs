@@ -340,7 +340,8 @@ pub struct Report {
     pub x: Vector,
     /// Newton iterations whose Hessian needed damping τI to be positive definite.
     pub damped_iterations: u64,
-    /// More detail on a stop that was not convergence.
+    /// More detail: why the run stopped when it did not converge, and how least squares' Gram
+    /// form went when it was not used throughout (not used, or finished on the rows).
     pub message: Option<String>,
     /// After a failed line search, the iteration limit or non-finite values: the gradient
     /// checked against the cost along random directions at `x`. A failed check means the
