@@ -15,6 +15,10 @@ use rand_distr::StandardNormal;
 use std::hint::black_box;
 use std::time::Duration;
 
+#[path = "common/stream.rs"]
+mod stream_read;
+use stream_read::{stream_halves, stream_slice};
+
 fn gaussian(r: &mut impl Rng, m: usize, n: usize, scale: f64) -> Matrix {
     Matrix::from_fn(m, n, |_, _| scale * r.sample::<f64, _>(StandardNormal))
 }
@@ -27,21 +31,7 @@ fn stream(a: &Matrix) -> f64 {
 /// The same read split between two threads, as gradfit's fused passes are on data of 2¹⁶
 /// entries or more: the floor for those.
 fn stream2(a: &Matrix) -> f64 {
-    let (first, second) = a.as_slice().split_at(a.len() / 2);
-    let (x, y) = rayon::join(|| stream_slice(first), || stream_slice(second));
-    x + y
-}
-
-fn stream_slice(a: &[f64]) -> f64 {
-    let mut acc = [0.0; 8];
-    let chunks = a.chunks_exact(8);
-    let rest: f64 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += c[k];
-        }
-    }
-    acc.iter().sum::<f64>() + rest
+    stream_halves(a.as_slice())
 }
 
 fn bench_problem<P: Objective>(

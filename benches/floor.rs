@@ -18,6 +18,10 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::Instant;
 
+#[path = "common/stream.rs"]
+mod stream_read;
+use stream_read::stream_halves;
+
 use gradfit::problems::{LeastSquares, LogSumExp, Logistic, Objective, Softmax};
 use gradfit::{Matrix, Vector};
 use rand::{Rng, SeedableRng};
@@ -25,27 +29,6 @@ use rand_distr::StandardNormal;
 
 fn gaussian(r: &mut impl Rng, m: usize, n: usize) -> Matrix {
     Matrix::from_fn(m, n, |_, _| r.sample::<f64, _>(StandardNormal))
-}
-
-/// One pass over `a` with eight accumulators.
-fn stream_slice(a: &[f64]) -> f64 {
-    let mut acc = [0.0; 8];
-    let chunks = a.chunks_exact(8);
-    let rest: f64 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += c[k];
-        }
-    }
-    acc.iter().sum::<f64>() + rest
-}
-
-/// The read split in two halves as gradfit's fused passes split their rows: between two threads
-/// when rayon has two, on the calling thread otherwise.
-fn stream(a: &[f64]) -> f64 {
-    let (first, second) = a.split_at(a.len() / 2);
-    let (x, y) = rayon::join(|| stream_slice(first), || stream_slice(second));
-    x + y
 }
 
 fn seconds(f: &mut impl FnMut()) -> f64 {
@@ -75,7 +58,7 @@ fn pairs<P: Objective>(p: &P, a: &[f64], rounds: usize) -> Outcome {
         black_box(p.value_and_gradient_into(black_box(&x), &mut g).ok());
     };
     let mut read = || {
-        black_box(stream(black_box(a)));
+        black_box(stream_halves(black_box(a)));
     };
     // Warm up: page in A and the buffers, start rayon's threads.
     for _ in 0..3 {
