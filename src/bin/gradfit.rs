@@ -126,13 +126,10 @@ enum Format {
     Json,
 }
 
+/// What `solve` and `compare` share: the stop rule, the start, the least-squares form and the
+/// repeats.
 #[derive(Args)]
-struct SolveArgs {
-    #[command(flatten)]
-    data: DataArgs,
-    /// gd, newton, lbfgs, newton-cg, bfgs, cg, trust-region or argmin-lbfgs.
-    #[arg(long, default_value = "lbfgs", value_parser = parse_method)]
-    solver: Method,
+struct RunArgs {
     /// Converged when ‖∇f‖ ≤ tol·max(1, ‖∇f(x₀)‖).
     #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
     tol: f64,
@@ -140,16 +137,81 @@ struct SolveArgs {
     #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
     max_iters: u64,
     /// Least squares: precompute AᵀA (factored once; each evaluation then costs O(n²)
-    /// instead of a pass over the rows). auto: when rows ≥ 2·features, features ≤ 512 and the
-    /// solver is not newton or trust-region. The answer is checked on the rows either way.
+    /// instead of a pass over the rows). auto: when rows ≥ 2·features, features ≤ 128 (256 when
+    /// A has 2²¹ entries or more) and the solver is not newton or trust-region. The answer is
+    /// checked on the rows either way.
     #[arg(long, default_value = "auto", value_parser = parse_gram)]
     gram: GramMode,
-    /// Wall-time limit in seconds.
+    /// Wall-time limit in seconds (in compare, for each solver).
     #[arg(long, value_parser = parse_tol, allow_negative_numbers = true)]
     time_limit: Option<f64>,
     /// Starting point: a CSV file with a header and one value per parameter (default 0).
     #[arg(long)]
     x0: Option<PathBuf>,
+    /// Solve this many times in this process and report the fastest run (like timeit's best
+    /// of N: the later runs find caches and the second core warm; in compare, each solver's
+    /// fastest). Every run is identical otherwise (except under --time-limit, which may stop
+    /// runs at different points).
+    #[arg(long, default_value = "1", value_parser = parse_positive, allow_negative_numbers = true)]
+    repeat: u64,
+}
+
+impl RunArgs {
+    fn options(&self, method: Method, trace: bool) -> Result<SolveOptions> {
+        Ok(SolveOptions {
+            tol: self.tol,
+            max_iters: self.max_iters,
+            time_limit: self
+                .time_limit
+                .map(|t| {
+                    Duration::try_from_secs_f64(t).with_context(|| format!("--time-limit {t}: too large"))
+                })
+                .transpose()?,
+            trace,
+            ..SolveOptions::new(method)
+        })
+    }
+
+    /// --x0 read and checked against the model, or 0.
+    fn start_point(&self, fit: &Fit) -> Result<Vector> {
+        let Some(p) = &self.x0 else {
+            return Ok(Vector::zeros(fit.problem.dim()));
+        };
+        let x0 = read_vector(p)?;
+        if x0.len() != fit.problem.dim() {
+            bail!(
+                "{}: --x0 has {} values, the model has {} parameters ({})",
+                p.display(),
+                x0.len(),
+                fit.problem.dim(),
+                fit.parameter_names.join(", ")
+            );
+        }
+        Ok(x0)
+    }
+
+    /// The fastest of --repeat identical runs.
+    fn best_of(&self, fit: &Fit, x0: &Vector, opts: &SolveOptions) -> Result<Report> {
+        let mut r = run_one(fit, x0, opts, self.gram)?;
+        for _ in 1..self.repeat {
+            let again = run_one(fit, x0, opts, self.gram)?;
+            if again.seconds < r.seconds {
+                r = again;
+            }
+        }
+        Ok(r)
+    }
+}
+
+#[derive(Args)]
+struct SolveArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// gd, newton, lbfgs, newton-cg, bfgs, cg, trust-region or argmin-lbfgs.
+    #[arg(long, default_value = "lbfgs", value_parser = parse_method)]
+    solver: Method,
+    #[command(flatten)]
+    run: RunArgs,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Write the per-iteration trace to this CSV file.
@@ -158,11 +220,6 @@ struct SolveArgs {
     /// Write the parameters (name,value) to this CSV file.
     #[arg(long)]
     params_out: Option<PathBuf>,
-    /// Solve this many times in this process and report the fastest run (like timeit's best
-    /// of N: the later runs find caches and the second core warm). Every run is identical
-    /// otherwise (except under --time-limit, which may stop runs at different points).
-    #[arg(long, default_value = "1", value_parser = parse_positive, allow_negative_numbers = true)]
-    repeat: u64,
 }
 
 #[derive(Args)]
@@ -172,26 +229,8 @@ struct CompareArgs {
     /// The solvers, comma-separated.
     #[arg(long, default_value = "gd,newton,lbfgs", value_delimiter = ',', value_parser = parse_method)]
     solvers: Vec<Method>,
-    #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
-    tol: f64,
-    #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
-    max_iters: u64,
-    /// Least squares: precompute AᵀA (factored once; each evaluation then costs O(n²)
-    /// instead of a pass over the rows). auto: when rows ≥ 2·features, features ≤ 512 and the
-    /// solver is not newton or trust-region. The answer is checked on the rows either way.
-    #[arg(long, default_value = "auto", value_parser = parse_gram)]
-    gram: GramMode,
-    /// Wall-time limit in seconds, for each solver.
-    #[arg(long, value_parser = parse_tol, allow_negative_numbers = true)]
-    time_limit: Option<f64>,
-    /// Starting point of every solver: a CSV file with a header and one value per parameter
-    /// (default 0).
-    #[arg(long)]
-    x0: Option<PathBuf>,
-    /// Run each solver this many times and report its fastest run (best of N, as `solve
-    /// --repeat`).
-    #[arg(long, default_value = "1", value_parser = parse_positive, allow_negative_numbers = true)]
-    repeat: u64,
+    #[command(flatten)]
+    run: RunArgs,
     /// Write an SVG of log(f − f_best) and log ‖∇f‖ against iteration and time.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -410,54 +449,12 @@ fn check_gram(gram: GramMode, model: ModelKind) -> Result<()> {
     Ok(())
 }
 
-/// --x0 read and checked against the model, or 0.
-fn start_point(path: Option<&Path>, fit: &Fit) -> Result<Vector> {
-    let Some(p) = path else {
-        return Ok(Vector::zeros(fit.problem.dim()));
-    };
-    let x0 = read_vector(p)?;
-    if x0.len() != fit.problem.dim() {
-        bail!(
-            "{}: --x0 has {} values, the model has {} parameters ({})",
-            p.display(),
-            x0.len(),
-            fit.problem.dim(),
-            fit.parameter_names.join(", ")
-        );
-    }
-    Ok(x0)
-}
-
-fn time_limit(seconds: Option<f64>) -> Result<Option<Duration>> {
-    seconds
-        .map(|t| Duration::try_from_secs_f64(t).with_context(|| format!("--time-limit {t}: too large")))
-        .transpose()
-}
-
-/// The fastest of `repeat` identical runs.
-fn best_of(repeat: u64, fit: &Fit, x0: &Vector, opts: &SolveOptions, gram: GramMode) -> Result<Report> {
-    let mut r = run_one(fit, x0, opts, gram)?;
-    for _ in 1..repeat {
-        let again = run_one(fit, x0, opts, gram)?;
-        if again.seconds < r.seconds {
-            r = again;
-        }
-    }
-    Ok(r)
-}
-
 fn run_solve(a: SolveArgs) -> Result<ExitCode> {
-    check_gram(a.gram, a.data.model)?;
+    check_gram(a.run.gram, a.data.model)?;
     let fit = a.data.load()?;
-    let x0 = start_point(a.x0.as_deref(), &fit)?;
-    let opts = SolveOptions {
-        tol: a.tol,
-        max_iters: a.max_iters,
-        time_limit: time_limit(a.time_limit)?,
-        trace: a.trace.is_some(),
-        ..SolveOptions::new(a.solver)
-    };
-    let r = best_of(a.repeat, &fit, &x0, &opts, a.gram)?;
+    let x0 = a.run.start_point(&fit)?;
+    let opts = a.run.options(a.solver, a.trace.is_some())?;
+    let r = a.run.best_of(&fit, &x0, &opts)?;
     // files first, so that stdout never describes files that failed to be written
     let mut files: Vec<(&Path, Vec<u8>)> = Vec::new();
     if let Some(path) = &a.trace {
@@ -481,14 +478,14 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
     match a.format {
         Format::Json => {
             let mut v = report_json(a.data.model, &fit, &r);
-            v["repeats"] = json!(a.repeat);
+            v["repeats"] = json!(a.run.repeat);
             println!("{v}");
         }
         Format::Table => {
             print!("{}", describe_fit(&fit, a.data.model));
             println!("{r}");
-            if a.repeat > 1 {
-                println!("(time: the fastest of {} runs)", a.repeat);
+            if a.run.repeat > 1 {
+                println!("(time: the fastest of {} runs)", a.run.repeat);
             }
             println!("parameters");
             let width = fit.parameter_names.iter().map(|n| n.len()).max().unwrap_or(4);
@@ -501,23 +498,16 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
 }
 
 fn run_compare(a: CompareArgs) -> Result<ExitCode> {
-    check_gram(a.gram, a.data.model)?;
+    check_gram(a.run.gram, a.data.model)?;
     let fit = a.data.load()?;
     if a.solvers.is_empty() {
         bail!("--solvers: name at least one solver");
     }
-    let x0 = start_point(a.x0.as_deref(), &fit)?;
-    let limit = time_limit(a.time_limit)?;
+    let x0 = a.run.start_point(&fit)?;
     let mut reports = Vec::new();
     for &method in &a.solvers {
-        let opts = SolveOptions {
-            tol: a.tol,
-            max_iters: a.max_iters,
-            time_limit: limit,
-            trace: a.plot.is_some(),
-            ..SolveOptions::new(method)
-        };
-        reports.push(best_of(a.repeat, &fit, &x0, &opts, a.gram)?);
+        let opts = a.run.options(method, a.plot.is_some())?;
+        reports.push(a.run.best_of(&fit, &x0, &opts)?);
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
     if let Some(path) = &a.plot {
@@ -534,7 +524,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|r| {
                     let mut v = report_json(a.data.model, &fit, r);
-                    v["repeats"] = json!(a.repeat);
+                    v["repeats"] = json!(a.run.repeat);
                     v
                 })
                 .collect();
@@ -579,11 +569,11 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                 println!(
                     "({} in the Gram form, --gram {}: AᵀA formed and factored inside the time)",
                     gram.join(", "),
-                    a.gram
+                    a.run.gram
                 );
             }
-            if a.repeat > 1 {
-                println!("(seconds: each solver's fastest of {} runs)", a.repeat);
+            if a.run.repeat > 1 {
+                println!("(seconds: each solver's fastest of {} runs)", a.run.repeat);
             }
             for r in &reports {
                 if let Some(m) = &r.message {

@@ -216,11 +216,9 @@ impl LeastSquares {
     /// Rows lo..hi with one right-hand side: returns Σᵢ (aᵢᵀx − bᵢ)² and, unless `g` is empty,
     /// adds 2Σᵢ aᵢ(aᵢᵀx − bᵢ) to it; in L1-sized blocks of rows, four rows at a time.
     fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64]) -> f64 {
-        let (n, at) = (self.n(), &self.at);
         let b = self.b.as_slice();
         let mut f = 0.0;
-        let _ = n;
-        pipelined_rows(at, lo, hi, x.as_slice(), g, |start, z, _| {
+        pipelined_rows(&self.at, lo, hi, x.as_slice(), g, |start, z, _| {
             for (zi, bi) in z.iter_mut().zip(&b[start..]) {
                 let r = *zi - bi;
                 f += r * r;
