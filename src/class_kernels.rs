@@ -14,7 +14,7 @@
 //! 90% of the core's multiply-add peak (scores 660 µs, rank update 740 µs, against 610 µs for
 //! the 3·10⁶ cycles each needs at 2.45 GHz).
 
-use crate::kernels::{rows_block, scores_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
+use crate::kernels::{block_rows, rows_block, scores_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
 use crate::Matrix;
 
 /// Entries (128 bytes) between the two threads' halves of a scratch buffer, so that the two
@@ -54,7 +54,7 @@ pub(crate) struct ClassPass {
     wt: Vec<f64>,
     /// Two n×kp rank-update accumulators (one per thread), GAP apart.
     gt: Vec<f64>,
-    /// Two blocks of `ROW_BLOCK`×k scores (one per thread), GAP apart.
+    /// Two blocks of up to `ROW_BLOCK`×k scores (one per thread), GAP apart.
     z: Vec<f64>,
 }
 
@@ -65,8 +65,8 @@ impl ClassPass {
         if how == Scores::Tiles {
             interleave(w, n, k, &mut self.wt);
         }
-        for lo in (0..m).step_by(ROW_BLOCK) {
-            let hi = (lo + ROW_BLOCK).min(m);
+        for lo in (0..m).step_by(block_rows(n)) {
+            let hi = (lo + block_rows(n)).min(m);
             block_scores(at, lo, hi, w, &self.wt, k, how, &mut out[lo * k..hi * k]);
         }
     }
@@ -107,8 +107,9 @@ impl ClassPass {
                 gt.fill(0.0);
             }
             let mut f = 0.0;
-            for start in (lo..hi).step_by(ROW_BLOCK) {
-                let end = (start + ROW_BLOCK).min(hi);
+            let step = block_rows(n);
+            for start in (lo..hi).step_by(step) {
+                let end = (start + step).min(hi);
                 let zb = &mut z[..(end - start) * k];
                 block_scores(at, start, end, w, wt, k, how, zb);
                 f += then(start, end, zb);
