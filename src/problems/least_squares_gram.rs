@@ -113,7 +113,7 @@ impl GramLeastSquares {
                 what: format!(
                     "least squares: AᵀA is too ill-conditioned for the Gram form (smallest squared \
                      Cholesky pivot {min_pivot:.3e} against largest diagonal entry {max_diag:.3e}); \
-                     use the row form"
+                     the row form does not square the condition number"
                 ),
             });
         }
