@@ -112,6 +112,46 @@ fn accumulate<W>(at: &Matrix, lo: usize, hi: usize, blocks: &[Block], w: &W, h: 
 where
     W: Fn(usize, usize) -> f64,
 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { accumulate_avx2(at, lo, hi, blocks, w, h, pack) };
+        }
+    }
+    accumulate_body::<false, W>(at, lo, hi, blocks, w, h, pack)
+}
+
+/// [`accumulate`] compiled for AVX2 + FMA as a whole, so the packing moves four doubles at a
+/// time and the tile kernel is inlined rather than dispatched once per tile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn accumulate_avx2<W>(
+    at: &Matrix,
+    lo: usize,
+    hi: usize,
+    blocks: &[Block],
+    w: &W,
+    h: &mut Matrix,
+    pack: &mut Pack,
+) where
+    W: Fn(usize, usize) -> f64,
+{
+    accumulate_body::<true, W>(at, lo, hi, blocks, w, h, pack)
+}
+
+#[inline(always)]
+fn accumulate_body<const FMA: bool, W>(
+    at: &Matrix,
+    lo: usize,
+    hi: usize,
+    blocks: &[Block],
+    w: &W,
+    h: &mut Matrix,
+    pack: &mut Pack,
+) where
+    W: Fn(usize, usize) -> f64,
+{
     let n = at.nrows();
     let (ni, nj) = (n.div_ceil(MR), n.div_ceil(NR));
     // whole tiles of the A panel and of the B panel; the last may be partial
@@ -178,7 +218,7 @@ where
                 // on a diagonal block, skip the i-tiles wholly above the diagonal (i < j0)
                 let bt = &pb[jt * kc * NR..][..kc * NR];
                 for it in first(block, jt)..ni {
-                    tile(&pa[it * kc * MR..][..kc * MR], bt, &mut c[t]);
+                    tile_body::<FMA>(&pa[it * kc * MR..][..kc * MR], bt, &mut c[t]);
                     t += 1;
                 }
             }
@@ -205,24 +245,6 @@ where
 }
 
 /// acc[c][r] += Σ_kk a[kk][r]·b[kk][c] over two packed panels: one MR×NR output tile.
-#[inline]
-fn tile(a: &[f64], b: &[f64], acc: &mut [[f64; MR]; NR]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { tile_avx2(a, b, acc) };
-        }
-    }
-    tile_body::<false>(a, b, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn tile_avx2(a: &[f64], b: &[f64], acc: &mut [[f64; MR]; NR]) {
-    tile_body::<true>(a, b, acc)
-}
-
 #[inline(always)]
 fn tile_body<const FMA: bool>(a: &[f64], b: &[f64], out: &mut [[f64; MR]; NR]) {
     let mut acc = *out;
