@@ -333,7 +333,7 @@ is the time to that stop. The plot shows the same data: [crossover.svg](benches/
 ## gradfit against scipy.optimize
 
 The table `python3 benches/peer_scipy.py` printed (same problems from `gradfit generate`,
-same stop rule, one thread on each side, best of 3; the last two columns give gradfit with both
+same stop rule, one thread on each side, best of 7; the last two columns give gradfit with both
 cores):
 
 {peer}

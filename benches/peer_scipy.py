@@ -17,8 +17,8 @@ does not satisfy it is reported as not converged. Objectives use gradfit's conve
 no 1/2 factors, ridge lam*||x||^2, softmax parameters W flattened column-major).
 
 Timing: scipy is timed around the ``minimize`` call only (time.perf_counter), gradfit by the
-``seconds`` field of its JSON report (the solve alone, CSV loading excluded); best of 3 runs on
-each side, each side's 3 inside one process (gradfit's ``--repeat 3``). BLAS is pinned to one thread (the variables below are set before numpy is
+``seconds`` field of its JSON report (the solve alone, CSV loading excluded); best of 7 runs on
+each side, each side's 7 inside one process (gradfit's ``--repeat 7``; 7 rather than 3 because another tenant shares this 2-core machine and a two-thread run is often preempted). BLAS is pinned to one thread (the variables below are set before numpy is
 imported) and gradfit to one (RAYON_NUM_THREADS=1), so both sides use one core; gradfit is
 timed a second time with two threads (its default on a 2-core machine: large passes split).
 
@@ -58,7 +58,7 @@ try:
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.exit(f"peer_scipy.py: {exc}; install them with `pip install numpy scipy`")
 
-REPEATS = 3
+REPEATS = 7
 MAX_ITERS = 10000
 
 # scipy method -> gradfit solver
