@@ -35,7 +35,7 @@ use crate::{Matrix, Vector};
 /// the same constant in every class (their differences, and so the probabilities, agree).
 ///
 /// The cost, the gradient and the Hessian-vector product are one pass over A in blocks of
-/// up to 64 rows (32 KB of A): the block's k scores per row by a register-blocked kernel
+/// up to 60 rows (at most 32 KB of A, a multiple of 12): the block's k scores per row by a register-blocked kernel
 /// (`crate::class_kernels`, W held class-interleaved), their softmax with the exponentials
 /// vectorized over the block, then the block's rank-update of the gradient while its rows are
 /// still in L1. The pass is split between two threads from k·m·n ≥ 2¹⁶, and allocates nothing
