@@ -148,8 +148,9 @@ impl ClassPass {
     }
 }
 
-/// Rows per block: [`block_rows`] rounded down to a multiple of 12, so the score tiles (3 rows
-/// tall for more than 8 classes, 4 for fewer) leave no row to the slow one-row tile. At
+/// Rows per block: [`block_rows`] rounded down to a multiple of 12 (and at least 12, so past
+/// 341 features a block holds more than 32 KB of A), so the score tiles (3 rows tall for more
+/// than 8 classes, 4 for fewer) leave no row to the slow one-row tile. At
 /// 20000 × 200 with k = 10 (20 rows a block before, two of them one-row tiles) one thread's
 /// pass went from 7.16 to 6.82 ms (mean of 3 runs each, alternated); at 20000 × 50 (60 rows,
 /// was 64) it did not change.

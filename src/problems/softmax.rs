@@ -34,9 +34,10 @@ use crate::{Matrix, Vector};
 /// is unique but the intercepts are not, and two solvers may return intercepts that differ by
 /// the same constant in every class (their differences, and so the probabilities, agree).
 ///
-/// The cost, the gradient and the Hessian-vector product are one pass over A in blocks of
-/// up to 60 rows (at most 32 KB of A, a multiple of 12): the block's k scores per row by a register-blocked kernel
-/// (`crate::class_kernels`, W held class-interleaved), their softmax with the exponentials
+/// The cost, the gradient and the Hessian-vector product are one pass over A in blocks of a
+/// multiple of 12 rows (up to 60, and about 32 KB of A where rows are short enough): the
+/// block's k scores per row by a register-blocked kernel (`crate::class_kernels`, W held
+/// class-interleaved), their softmax with the exponentials
 /// vectorized over the block, then the block's rank-update of the gradient while its rows are
 /// still in L1. The pass is split between two threads from k·m·n ≥ 2¹⁶, and allocates nothing
 /// once its buffers are sized.
