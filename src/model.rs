@@ -85,6 +85,9 @@ impl Objective for AnyProblem {
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         dispatch!(self, p => p.hessian_vec_into(x, v, out))
     }
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        dispatch!(self, p => p.newton_direction_into(x, g, d))
+    }
 }
 
 crate::impl_argmin_traits!(AnyProblem);

@@ -125,6 +125,16 @@ fn solver_iterations_do_not_allocate() {
             assert!(evals > 0);
             assert_eq!(allocs, 0, "{method} on softmax, 6 classes");
         }
+        // Newton with more features than rows: its direction from the m×m Woodbury system (AAᵀ
+        // formed and the buffers sized in the first iteration)
+        let d = generate(ModelKind::Logistic, &spec(40, 120, 10.0)).unwrap();
+        let wide = Logistic::new(d.a, d.target, 0.5, false).unwrap();
+        let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
+        assert_eq!(
+            (allocs, directions),
+            (0, 2),
+            "newton on logistic, 40 rows × 120 features"
+        );
     });
     split_passes_allocate_only_rayon_queue_blocks();
 }

@@ -61,6 +61,14 @@ pub trait Objective {
     /// The Hessian-vector product ∇²f(x)·v written into `out`, without forming ∇²f.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()>;
 
+    /// The Newton direction d = −∇²f(x)⁻¹·g written into `d` (g = ∇f(x)) by a route cheaper
+    /// than forming and factoring the n×n Hessian, for problems that have one; returns whether
+    /// it did. The default has none (`Ok(false)`): Newton then forms the Hessian.
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        let _ = (x, g, d);
+        Ok(false)
+    }
+
     /// f(x) and ∇f(x) in one pass, as new values.
     ///
     /// ```
@@ -113,6 +121,9 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         (**self).hessian_vec_into(x, v, out)
+    }
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        (**self).newton_direction_into(x, g, d)
     }
 }
 

@@ -112,6 +112,9 @@ impl<P: Objective + ?Sized> Objective for Guarded<'_, P> {
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         self.inner.hessian_vec_into(x, v, out)
     }
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        self.inner.newton_direction_into(x, g, d)
+    }
 }
 
 impl<P: Objective + ?Sized> CostFunction for Guarded<'_, P> {
