@@ -324,7 +324,8 @@ exponentials and logarithms of logistic and log-sum-exp) no longer hides under i
 
 Time from x₀ = 0 to ‖∇f‖ ≤ 1e-6·max(1, ‖∇f(x₀)‖), iteration limit 500, on instances from
 `gradfit generate` with fixed seeds (least squares λ = 0; logistic and softmax λ = 1e-3;
-"logistic-wide", with fewer rows than features, λ = 1).
+"logistic-wide", with fewer rows than features, λ = 1, where Newton takes its direction from
+the m×m Woodbury system and never forms the n×n Hessian).
 "it" is iterations; a status in bold means the solver stopped without converging, and its time
 is the time to that stop. The plot shows the same data: [crossover.svg](benches/crossover.svg).
 
