@@ -128,13 +128,19 @@ fn solver_iterations_do_not_allocate() {
         // Newton with more features than rows: its direction from the m×m Woodbury system (AAᵀ
         // formed and the buffers sized in the first iteration)
         let d = generate(ModelKind::Logistic, &spec(40, 120, 10.0)).unwrap();
-        let wide = Logistic::new(d.a, d.target, 0.5, false).unwrap();
+        let mut ones = d.a.clone();
+        ones.column_mut(119).fill(1.0);
+        let wide = Logistic::new(d.a, d.target.clone(), 0.5, false).unwrap();
         let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
         assert_eq!(
             (allocs, directions),
             (0, 2),
             "newton on logistic, 40 rows × 120 features"
         );
+        // ... and with an intercept (the last column made the ones)
+        let wide = Logistic::new(ones, d.target, 0.5, true).unwrap();
+        let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
+        assert_eq!((allocs, directions), (0, 2), "newton on logistic with intercept");
     });
     split_passes_allocate_only_rayon_queue_blocks();
 }

@@ -241,6 +241,9 @@ fn newton_with_more_features_than_rows_agrees_and_converges_quadratically() {
         },
     )
     .unwrap();
+    // with an unpenalized intercept too (the Schur-complement step)
+    let with_b = Logistic::new(with_intercept(&d.a), d.target.clone(), 0.5, true).unwrap();
+    agree_on_optimum(&with_b, "logistic with intercept, 40 rows × 121 parameters");
     let p = Logistic::new(d.a, d.target, 0.5, false).unwrap();
     agree_on_optimum(&p, "logistic, 40 rows × 120 features");
     let o = SolveOptions {

@@ -62,6 +62,9 @@ struct Dual {
     root: Vec<f64>,
     /// S^½A·g, then K⁻¹ of it, then S^½ of that.
     v: Vec<f64>,
+    /// With an intercept: H_ww⁻¹g_w and H_ww⁻¹h (n entries, the last 0).
+    p: Vector,
+    q: Vector,
 }
 
 impl Logistic {
@@ -222,17 +225,25 @@ impl Objective for Logistic {
         Ok(())
     }
 
-    /// With fewer rows than features (m < n), λ > 0 and no intercept, by the Woodbury
-    /// identity: ∇²f = cI + AᵀSA with c = 2λ and S = diag(σ(1 − σ)), so
+    /// With fewer rows than penalized weights (m < n, or m < n − 1 with an intercept) and
+    /// λ > 0, by the Woodbury identity. Without an intercept ∇²f = cI + AᵀSA with c = 2λ and
+    /// S = diag(σ(1 − σ)), so
     ///
     /// d = −(∇²f)⁻¹g = −(1/c)·(g − AᵀS^½K⁻¹S^½A·g),  K = cI + S^½AAᵀS^½ (m×m, positive definite).
     ///
-    /// AAᵀ is formed once (m²n); a direction then costs two passes over A, O(m²) to form K
+    /// With an intercept (A = [Ã 1], the last weight b unpenalized) the same inverse serves the
+    /// penalized block H_ww = cI + ÃᵀSÃ (K then holds ÃÃᵀ = AAᵀ − 11ᵀ), and the intercept
+    /// comes from the scalar Schur complement: with h = ÃᵀS1, η = Σᵢ sᵢ, p = H_ww⁻¹g_w and
+    /// q = H_ww⁻¹h,
+    ///
+    /// d_b = (hᵀp − g_b)/(η − hᵀq),  d_w = −(p + q·d_b).
+    ///
+    /// AAᵀ is formed once (m²n); a direction then costs a few passes over A, O(m²) to form K
     /// and m³/3 to factor it, instead of mn²/2 to form the n×n Hessian and n³/3 to factor it.
-    /// Otherwise, or if K does not factor, `Ok(false)`.
+    /// Otherwise, or if K does not factor or the Schur complement is not positive, `Ok(false)`.
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
         let (n, m) = self.at.shape();
-        if self.intercept || self.lambda <= 0.0 || m >= n {
+        if self.lambda <= 0.0 || m + usize::from(self.intercept) >= n {
             return Ok(false);
         }
         check_out(n, x, d)?;
@@ -241,13 +252,29 @@ impl Objective for Logistic {
         self.curvature_weights(x, sc);
         let Scratch { s, dual, .. } = sc;
         if dual.aat.shape() != (m, m) {
-            dual.aat = self.at.tr_mul(&self.at);
-            dual.k = Matrix::zeros(m, m);
-            dual.root = vec![0.0; m];
-            dual.v = vec![0.0; m];
+            let mut aat = self.at.tr_mul(&self.at);
+            if self.intercept {
+                // ÃÃᵀ: the column of ones left out
+                aat.add_scalar_mut(-1.0);
+            }
+            *dual = Dual {
+                aat,
+                k: Matrix::zeros(m, m),
+                root: vec![0.0; m],
+                v: vec![0.0; m],
+                p: Vector::zeros(n),
+                q: Vector::zeros(n),
+            };
         }
         let c = 2.0 * self.lambda;
-        let Dual { aat, k, root, v } = dual;
+        let Dual {
+            aat,
+            k,
+            root,
+            v,
+            p,
+            q,
+        } = dual;
         for (r, si) in root.iter_mut().zip(s.iter()) {
             *r = si.sqrt();
         }
@@ -260,17 +287,68 @@ impl Objective for Logistic {
         if !cholesky_in_place(k) {
             return Ok(false);
         }
-        dots_block(self.at.as_slice(), n, g.as_slice(), v);
-        v.iter_mut().zip(root.iter()).for_each(|(vi, ri)| *vi *= ri);
-        solve_lower_in_place(k, v);
-        solve_lower_transpose_in_place(k, v);
-        v.iter_mut().zip(root.iter()).for_each(|(vi, ri)| *vi *= ri);
-        // d ← (Aᵀv − g)/c
+        let w = Woodbury {
+            at: &self.at,
+            k,
+            root,
+            c,
+            intercept: self.intercept,
+        };
+        if !self.intercept {
+            w.solve(g, v, d);
+            d.neg_mut();
+            return Ok(d.iter().all(|v| v.is_finite()));
+        }
+        // p = H_ww⁻¹g_w (g with the intercept's entry 0), h = ÃᵀS1 into d (its last entry 0),
+        // q = H_ww⁻¹h
+        let b = n - 1;
         d.copy_from(g);
+        d[b] = 0.0;
+        w.solve(d, v, p);
+        d.fill(0.0);
+        axpys_block(self.at.as_slice(), n, s, d.as_mut_slice());
+        d[b] = 0.0;
+        w.solve(d, v, q);
+        let eta: f64 = s.iter().sum();
+        let schur = eta - d.dot(q);
+        if !(schur.is_finite() && schur > 0.0) {
+            return Ok(false);
+        }
+        let db = (d.dot(p) - g[b]) / schur;
+        d.copy_from(p);
+        d.axpy(db, q, 1.0);
         d.neg_mut();
-        axpys_block(self.at.as_slice(), n, v, d.as_mut_slice());
-        *d /= c;
+        d[b] = db;
         Ok(d.iter().all(|v| v.is_finite()))
+    }
+}
+
+/// (cI + ÃᵀSÃ)⁻¹ by the Woodbury identity, from the Cholesky factor of
+/// K = cI + S^½ÃÃᵀS^½; Ã is A, or A without its last column (the intercept's ones).
+struct Woodbury<'a> {
+    at: &'a Matrix,
+    k: &'a Matrix,
+    root: &'a [f64],
+    c: f64,
+    intercept: bool,
+}
+
+impl Woodbury<'_> {
+    /// out ← (rhs − ÃᵀS^½K⁻¹S^½Ã·rhs)/c, with `v` (m entries) as scratch. With an intercept,
+    /// rhs's last entry must be 0, and out's is set to 0.
+    fn solve(&self, rhs: &Vector, v: &mut [f64], out: &mut Vector) {
+        let n = self.at.nrows();
+        dots_block(self.at.as_slice(), n, rhs.as_slice(), v);
+        v.iter_mut().zip(self.root).for_each(|(vi, ri)| *vi *= ri);
+        solve_lower_in_place(self.k, v);
+        solve_lower_transpose_in_place(self.k, v);
+        v.iter_mut().zip(self.root).for_each(|(vi, ri)| *vi *= -ri);
+        out.copy_from(rhs);
+        axpys_block(self.at.as_slice(), n, v, out.as_mut_slice());
+        *out /= self.c;
+        if self.intercept {
+            out[n - 1] = 0.0;
+        }
     }
 }
 
@@ -299,40 +377,44 @@ mod tests {
     #[test]
     fn woodbury_direction_solves_the_newton_system() {
         // m < n, λ > 0: d from the m×m system against a Cholesky solve of the n×n Hessian,
-        // at a point with curvature weights far from ¼ (some rows nearly saturated)
+        // at a point with curvature weights far from ¼ (some rows nearly saturated), without
+        // and with an intercept (its weight unpenalized: the Schur-complement step)
         let (m, n) = (7, 19);
         let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.77).sin() * 2.0);
-        let y = Vector::from_fn(m, |i, _| (i % 2) as f64);
-        let x = Vector::from_fn(n, |j, _| (j as f64 * 0.4).cos());
-        for lambda in [1e-3, 0.3, 50.0] {
-            let p = Logistic::new(a.clone(), y.clone(), lambda, false).unwrap();
-            let (_, g) = p.cost_and_gradient(&x).unwrap();
-            let mut d = Vector::zeros(n);
-            assert!(p.newton_direction_into(&x, &g, &mut d).unwrap(), "λ = {lambda}");
-            let h = p.hessian_matrix(&x).unwrap();
-            let want = -h.clone().cholesky().unwrap().solve(&g);
-            assert!(
-                (&d - &want).amax() <= 1e-9 * want.amax(),
-                "λ = {lambda}: {} vs {}",
-                d,
-                want
-            );
-            // and again at the same x (cached weights and AAᵀ): the same to the bit
-            let mut again = Vector::zeros(n);
-            assert!(p.newton_direction_into(&x, &g, &mut again).unwrap());
-            assert_eq!(again, d);
-        }
-        // no such route with an intercept, without a ridge term or with m ≥ n
-        let mut d = Vector::zeros(n);
         let mut with_ones = a.clone();
         with_ones.column_mut(n - 1).fill(1.0);
-        let cases = [
-            Logistic::new(with_ones, y.clone(), 0.3, true).unwrap(),
-            Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap(),
-        ];
-        for p in &cases {
-            assert!(!p.newton_direction_into(&x, &Vector::zeros(n), &mut d).unwrap());
+        let y = Vector::from_fn(m, |i, _| (i % 2) as f64);
+        let x = Vector::from_fn(n, |j, _| (j as f64 * 0.4).cos());
+        for (a, intercept) in [(&a, false), (&with_ones, true)] {
+            for lambda in [1e-3, 0.3, 50.0] {
+                let p = Logistic::new(a.clone(), y.clone(), lambda, intercept).unwrap();
+                let (_, g) = p.cost_and_gradient(&x).unwrap();
+                let mut d = Vector::zeros(n);
+                let what = format!("λ = {lambda}, intercept {intercept}");
+                assert!(p.newton_direction_into(&x, &g, &mut d).unwrap(), "{what}");
+                let h = p.hessian_matrix(&x).unwrap();
+                let want = -h.clone().cholesky().unwrap().solve(&g);
+                assert!((&d - &want).amax() <= 1e-9 * want.amax(), "{what}: {d} vs {want}");
+                // and again at the same x (cached weights and AAᵀ): the same to the bit
+                let mut again = Vector::zeros(n);
+                assert!(p.newton_direction_into(&x, &g, &mut again).unwrap());
+                assert_eq!(again, d, "{what}");
+            }
         }
+        // no such route without a ridge term, or with as many rows as penalized weights
+        let mut d = Vector::zeros(n);
+        let flat = Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap();
+        assert!(!flat.newton_direction_into(&x, &Vector::zeros(n), &mut d).unwrap());
+        let square = Matrix::from_fn(n - 1, n, |i, j| {
+            if j == n - 1 {
+                1.0
+            } else {
+                ((i * n + j) as f64).sin()
+            }
+        });
+        let yy = Vector::from_fn(n - 1, |i, _| (i % 2) as f64);
+        let p = Logistic::new(square, yy, 0.3, true).unwrap();
+        assert!(!p.newton_direction_into(&x, &Vector::zeros(n), &mut d).unwrap());
         let tall = Logistic::new(
             a.transpose(),
             Vector::from_fn(n, |i, _| (i % 2) as f64),
