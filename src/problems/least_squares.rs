@@ -1,3 +1,4 @@
+use super::woodbury::{self, Dual};
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x,
     repeat_diagonal_block, ridge_value, Objective,
@@ -40,6 +41,8 @@ pub struct LeastSquares {
     gram: std::sync::Mutex<GramScratch>,
     /// The buffers of the pass over A with k > 1.
     classes: std::sync::Mutex<ClassPass>,
+    /// Newton's m×m route with fewer rows than features: its buffers and S = 2I's diagonal.
+    dual: std::sync::Mutex<(Dual, Vec<f64>)>,
 }
 
 impl LeastSquares {
@@ -76,6 +79,7 @@ impl LeastSquares {
             spare: std::sync::Mutex::new(Vec::new()),
             gram: std::sync::Mutex::new(GramScratch::default()),
             classes: std::sync::Mutex::new(ClassPass::default()),
+            dual: std::sync::Mutex::new((Dual::default(), Vec::new())),
         })
     }
 
@@ -269,6 +273,33 @@ impl Objective for LeastSquares {
         Ok(())
     }
 
+    /// With fewer rows than penalized weights and λ > 0, column by column of X by the m×m
+    /// Woodbury system (`super::woodbury`): each diagonal block of ∇²f is 2λI + Aᵀ(2I)A, the
+    /// intercept (if any) unpenalized. Otherwise `Ok(false)`.
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        if !woodbury::applies(&self.at, self.lambda, self.intercept) {
+            return Ok(false);
+        }
+        check_out(self.dim(), x, d)?;
+        check_len("gradient g", self.dim(), g.len())?;
+        let (n, m) = self.at.shape();
+        let (dual, s) = &mut *super::lock(&self.dual);
+        if s.len() != m {
+            s.clear();
+            s.resize(m, 2.0);
+        }
+        for (gc, dc) in g
+            .as_slice()
+            .chunks_exact(n)
+            .zip(d.as_mut_slice().chunks_exact_mut(n))
+        {
+            if !dual.direction(&self.at, s, 2.0 * self.lambda, self.intercept, gc, dc) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// ∇²f·v = 2Σᵢ aᵢ(aᵢᵀV) + 2λV, with V the n×k reshaping of v.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
@@ -303,6 +334,41 @@ crate::impl_argmin_traits!(LeastSquares);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_ridge_newton_direction_is_the_direct_solve() {
+        // m = 6 < n = 15, k = 2 targets, λ > 0, without and with an intercept: the m×m route's
+        // direction against a Cholesky solve of the n·k × n·k Hessian; from x = 0 the Newton
+        // step is the ridge solution itself, checked against (AᵀA + λP)X = AᵀB
+        let (m, n, k) = (6, 15, 2);
+        let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.61).cos());
+        let mut ones = a.clone();
+        ones.column_mut(n - 1).fill(1.0);
+        let b = Matrix::from_fn(m, k, |i, c| (i as f64 + 0.5 * c as f64).sin());
+        for (a, intercept) in [(a, false), (ones, true)] {
+            for lambda in [1e-2, 3.0] {
+                let p = LeastSquares::multi(a.clone(), b.clone(), lambda)
+                    .unwrap()
+                    .with_intercept(intercept)
+                    .unwrap();
+                let x0 = Vector::zeros(n * k);
+                let (_, g) = p.cost_and_gradient(&x0).unwrap();
+                let mut d = Vector::zeros(n * k);
+                let what = format!("λ = {lambda}, intercept {intercept}");
+                assert!(p.newton_direction_into(&x0, &g, &mut d).unwrap(), "{what}");
+                let h = p.hessian_matrix(&x0).unwrap();
+                let want = -h.cholesky().unwrap().solve(&g);
+                assert!((&d - &want).amax() <= 1e-9 * want.amax(), "{what}: {d} vs {want}");
+                let mut normal = a.transpose() * &a;
+                for j in 0..n - usize::from(intercept) {
+                    normal[(j, j)] += lambda;
+                }
+                let direct = normal.cholesky().unwrap().solve(&(a.transpose() * &b));
+                let direct = Vector::from_column_slice(direct.as_slice());
+                assert!((&d - &direct).amax() <= 1e-9 * direct.amax(), "{what}");
+            }
+        }
+    }
 
     #[test]
     fn two_by_two_by_hand() {

@@ -1,5 +1,6 @@
 use std::sync::Mutex;
 
+use super::woodbury::{self, Dual};
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
     Objective,
@@ -7,9 +8,8 @@ use super::{
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpys_block, dots_block, fused_rows, pipelined_rows, split_point, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
+    dots_block, fused_rows, pipelined_rows, split_point, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
 };
-use crate::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
 use crate::{Matrix, Vector};
 
@@ -48,23 +48,6 @@ struct Scratch {
     at_x: Vec<f64>,
     gram: GramScratch,
     dual: Dual,
-}
-
-/// The m×m system of the Newton direction with fewer rows than features (see
-/// `newton_direction_into`), sized on first use.
-#[derive(Debug, Default)]
-struct Dual {
-    /// AAᵀ (m×m), formed once.
-    aat: Matrix,
-    /// cI + S^½AAᵀS^½, then its Cholesky factor (lower triangle).
-    k: Matrix,
-    /// √sᵢ.
-    root: Vec<f64>,
-    /// S^½A·g, then K⁻¹ of it, then S^½ of that.
-    v: Vec<f64>,
-    /// With an intercept: H_ww⁻¹g_w and H_ww⁻¹h (n entries, the last 0).
-    p: Vector,
-    q: Vector,
 }
 
 impl Logistic {
@@ -225,130 +208,26 @@ impl Objective for Logistic {
         Ok(())
     }
 
-    /// With fewer rows than penalized weights (m < n, or m < n − 1 with an intercept) and
-    /// λ > 0, by the Woodbury identity. Without an intercept ∇²f = cI + AᵀSA with c = 2λ and
-    /// S = diag(σ(1 − σ)), so
-    ///
-    /// d = −(∇²f)⁻¹g = −(1/c)·(g − AᵀS^½K⁻¹S^½A·g),  K = cI + S^½AAᵀS^½ (m×m, positive definite).
-    ///
-    /// With an intercept (A = [Ã 1], the last weight b unpenalized) the same inverse serves the
-    /// penalized block H_ww = cI + ÃᵀSÃ (K then holds ÃÃᵀ = AAᵀ − 11ᵀ), and the intercept
-    /// comes from the scalar Schur complement: with h = ÃᵀS1, η = Σᵢ sᵢ, p = H_ww⁻¹g_w and
-    /// q = H_ww⁻¹h,
-    ///
-    /// d_b = (hᵀp − g_b)/(η − hᵀq),  d_w = −(p + q·d_b).
-    ///
-    /// AAᵀ is formed once (m²n); a direction then costs a few passes over A, O(m²) to form K
-    /// and m³/3 to factor it, instead of mn²/2 to form the n×n Hessian and n³/3 to factor it.
-    /// Otherwise, or if K does not factor or the Schur complement is not positive, `Ok(false)`.
+    /// With fewer rows than penalized weights and λ > 0, by the m×m Woodbury system
+    /// (`super::woodbury`): ∇²f = 2λI + AᵀSA, S = diag(σ(1 − σ)), the intercept (if any)
+    /// unpenalized. Otherwise `Ok(false)`.
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
-        let (n, m) = self.at.shape();
-        if self.lambda <= 0.0 || m + usize::from(self.intercept) >= n {
+        if !woodbury::applies(&self.at, self.lambda, self.intercept) {
             return Ok(false);
         }
-        check_out(n, x, d)?;
-        check_len("gradient g", n, g.len())?;
+        check_out(self.dim(), x, d)?;
+        check_len("gradient g", self.dim(), g.len())?;
         let sc = &mut *super::lock(&self.scratch);
         self.curvature_weights(x, sc);
         let Scratch { s, dual, .. } = sc;
-        if dual.aat.shape() != (m, m) {
-            let mut aat = self.at.tr_mul(&self.at);
-            if self.intercept {
-                // ÃÃᵀ: the column of ones left out
-                aat.add_scalar_mut(-1.0);
-            }
-            *dual = Dual {
-                aat,
-                k: Matrix::zeros(m, m),
-                root: vec![0.0; m],
-                v: vec![0.0; m],
-                p: Vector::zeros(n),
-                q: Vector::zeros(n),
-            };
-        }
-        let c = 2.0 * self.lambda;
-        let Dual {
-            aat,
-            k,
-            root,
-            v,
-            p,
-            q,
-        } = dual;
-        for (r, si) in root.iter_mut().zip(s.iter()) {
-            *r = si.sqrt();
-        }
-        for j in 0..m {
-            for i in j..m {
-                k[(i, j)] = root[i] * aat[(i, j)] * root[j];
-            }
-            k[(j, j)] += c;
-        }
-        if !cholesky_in_place(k) {
-            return Ok(false);
-        }
-        let w = Woodbury {
-            at: &self.at,
-            k,
-            root,
-            c,
-            intercept: self.intercept,
-        };
-        if !self.intercept {
-            w.solve(g, v, d);
-            d.neg_mut();
-            return Ok(d.iter().all(|v| v.is_finite()));
-        }
-        // p = H_ww⁻¹g_w (g with the intercept's entry 0), h = ÃᵀS1 into d (its last entry 0),
-        // q = H_ww⁻¹h
-        let b = n - 1;
-        d.copy_from(g);
-        d[b] = 0.0;
-        w.solve(d, v, p);
-        d.fill(0.0);
-        axpys_block(self.at.as_slice(), n, s, d.as_mut_slice());
-        d[b] = 0.0;
-        w.solve(d, v, q);
-        let eta: f64 = s.iter().sum();
-        let schur = eta - d.dot(q);
-        if !(schur.is_finite() && schur > 0.0) {
-            return Ok(false);
-        }
-        let db = (d.dot(p) - g[b]) / schur;
-        d.copy_from(p);
-        d.axpy(db, q, 1.0);
-        d.neg_mut();
-        d[b] = db;
-        Ok(d.iter().all(|v| v.is_finite()))
-    }
-}
-
-/// (cI + ÃᵀSÃ)⁻¹ by the Woodbury identity, from the Cholesky factor of
-/// K = cI + S^½ÃÃᵀS^½; Ã is A, or A without its last column (the intercept's ones).
-struct Woodbury<'a> {
-    at: &'a Matrix,
-    k: &'a Matrix,
-    root: &'a [f64],
-    c: f64,
-    intercept: bool,
-}
-
-impl Woodbury<'_> {
-    /// out ← (rhs − ÃᵀS^½K⁻¹S^½Ã·rhs)/c, with `v` (m entries) as scratch. With an intercept,
-    /// rhs's last entry must be 0, and out's is set to 0.
-    fn solve(&self, rhs: &Vector, v: &mut [f64], out: &mut Vector) {
-        let n = self.at.nrows();
-        dots_block(self.at.as_slice(), n, rhs.as_slice(), v);
-        v.iter_mut().zip(self.root).for_each(|(vi, ri)| *vi *= ri);
-        solve_lower_in_place(self.k, v);
-        solve_lower_transpose_in_place(self.k, v);
-        v.iter_mut().zip(self.root).for_each(|(vi, ri)| *vi *= -ri);
-        out.copy_from(rhs);
-        axpys_block(self.at.as_slice(), n, v, out.as_mut_slice());
-        *out /= self.c;
-        if self.intercept {
-            out[n - 1] = 0.0;
-        }
+        Ok(dual.direction(
+            &self.at,
+            s,
+            2.0 * self.lambda,
+            self.intercept,
+            g.as_slice(),
+            d.as_mut_slice(),
+        ))
     }
 }
 

@@ -27,6 +27,7 @@ mod log_sum_exp;
 mod logistic;
 mod quadratic;
 mod softmax;
+mod woodbury;
 
 pub use least_squares::LeastSquares;
 pub use least_squares_gram::GramLeastSquares;

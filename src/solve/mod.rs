@@ -7,7 +7,7 @@
 //! | method | what | per iteration |
 //! |---|---|---|
 //! | `gd` | steepest descent, Armijo backtracking (or strong Wolfe) | 1 gradient, ≥ 1 cost |
-//! | `newton` | Cholesky solve of ∇²f·d = −∇f, damped by τI if not PD, Armijo backtracking; logistic with m < n and λ > 0: the m×m Woodbury system | 1 Hessian |
+//! | `newton` | Cholesky solve of ∇²f·d = −∇f, damped by τI if not PD, Armijo backtracking; logistic and least squares with m < n and λ > 0: the m×m Woodbury system | 1 Hessian |
 //! | `lbfgs` | ours: two-loop recursion over a ring buffer, strong-Wolfe line search (default) | O(mn) |
 //! | `newton-cg` | ours: truncated Newton, CG on Hessian-vector products, forcing term | matrix-free |
 //! | `bfgs` | ours: dense inverse-Hessian update, O(n²) per iteration, strong Wolfe | O(n²) |

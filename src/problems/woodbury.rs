@@ -1,0 +1,161 @@
+//! Newton directions for models whose Hessian is cI + ÃᵀSÃ (ridge c > 0, diagonal S ≥ 0)
+//! when A has fewer rows than features: the m×m system of the Woodbury identity instead of
+//! the n×n Hessian. Logistic regression (S = diag(σ(1 − σ))) and least squares (S = 2I) use it.
+//!
+//! Without an intercept, Ã = A and
+//!
+//! d = −(cI + AᵀSA)⁻¹g = −(1/c)·(g − AᵀS^½K⁻¹S^½A·g),  K = cI + S^½AAᵀS^½ (m×m, positive definite).
+//!
+//! With an intercept (A = [Ã 1], the last weight b unpenalized) the same inverse serves the
+//! penalized block H_ww = cI + ÃᵀSÃ (K then holds ÃÃᵀ = AAᵀ − 11ᵀ), and the intercept comes
+//! from the scalar Schur complement: with h = ÃᵀS1, η = Σᵢ sᵢ, p = H_ww⁻¹g_w and q = H_ww⁻¹h,
+//!
+//! d_b = (hᵀp − g_b)/(η − hᵀq),  d_w = −(p + q·d_b).
+//!
+//! AAᵀ is formed once (m²n); a direction then costs a few passes over A, O(m²) to form K and
+//! m³/3 to factor it, instead of mn²/2 to form the n×n Hessian and n³/3 to factor it.
+
+use crate::kernels::{axpys_block, dots_block};
+use crate::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
+use crate::Matrix;
+
+/// Whether the m×m route applies: c > 0 and fewer rows than penalized weights.
+pub(crate) fn applies(at: &Matrix, lambda: f64, intercept: bool) -> bool {
+    let (n, m) = at.shape();
+    lambda > 0.0 && m + usize::from(intercept) < n
+}
+
+/// The buffers of the m×m route, sized (and ÃÃᵀ formed) on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Dual {
+    /// ÃÃᵀ (m×m).
+    aat: Matrix,
+    /// cI + S^½ÃÃᵀS^½, then its Cholesky factor (lower triangle).
+    k: Matrix,
+    /// √sᵢ.
+    root: Vec<f64>,
+    /// m entries of scratch.
+    v: Vec<f64>,
+    /// With an intercept: H_ww⁻¹g_w, H_ww⁻¹h and h (n entries each, the last 0).
+    p: Vec<f64>,
+    q: Vec<f64>,
+    h: Vec<f64>,
+}
+
+impl Dual {
+    /// d ← −(∇²f)⁻¹g for ∇²f = cI + ÃᵀSÃ (plus the intercept's unpenalized row and column
+    /// when `intercept`), with `at` = Aᵀ (n×m) and s the m diagonal entries of S. g and d have
+    /// n entries. Returns false, d unspecified, if K does not factor, the Schur complement is
+    /// not positive or d is not finite: the caller then forms the Hessian.
+    pub(crate) fn direction(
+        &mut self,
+        at: &Matrix,
+        s: &[f64],
+        c: f64,
+        intercept: bool,
+        g: &[f64],
+        d: &mut [f64],
+    ) -> bool {
+        let (n, m) = at.shape();
+        if self.aat.shape() != (m, m) {
+            let mut aat = at.tr_mul(at);
+            if intercept {
+                // ÃÃᵀ: the column of ones left out
+                aat.add_scalar_mut(-1.0);
+            }
+            *self = Dual {
+                aat,
+                k: Matrix::zeros(m, m),
+                root: vec![0.0; m],
+                v: vec![0.0; m],
+                p: vec![0.0; n],
+                q: vec![0.0; n],
+                h: vec![0.0; n],
+            };
+        }
+        let Dual {
+            aat,
+            k,
+            root,
+            v,
+            p,
+            q,
+            h,
+        } = self;
+        for (r, si) in root.iter_mut().zip(s) {
+            *r = si.sqrt();
+        }
+        for j in 0..m {
+            for i in j..m {
+                k[(i, j)] = root[i] * aat[(i, j)] * root[j];
+            }
+            k[(j, j)] += c;
+        }
+        if !cholesky_in_place(k) {
+            return false;
+        }
+        let w = Woodbury {
+            at,
+            k,
+            root,
+            c,
+            intercept,
+        };
+        if !intercept {
+            w.solve(g, v, d);
+            d.iter_mut().for_each(|di| *di = -*di);
+            return d.iter().all(|di| di.is_finite());
+        }
+        let b = n - 1;
+        // p = H_ww⁻¹g_w (g with the intercept's entry 0)
+        d.copy_from_slice(g);
+        d[b] = 0.0;
+        w.solve(d, v, p);
+        // h = ÃᵀS1, q = H_ww⁻¹h
+        h.fill(0.0);
+        axpys_block(at.as_slice(), n, s, h);
+        h[b] = 0.0;
+        w.solve(h, v, q);
+        let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+        let eta: f64 = s.iter().sum();
+        let schur = eta - dot(h, q);
+        if !(schur.is_finite() && schur > 0.0) {
+            return false;
+        }
+        let db = (dot(h, p) - g[b]) / schur;
+        for ((di, pi), qi) in d.iter_mut().zip(p.iter()).zip(q.iter()) {
+            *di = -(pi + qi * db);
+        }
+        d[b] = db;
+        d.iter().all(|di| di.is_finite())
+    }
+}
+
+/// (cI + ÃᵀSÃ)⁻¹ by the Woodbury identity, from the Cholesky factor of
+/// K = cI + S^½ÃÃᵀS^½; Ã is A, or A without its last column (the intercept's ones).
+struct Woodbury<'a> {
+    at: &'a Matrix,
+    k: &'a Matrix,
+    root: &'a [f64],
+    c: f64,
+    intercept: bool,
+}
+
+impl Woodbury<'_> {
+    /// out ← (rhs − ÃᵀS^½K⁻¹S^½Ã·rhs)/c, with `v` (m entries) as scratch. With an intercept,
+    /// rhs's last entry must be 0, and out's is set to 0.
+    fn solve(&self, rhs: &[f64], v: &mut [f64], out: &mut [f64]) {
+        let n = self.at.nrows();
+        dots_block(self.at.as_slice(), n, rhs, v);
+        v.iter_mut().zip(self.root).for_each(|(vi, ri)| *vi *= ri);
+        solve_lower_in_place(self.k, v);
+        solve_lower_transpose_in_place(self.k, v);
+        v.iter_mut().zip(self.root).for_each(|(vi, ri)| *vi *= -ri);
+        out.copy_from_slice(rhs);
+        axpys_block(self.at.as_slice(), n, v, out);
+        out.iter_mut().for_each(|o| *o /= self.c);
+        if self.intercept {
+            out[n - 1] = 0.0;
+        }
+    }
+}
