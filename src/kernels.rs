@@ -569,7 +569,7 @@ const BLOCK_ENTRIES: usize = 4096;
 /// [`axpys_block`] reads it again; a multiple of 4 (the kernels' unroll) where it can be.
 ///
 /// Measured in alternation with the earlier budget of 1024 entries (8 KB, at most 16 rows),
-/// one cost-and-gradient each, 200–400 pairs, one thread: 20000 × 200 (16 rows a block, was 4)
+/// one cost-and-gradient each, 200–400 pairs, one thread: 20000 × 200 (20 rows a block, was 4)
 /// 0.89× the time for logistic, 0.92× least squares, 0.88× log-sum-exp; 100000 × 200 the
 /// same; 20000 × 50 (64 rows, was 16) logistic 0.93×, least squares and log-sum-exp unchanged;
 /// 2000 × 20 0.98×; softmax (k = 5, 10) 0.95–0.96×. Two threads: 0.92–0.99×. Larger blocks
@@ -815,12 +815,12 @@ mod tests {
     fn pipelined_pass_matches_the_plain_pass() {
         // coefficients cᵢ = zᵢ − i: Σ cᵢ aᵢ and Σ cᵢ² against plain dots and axpys, for row
         // ranges that end inside a block and rows short and long (blocks of 64 rows up to
-        // n = 64, 16 at n = 200: several blocks, the last ragged)
+        // n = 64, 20 at n = 200: several blocks, the last ragged)
         for (m, n) in [
             (150, 5),
             (200, 50),
             (130, 13),
-            (40, 200),
+            (50, 200),
             (37, 5),
             (9, 200),
             (3, 7),

@@ -61,6 +61,15 @@ fn two_iterations<P: Objective>(p: &P, method: Method) -> [u64; 3] {
     [long[0] - short[0], long[1] - short[1], long[2] - short[2]]
 }
 
+/// Whether the problem gives Newton's direction itself at x = 0 (so the allocation count below
+/// is that route's, not the n×n Hessian's).
+fn takes_the_m_by_m_route<P: Objective>(p: &P) -> bool {
+    let x = Vector::zeros(p.dim());
+    let (_, g) = p.cost_and_gradient(&x).unwrap();
+    let mut d = Vector::zeros(p.dim());
+    p.newton_direction_into(&x, &g, &mut d).unwrap()
+}
+
 #[test]
 fn solver_iterations_do_not_allocate() {
     // On one thread (a one-thread rayon pool: nothing is split), so that rayon's own queue
@@ -131,6 +140,7 @@ fn solver_iterations_do_not_allocate() {
         let mut ones = d.a.clone();
         ones.column_mut(119).fill(1.0);
         let wide = Logistic::new(d.a, d.target.clone(), 0.5, false).unwrap();
+        assert!(takes_the_m_by_m_route(&wide), "40 × 120");
         let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
         assert_eq!(
             (allocs, directions),
@@ -139,6 +149,7 @@ fn solver_iterations_do_not_allocate() {
         );
         // ... and with an intercept (the last column made the ones)
         let wide = Logistic::new(ones, d.target, 0.5, true).unwrap();
+        assert!(takes_the_m_by_m_route(&wide), "40 × 120 with intercept");
         let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
         assert_eq!((allocs, directions), (0, 2), "newton on logistic with intercept");
     });

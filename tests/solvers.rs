@@ -251,9 +251,18 @@ fn newton_with_more_features_than_rows_agrees_and_converges_quadratically() {
         trace: true,
         ..opts(Method::Newton)
     };
-    let r = solve(&p, &Vector::zeros(120), &o).unwrap();
+    let routes = Routes {
+        inner: &p,
+        taken: Cell::new(0),
+    };
+    let r = solve(&routes, &Vector::zeros(120), &o).unwrap();
     assert_eq!(r.status, Status::Converged, "{r}");
     assert_eq!(r.hessian_evals, r.iterations, "one direction per iteration: {r}");
+    assert_eq!(
+        routes.taken.get(),
+        r.iterations,
+        "every direction from the m×m system"
+    );
     let lbfgs = solve(
         &p,
         &Vector::zeros(120),
@@ -296,6 +305,36 @@ fn newton_converges_quadratically_on_logistic_regression() {
     let g: Vec<f64> = r.trace.unwrap().iter().map(|t| t.gradient_norm).collect();
     assert_quadratic(&g);
     assert!(g.len() <= 12, "Newton took {} iterations: {g:?}", g.len() - 1);
+}
+
+/// Forwards to a problem and counts the Newton directions it gave itself (so a test can tell
+/// the m×m route from the n×n Hessian, which report the same counts).
+struct Routes<'a, P> {
+    inner: &'a P,
+    taken: Cell<u64>,
+}
+
+impl<P: Objective> Objective for Routes<'_, P> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn value(&self, x: &Vector) -> gradfit::Result<f64> {
+        self.inner.value(x)
+    }
+    fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> gradfit::Result<f64> {
+        self.inner.value_and_gradient_into(x, g)
+    }
+    fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> gradfit::Result<()> {
+        self.inner.hessian_into(x, h)
+    }
+    fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> gradfit::Result<()> {
+        self.inner.hessian_vec_into(x, v, out)
+    }
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> gradfit::Result<bool> {
+        let taken = self.inner.newton_direction_into(x, g, d)?;
+        self.taken.set(self.taken.get() + u64::from(taken));
+        Ok(taken)
+    }
 }
 
 /// Near the optimum (full steps, ‖g‖ < 1) the ratio ‖g_{k+1}‖/‖g_k‖² of a trace's gradient

@@ -288,12 +288,16 @@ impl Objective for LeastSquares {
             s.clear();
             s.resize(m, 2.0);
         }
+        // K does not depend on x or on the column: one factor, then a solve per column
+        if !dual.factor(&self.at, s, 2.0 * self.lambda, self.intercept) {
+            return Ok(false);
+        }
         for (gc, dc) in g
             .as_slice()
             .chunks_exact(n)
             .zip(d.as_mut_slice().chunks_exact_mut(n))
         {
-            if !dual.direction(&self.at, s, 2.0 * self.lambda, self.intercept, gc, dc) {
+            if !dual.direction(&self.at, gc, dc) {
                 return Ok(false);
             }
         }
@@ -367,6 +371,29 @@ mod tests {
                 let direct = Vector::from_column_slice(direct.as_slice());
                 assert!((&d - &direct).amax() <= 1e-9 * direct.amax(), "{what}");
             }
+        }
+    }
+
+    #[test]
+    fn wide_ridge_direction_follows_a_change_of_intercept() {
+        // the m×m buffers hold ÃÃᵀ for one intercept setting: a problem used without an
+        // intercept and then declared to have one (and back) must rebuild them
+        let (m, n) = (5, 12);
+        let mut a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
+        a.column_mut(n - 1).fill(1.0);
+        let b = Vector::from_fn(m, |i, _| i as f64);
+        let x = Vector::from_fn(n, |j, _| j as f64 * 0.1);
+        let mut p = LeastSquares::new(a, b, 0.5).unwrap();
+        for intercept in [false, true, false] {
+            p = p.with_intercept(intercept).unwrap();
+            let (_, g) = p.cost_and_gradient(&x).unwrap();
+            let mut d = Vector::zeros(n);
+            assert!(p.newton_direction_into(&x, &g, &mut d).unwrap());
+            let want = -p.hessian_matrix(&x).unwrap().cholesky().unwrap().solve(&g);
+            assert!(
+                (&d - &want).amax() <= 1e-9 * want.amax(),
+                "intercept {intercept}: {d} vs {want}"
+            );
         }
     }
 

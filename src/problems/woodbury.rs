@@ -10,7 +10,9 @@
 //! penalized block H_ww = cI + ÃᵀSÃ (K then holds ÃÃᵀ = AAᵀ − 11ᵀ), and the intercept comes
 //! from the scalar Schur complement: with h = ÃᵀS1, η = Σᵢ sᵢ, p = H_ww⁻¹g_w and q = H_ww⁻¹h,
 //!
-//! d_b = (hᵀp − g_b)/(η − hᵀq),  d_w = −(p + q·d_b).
+//! d_b = (hᵀp − g_b)/(η − hᵀq),  d_w = −(p + q·d_b),
+//!
+//! with q, hᵀp and η − hᵀq taken through K as [`Dual::direction`] says.
 //!
 //! AAᵀ is formed once (m²n); a direction then costs a few passes over A, O(m²) to form K and
 //! m³/3 to factor it, instead of mn²/2 to form the n×n Hessian and n³/3 to factor it.
@@ -25,63 +27,51 @@ pub(crate) fn applies(at: &Matrix, lambda: f64, intercept: bool) -> bool {
     lambda > 0.0 && m + usize::from(intercept) < n
 }
 
-/// The buffers of the m×m route, sized (and ÃÃᵀ formed) on first use.
+/// The buffers of the m×m route, sized (and ÃÃᵀ formed) on first use, and again if the
+/// intercept setting changes.
 #[derive(Debug, Default)]
 pub(crate) struct Dual {
-    /// ÃÃᵀ (m×m).
+    /// ÃÃᵀ (m×m), for `intercept`.
     aat: Matrix,
+    intercept: bool,
+    /// The c of the factor in `k`.
+    c: f64,
     /// cI + S^½ÃÃᵀS^½, then its Cholesky factor (lower triangle).
     k: Matrix,
     /// √sᵢ.
     root: Vec<f64>,
+    /// With an intercept: t = K⁻¹S^½1.
+    t: Vec<f64>,
     /// m entries of scratch.
     v: Vec<f64>,
-    /// With an intercept: H_ww⁻¹g_w, H_ww⁻¹h and h (n entries each, the last 0).
+    /// With an intercept: H_ww⁻¹g_w and H_ww⁻¹h (n entries each, the last 0).
     p: Vec<f64>,
     q: Vec<f64>,
-    h: Vec<f64>,
 }
 
 impl Dual {
-    /// d ← −(∇²f)⁻¹g for ∇²f = cI + ÃᵀSÃ (plus the intercept's unpenalized row and column
-    /// when `intercept`), with `at` = Aᵀ (n×m) and s the m diagonal entries of S. g and d have
-    /// n entries. Returns false, d unspecified, if K does not factor, the Schur complement is
-    /// not positive or d is not finite: the caller then forms the Hessian.
-    pub(crate) fn direction(
-        &mut self,
-        at: &Matrix,
-        s: &[f64],
-        c: f64,
-        intercept: bool,
-        g: &[f64],
-        d: &mut [f64],
-    ) -> bool {
+    /// Forms and factors K = cI + S^½ÃÃᵀS^½ for the m diagonal entries s of S, with `at` = Aᵀ
+    /// (n×m); false if K does not factor.
+    pub(crate) fn factor(&mut self, at: &Matrix, s: &[f64], c: f64, intercept: bool) -> bool {
         let (n, m) = at.shape();
-        if self.aat.shape() != (m, m) {
-            let mut aat = at.tr_mul(at);
-            if intercept {
-                // ÃÃᵀ: the column of ones left out
-                aat.add_scalar_mut(-1.0);
-            }
+        if self.aat.shape() != (m, m) || self.intercept != intercept || self.p.len() != n {
+            // ÃÃᵀ from Ã's own columns (A's without the ones), not AAᵀ − 11ᵀ, which would
+            // lose the small part of each entry when the features are small
+            let rows = if intercept { n - 1 } else { n };
+            let part = at.rows(0, rows);
             *self = Dual {
-                aat,
+                aat: part.tr_mul(&part),
+                intercept,
+                c,
                 k: Matrix::zeros(m, m),
                 root: vec![0.0; m],
+                t: vec![0.0; m],
                 v: vec![0.0; m],
                 p: vec![0.0; n],
                 q: vec![0.0; n],
-                h: vec![0.0; n],
             };
         }
-        let Dual {
-            aat,
-            k,
-            root,
-            v,
-            p,
-            q,
-            h,
-        } = self;
+        let Dual { aat, k, root, .. } = self;
         for (r, si) in root.iter_mut().zip(s) {
             *r = si.sqrt();
         }
@@ -91,38 +81,72 @@ impl Dual {
             }
             k[(j, j)] += c;
         }
-        if !cholesky_in_place(k) {
-            return false;
-        }
+        self.c = c;
+        cholesky_in_place(&mut self.k)
+    }
+
+    /// d ← −(∇²f)⁻¹g for ∇²f = cI + ÃᵀSÃ (plus the intercept's unpenalized row and column
+    /// when there is one), with K as [`Dual::factor`] left it. g and d have n entries. Returns
+    /// false, d unspecified, if d is not finite or (with an intercept) the Schur complement is
+    /// not positive: the caller then forms the Hessian.
+    ///
+    /// The intercept's terms come from t = K⁻¹u, u = S^½1, by the push-through identity
+    /// (cI + BᵀB)⁻¹Bᵀ = Bᵀ(cI + BBᵀ)⁻¹ with B = S^½Ã: q = ÃᵀS^½t, hᵀp = tᵀS^½Ãg_w and the
+    /// Schur complement η − hᵀq = c·uᵀt, positive by construction. (η − hᵀq computed as it
+    /// stands cancels: it is of order c while η and hᵀq are of order Σsᵢ.)
+    pub(crate) fn direction(&mut self, at: &Matrix, g: &[f64], d: &mut [f64]) -> bool {
+        let n = at.nrows();
+        let Dual {
+            k,
+            root,
+            t,
+            v,
+            p,
+            q,
+            c,
+            intercept,
+            ..
+        } = self;
         let w = Woodbury {
             at,
             k,
             root,
-            c,
-            intercept,
+            c: *c,
+            intercept: *intercept,
         };
-        if !intercept {
+        if !*intercept {
             w.solve(g, v, d);
             d.iter_mut().for_each(|di| *di = -*di);
             return d.iter().all(|di| di.is_finite());
         }
         let b = n - 1;
-        // p = H_ww⁻¹g_w (g with the intercept's entry 0)
-        d.copy_from_slice(g);
-        d[b] = 0.0;
-        w.solve(d, v, p);
-        // h = ÃᵀS1, q = H_ww⁻¹h
-        h.fill(0.0);
-        axpys_block(at.as_slice(), n, s, h);
-        h[b] = 0.0;
-        w.solve(h, v, q);
-        let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
-        let eta: f64 = s.iter().sum();
-        let schur = eta - dot(h, q);
+        // t = K⁻¹u, u = S^½1 = √s
+        t.copy_from_slice(root);
+        solve_lower_in_place(k, t);
+        solve_lower_transpose_in_place(k, t);
+        let schur = *c * root.iter().zip(t.iter()).map(|(u, ti)| u * ti).sum::<f64>();
         if !(schur.is_finite() && schur > 0.0) {
             return false;
         }
-        let db = (dot(h, p) - g[b]) / schur;
+        // hᵀp = tᵀ(S^½Ãg_w), from g with the intercept's entry 0
+        d.copy_from_slice(g);
+        d[b] = 0.0;
+        dots_block(at.as_slice(), n, d, v);
+        let hp: f64 = v
+            .iter()
+            .zip(root.iter())
+            .zip(t.iter())
+            .map(|((vi, ri), ti)| vi * ri * ti)
+            .sum();
+        // p = H_ww⁻¹g_w; q = ÃᵀS^½t
+        w.solve(d, v, p);
+        v.iter_mut()
+            .zip(root.iter().zip(t.iter()))
+            .for_each(|(vi, (ri, ti))| *vi = ri * ti);
+        q.fill(0.0);
+        axpys_block(at.as_slice(), n, v, q);
+        q[b] = 0.0;
+        let db = (hp - g[b]) / schur;
         for ((di, pi), qi) in d.iter_mut().zip(p.iter()).zip(q.iter()) {
             *di = -(pi + qi * db);
         }

@@ -25,7 +25,9 @@ use crate::{Matrix, Vector};
 /// Stops on the gradient tolerance (the shared rule) and on the Newton decrement: when
 /// λ² = −∇fᵀd is below the rounding of f, no decrease is visible any more; the full step is
 /// then taken once if it lowers ‖∇f‖, and otherwise the run ends and says so. One iteration
-/// solves a least-squares or convex quadratic problem exactly.
+/// solves a least-squares or convex quadratic problem exactly through the n×n Hessian; the
+/// m×m route's least-squares direction loses digits when λ is tiny against AAᵀ, and then takes
+/// a few.
 #[derive(Debug, Clone)]
 pub(crate) struct Newton {
     max_ls: u32,
