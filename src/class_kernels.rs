@@ -65,8 +65,9 @@ impl ClassPass {
         if how == Scores::Tiles {
             interleave(w, n, k, &mut self.wt);
         }
-        for lo in (0..m).step_by(class_block_rows(n)) {
-            let hi = (lo + class_block_rows(n)).min(m);
+        let step = class_block_rows(n);
+        for lo in (0..m).step_by(step) {
+            let hi = (lo + step).min(m);
             block_scores(at, lo, hi, w, &self.wt, k, how, &mut out[lo * k..hi * k]);
         }
     }
