@@ -16,7 +16,8 @@
 //! queue then allocates a block about once every 63 splits; nothing else does).
 //!
 //! One call can fill several n×n blocks of a larger matrix from one pass over A, each with its
-//! own weights: the softmax Hessian's k(k+1)/2 blocks Aᵀdiag(p_c ⊙ (δ_cd − p_d))A.
+//! own weights: the softmax Hessian's k(k−1)/2 blocks below the diagonal,
+//! Aᵀdiag(−p_c ⊙ p_d)A.
 
 use crate::vmath::madd;
 use crate::Matrix;
