@@ -397,11 +397,19 @@ fn gradient_avx2(block: &[f64], n: usize, d: &[f64], k: usize, gt: &mut [f64], a
     }
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
     let (rows, kp) = (block.len() / n, padded(k));
-    // the lines of `ahead`, a few after each tile: about as many tiles as below
+    // the lines of `ahead`, spread evenly over the tiles below: per chunk of rows, each group
+    // of classes takes n / wide tiles `wide` features wide and n % wide one feature wide
     let mut lines = ahead.chunks(8);
+    let (mut group_tiles, mut c0) = (0, 0);
+    while c0 < kp {
+        let v = ((kp - c0) / 4).min(3);
+        let wide = gradient_tile_width(v);
+        group_tiles += n / wide + n % wide;
+        c0 += 4 * v;
+    }
     let per_tile = lines
         .len()
-        .div_ceil((rows.div_ceil(GRADIENT_ROWS) * kp.div_ceil(12) * n.div_ceil(3)).max(1));
+        .div_ceil((rows.div_ceil(GRADIENT_ROWS) * group_tiles).max(1));
     // a chunk's coefficients for one group of classes, zero-padded to 12 lanes a row
     let mut dp = [0.0; GRADIENT_ROWS * 12];
     for r0 in (0..rows).step_by(GRADIENT_ROWS) {
@@ -418,12 +426,7 @@ fn gradient_avx2(block: &[f64], n: usize, d: &[f64], k: usize, gt: &mut [f64], a
                     *out = if l < width { src[l] } else { 0.0 };
                 }
             }
-            // features three (twelve lanes), four (eight) or eight (four) at a time, then one
-            let wide = match v {
-                3 => 3,
-                2 => 4,
-                _ => 8,
-            };
+            let wide = gradient_tile_width(v);
             let mut j0 = 0;
             while j0 < n {
                 let step = if n - j0 >= wide { wide } else { 1 };
@@ -452,6 +455,17 @@ fn gradient_avx2(block: &[f64], n: usize, d: &[f64], k: usize, gt: &mut [f64], a
             }
             c0 += 4 * v;
         }
+    }
+}
+
+/// Features per rank-update tile for v vectors of classes: three (twelve lanes), four (eight)
+/// or eight (four) at a time; the features past the last multiple go one at a time.
+#[cfg(target_arch = "x86_64")]
+fn gradient_tile_width(v: usize) -> usize {
+    match v {
+        3 => 3,
+        2 => 4,
+        _ => 8,
     }
 }
 

@@ -220,15 +220,15 @@ fn accumulate_body<const FMA: bool, W>(
                 let bt = &pb[jt * kc * NR..][..kc * NR];
                 let j0 = jt * NR;
                 for it in first(block, jt)..ni {
-                    let (i0, at) = (it * MR, &pa[it * kc * MR..][..kc * MR]);
+                    let (i0, panel) = (it * MR, &pa[it * kc * MR..][..kc * MR]);
                     if block.diagonal && i0 + HALF <= j0 {
                         // the tile's top half lies above the diagonal
-                        tile_half::<FMA, HALF>(at, bt, &mut c[t]);
+                        tile_half::<FMA, HALF>(panel, bt, &mut c[t]);
                     } else if i0 + HALF >= n {
                         // its bottom half lies past the last feature
-                        tile_half::<FMA, 0>(at, bt, &mut c[t]);
+                        tile_half::<FMA, 0>(panel, bt, &mut c[t]);
                     } else {
-                        tile_body::<FMA>(at, bt, &mut c[t]);
+                        tile_body::<FMA>(panel, bt, &mut c[t]);
                     }
                     t += 1;
                 }

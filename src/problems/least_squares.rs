@@ -381,23 +381,24 @@ mod tests {
         // a quadratic: from x = 0 one Newton step lands on the minimum, so the gradient there
         // (by the fused pass, not the direction code) must vanish to rounding. With λ tiny
         // against AAᵀ the m×m formula loses digits to cancellation; refined, the step still
-        // leaves ‖∇f‖ ≤ 1e-10·‖∇f(0)‖ (1e-15 to 6e-14 here; unrefined, 1e-7 to 2e-4)
+        // leaves ‖∇f‖ ≤ 1e-10·‖∇f(0)‖ (1e-15 to 6e-14 here; unrefined, 1e-7 to 2e-4); one and
+        // two targets (each column refined against its own gradient)
         let (m, n) = (40, 200);
         let a = Matrix::from_fn(m, n, |i, j| {
             ((i * n + j) as f64 * 0.61).cos() + ((i + 3 * j) as f64 * 0.13).sin()
         });
         let mut ones = a.clone();
         ones.column_mut(n - 1).fill(1.0);
-        let b = Vector::from_fn(m, |i, _| (i as f64 * 0.7).sin());
+        let b = Matrix::from_fn(m, 2, |i, c| (i as f64 * 0.7 + c as f64).sin());
         for (a, intercept) in [(a, false), (ones, true)] {
-            for lambda in [1e-6, 1e-9] {
-                let p = LeastSquares::new(a.clone(), b.clone(), lambda)
+            for (lambda, k) in [(1e-6, 1), (1e-9, 1), (1e-9, 2)] {
+                let p = LeastSquares::multi(a.clone(), b.columns(0, k).into_owned(), lambda)
                     .unwrap()
                     .with_intercept(intercept)
                     .unwrap();
-                let x0 = Vector::zeros(n);
+                let x0 = Vector::zeros(n * k);
                 let (_, g) = p.cost_and_gradient(&x0).unwrap();
-                let mut d = Vector::zeros(n);
+                let mut d = Vector::zeros(n * k);
                 assert!(p.newton_direction_into(&x0, &g, &mut d).unwrap());
                 let (_, g1) = p.cost_and_gradient(&d).unwrap();
                 let ratio = g1.norm() / g.norm();

@@ -1,5 +1,5 @@
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 
 use super::woodbury::{self, Dual};
 use super::{
@@ -39,8 +39,11 @@ pub struct Logistic {
     scratch: Mutex<Scratch>,
     /// The second thread's gradient on large data.
     spare: std::sync::Mutex<Vec<f64>>,
-    /// Set by the first Hessian (or Hessian-vector product): from then on each fused
-    /// cost-and-gradient also keeps its zᵢ in `kept`.
+    /// Set by the first call that needs curvature weights (a Hessian, a Hessian-vector product
+    /// or the m×m Newton direction): from then on each fused cost-and-gradient also keeps its
+    /// zᵢ in `kept` (unless another caller holds it at that moment; then it runs without).
+    /// It is never cleared: a later first-order solve on the same problem pays for copying z
+    /// (m stores a pass).
     keep: AtomicBool,
     kept: Mutex<Kept>,
 }
@@ -192,9 +195,8 @@ impl Logistic {
 
     /// The fused pass over all rows, keeping z = Ax in `kept` (one half of it per thread,
     /// each behind its own lock, so the two threads never wait for each other).
-    fn fused_keeping(&self, x: &Vector, g: &mut [f64]) -> f64 {
+    fn fused_keeping(&self, x: &Vector, g: &mut [f64], mut kept: std::sync::MutexGuard<'_, Kept>) -> f64 {
         let m = self.at.ncols();
-        let mut kept = super::lock(&self.kept);
         kept.x.clear();
         kept.z.resize(m, 0.0);
         let mid = split_point(m);
@@ -240,9 +242,18 @@ impl Objective for Logistic {
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         g.fill(0.0);
-        let data = match self.keep.load(Ordering::Relaxed) {
-            true => self.fused_keeping(x, g.as_mut_slice()),
-            false => fused_rows(&self.at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
+        // keep z if asked to and no other caller is keeping its own at this moment
+        let kept = match self.keep.load(Ordering::Relaxed) {
+            true => match self.kept.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            },
+            false => None,
+        };
+        let data = match kept {
+            Some(kept) => self.fused_keeping(x, g.as_mut_slice(), kept),
+            None => fused_rows(&self.at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
                 self.pass(x, lo, hi, g, |_, _| {})
             }),
         };
@@ -263,7 +274,7 @@ impl Objective for Logistic {
     }
 
     /// ∇²f·v = Σᵢ σ(1 − σ)(aᵢᵀv)aᵢ + 2λv_penalized: one pass, plus one for the weights when
-    /// x is new.
+    /// x is new and its cost-and-gradient did not keep z.
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
@@ -356,6 +367,15 @@ mod tests {
             }
             p.hessian_into(&x, &mut h).unwrap();
             assert_eq!(h, fresh(&x), "{m}×{n}");
+            // the Hessian does take the kept z: kept z = 0 labelled as x4 gives every weight ¼
+            let x4 = &x * 3.0;
+            {
+                let mut kept = super::super::lock(&p.kept);
+                kept.z.fill(0.0);
+                kept.x = x4.as_slice().to_vec();
+            }
+            p.hessian_into(&x4, &mut h).unwrap();
+            assert_eq!(h, fresh(&Vector::zeros(n)), "{m}×{n}: the kept z was not used");
             // kept at x2 now; the Hessian at x3 makes its own pass
             p.value_and_gradient_into(&x2, &mut g).unwrap();
             p.hessian_into(&x3, &mut h).unwrap();

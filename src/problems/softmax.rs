@@ -60,7 +60,8 @@ struct Scratch {
     /// products.
     p: Matrix,
     at_x: Vec<f64>,
-    /// The Hessian's lower blocks (c ≥ d) with their classes, and the same blocks alone.
+    /// The Hessian's blocks below the diagonal (c > d) with their classes, and the same blocks
+    /// alone (the diagonal blocks are derived from them).
     blocks: Vec<(Block, usize, usize)>,
     gram_blocks: Vec<Block>,
     gram: GramScratch,
@@ -327,6 +328,30 @@ mod tests {
             let err = (&h - &want).amax() / want.amax();
             assert!(err < 1e-13, "{m}×{n}, k = {k}: relative error {err:e}");
             assert_eq!(h, h.transpose());
+        }
+    }
+
+    #[test]
+    fn diagonal_blocks_keep_their_digits_when_a_class_is_nearly_certain() {
+        // every row nearly certain of class 0 (p₀ ≈ 1 − 2e−10): the diagonal of H₀₀ is
+        // Σᵢ aᵢⱼ²·p₀(1 − p₀), and 1 − p₀ computed as such keeps only ~6 digits (4e−8 relative
+        // error here); as the sum of the other classes' p it keeps them all
+        let (m, n, k) = (50, 3, 3);
+        let a = Matrix::from_fn(m, n, |i, j| 1.0 + 0.1 * ((i * n + j) as f64).sin());
+        let p = Softmax::new(a.clone(), vec![0; m], k, 0.0, false).unwrap();
+        let x = Vector::from_fn(n * k, |j, _| if j < n { 23.0 / n as f64 } else { 0.0 });
+        let h = p.hessian_matrix(&x).unwrap();
+        let w = Matrix::from_column_slice(n, k, x.as_slice());
+        for j in 0..n {
+            let mut want = 0.0;
+            for i in 0..m {
+                let z = w.transpose() * a.row(i).transpose();
+                let e = z.map(|v| (v - z.max()).exp());
+                let pi = &e / e.sum();
+                want += a[(i, j)] * a[(i, j)] * pi[0] * (pi[1] + pi[2]);
+            }
+            let err = (h[(j, j)] - want).abs() / want;
+            assert!(err < 1e-12, "H₀₀[{j}, {j}]: relative error {err:e}");
         }
     }
 
