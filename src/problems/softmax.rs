@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn diagonal_blocks_keep_their_digits_when_a_class_is_nearly_certain() {
         // every row nearly certain of class 0 (p₀ ≈ 1 − 2e−10): the diagonal of H₀₀ is
-        // Σᵢ aᵢⱼ²·p₀(1 − p₀), and 1 − p₀ computed as such keeps only ~6 digits (4e−8 relative
+        // Σᵢ aᵢⱼ²·p₀(1 − p₀), and 1 − p₀ computed as such keeps only ~7 digits (4e−8 relative
         // error here); as the sum of the other classes' p it keeps them all
         let (m, n, k) = (50, 3, 3);
         let a = Matrix::from_fn(m, n, |i, j| 1.0 + 0.1 * ((i * n + j) as f64).sin());
