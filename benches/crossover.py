@@ -334,8 +334,8 @@ is the time to that stop. The plot shows the same data: [crossover.svg](benches/
 ## gradfit against scipy.optimize
 
 The table `python3 benches/peer_scipy.py` printed (same problems from `gradfit generate`,
-same stop rule, one thread on each side, best of 7; the last two columns give gradfit with both
-cores):
+same stop rule, one thread on each side, best of 7 runs in each of 3 rounds in which the two
+sides take turns; the last two columns give gradfit with both cores):
 
 {peer}
 
