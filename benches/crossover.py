@@ -317,7 +317,11 @@ alternating order, a few hundred times, on the memory the fused pass reads (grad
 row-major copy of A), and reports the distribution of the per-pair ratio. This is the figure
 the 1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read runs
 near 40 GB/s a core and the pass's arithmetic (two multiply-adds an entry, and the
-exponentials and logarithms of logistic and log-sum-exp) no longer hides under it.
+exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
+sits on the edge between the two: how much of it a stream read finds in the L3 depends on the
+other tenant, and the one-thread stream read measured 1.58 ms in one full run of this bench
+(ratios 1.17–1.31×) and 1.23 ms in the next (1.26–1.42×), while the fused pass, which
+does not speed up as much from the L3, measured 1.88–2.06 and 1.54–1.75 ms.
 
 {floor_section()}
 ## Which solver is fastest: the crossover map
@@ -344,7 +348,7 @@ softmax), the limit is the machine, not overhead:
 
 - **`lbfgs` on logistic 20000 × 50, one thread.** A is 8 MB and stays in the L3. An
   evaluation is one pass over it, plus an exponential and a logarithm per row; the floor table
-  above puts that pass at about 2.6× a bare read of A. scipy's evaluation is two BLAS passes
+  above puts that pass at 2.6–2.8× a bare read of A. scipy's evaluation is two BLAS passes
   plus numpy's elementwise work plus Python. A 5× ratio would need the fused pass at about
   1.5× a bare read, exponentials included. With both cores gradfit splits the pass and
   passes 5×; scipy's objective here has no such split.
@@ -355,9 +359,9 @@ softmax), the limit is the machine, not overhead:
   diagonal, takes the curvature weights from the last gradient pass instead of reading A
   again, and for softmax forms only the k(k−1)/2 blocks below the diagonal. scipy's product
   runs in BLAS near the same peak, so on one core the ratio is bounded near 2× the arithmetic
-  plus scipy's temporaries, and it moves with scipy's own time: trust-exact on logistic
-  20000 × 50 took 26.9 ms in this run and 35.0 ms in the previous one, against gradfit's
-  10.5 and 12.2 ms (2.6× and 2.9×). Two cores split the rows.
+  plus scipy's temporaries, and it moves with scipy's own time: over the runs of 2026-11-22
+  and 23, trust-exact on logistic 20000 × 50 took 26–35 ms and gradfit 9.9–12.2 ms (the
+  latter falling with the changes in between), 2.4× to 2.9×. Two cores split the rows.
 - **The `--gram off` rows of least squares** stream A in every evaluation, as scipy does, to
   compare evaluations. gradfit's default, the Gram form, is the row above each.
 """
