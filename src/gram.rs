@@ -183,29 +183,20 @@ fn accumulate_body<const FMA: bool, W>(
         let slab = &at.as_slice()[k0 * n..(k0 + kc) * n];
         // pa[it][kk][r] = a_{k0+kk}[it·MR + r], zero past n
         for (kk, a) in slab.chunks_exact(n.max(1)).enumerate() {
-            for (it, src) in a.chunks_exact(MR).enumerate() {
-                let dst: &mut [f64; MR] = (&mut pa[(it * kc + kk) * MR..][..MR])
-                    .try_into()
-                    .unwrap_or_else(|_| unreachable!());
-                let src: &[f64; MR] = src.try_into().unwrap_or_else(|_| unreachable!());
-                *dst = *src;
-            }
-            if fi < ni {
-                let (dst, src) = (&mut pa[(fi * kc + kk) * MR..][..MR], &a[fi * MR..]);
-                for (r, d) in dst.iter_mut().enumerate() {
-                    *d = src.get(r).copied().unwrap_or(0.0);
-                }
-            }
-            // the first block's B panel in the same pass over the rows, each row read once for
-            // both (at 20000 × 50 the Hessian took 0.977× the time, at 2000 × 20 0.91×)
+            pack_row::<MR>(pa, kc, kk, a, (fi, ni), |s| s);
+            // pb[jt][kk][c] = w(b, k0+kk)·a_{k0+kk}[jt·NR + c]: the first block's in the same
+            // pass over the rows, each row read once for both (at 20000 × 50 the Hessian took
+            // 0.977× the time, at 2000 × 20 0.91×)
             if !blocks.is_empty() {
-                pack_b(pb, kc, kk, a, w(0, k0 + kk), (fj, nj));
+                let wi = w(0, k0 + kk);
+                pack_row::<NR>(pb, kc, kk, a, (fj, nj), |s| wi * s);
             }
         }
         for (b, block) in blocks.iter().enumerate() {
             if b > 0 {
                 for (kk, a) in slab.chunks_exact(n.max(1)).enumerate() {
-                    pack_b(pb, kc, kk, a, w(b, k0 + kk), (fj, nj));
+                    let wi = w(b, k0 + kk);
+                    pack_row::<NR>(pb, kc, kk, a, (fj, nj), |s| wi * s);
                 }
             }
             for jt in 0..nj {
@@ -248,21 +239,28 @@ fn accumulate_body<const FMA: bool, W>(
     }
 }
 
-/// pb[jt][kk][c] = wi·a[jt·NR + c] for row kk of a slab of kc rows, zero past n (`fj` whole
-/// NR-wide panels of `nj`).
+/// dst[p][kk][l] = f(a[p·W + l]) for row kk of a slab of kc rows packed in panels W wide:
+/// `whole` full panels of `panels`, the last zero past the row's end.
 #[inline(always)]
-fn pack_b(pb: &mut [f64], kc: usize, kk: usize, a: &[f64], wi: f64, (fj, nj): (usize, usize)) {
-    for (jt, src) in a.chunks_exact(NR).enumerate() {
-        let dst: &mut [f64; NR] = (&mut pb[(jt * kc + kk) * NR..][..NR])
+fn pack_row<const W: usize>(
+    dst: &mut [f64],
+    kc: usize,
+    kk: usize,
+    a: &[f64],
+    (whole, panels): (usize, usize),
+    f: impl Fn(f64) -> f64,
+) {
+    for (p, src) in a.chunks_exact(W).enumerate() {
+        let out: &mut [f64; W] = (&mut dst[(p * kc + kk) * W..][..W])
             .try_into()
             .unwrap_or_else(|_| unreachable!());
-        let src: &[f64; NR] = src.try_into().unwrap_or_else(|_| unreachable!());
-        *dst = src.map(|s| wi * s);
+        let src: &[f64; W] = src.try_into().unwrap_or_else(|_| unreachable!());
+        *out = src.map(&f);
     }
-    if fj < nj {
-        let (dst, src) = (&mut pb[(fj * kc + kk) * NR..][..NR], &a[fj * NR..]);
-        for (c, d) in dst.iter_mut().enumerate() {
-            *d = src.get(c).map_or(0.0, |s| wi * s);
+    if whole < panels {
+        let (out, src) = (&mut dst[(whole * kc + kk) * W..][..W], &a[whole * W..]);
+        for (l, o) in out.iter_mut().enumerate() {
+            *o = src.get(l).map_or(0.0, |v| f(*v));
         }
     }
 }
