@@ -128,7 +128,12 @@ pub fn softmax_in_place(z: &mut [f64]) -> f64 {
 /// assert_eq!(v.norm(), f64::INFINITY); // the squares overflow
 /// assert!((norm2(&v) / 5e160 - 1.0).abs() < 1e-15);
 /// ```
-pub fn norm2(v: &crate::Vector) -> f64 {
+///
+/// Any column vector storage: a `Vector`, or a view of a slice (`DVectorView::from_slice`).
+pub fn norm2<S>(v: &nalgebra::Matrix<f64, nalgebra::Dyn, nalgebra::U1, S>) -> f64
+where
+    S: nalgebra::storage::Storage<f64, nalgebra::Dyn, nalgebra::U1>,
+{
     let n = v.norm();
     if n.is_finite() || v.iter().any(|x| !x.is_finite()) {
         return n;

@@ -339,6 +339,7 @@ crate::impl_argmin_traits!(LeastSquares);
 
 #[cfg(test)]
 mod tests {
+    use super::super::{cholesky_step, own_newton_step};
     use super::*;
 
     #[test]
@@ -358,12 +359,9 @@ mod tests {
                     .with_intercept(intercept)
                     .unwrap();
                 let x0 = Vector::zeros(n * k);
-                let (_, g) = p.cost_and_gradient(&x0).unwrap();
-                let mut d = Vector::zeros(n * k);
                 let what = format!("λ = {lambda}, intercept {intercept}");
-                assert!(p.newton_direction_into(&x0, &g, &mut d).unwrap(), "{what}");
-                let h = p.hessian_matrix(&x0).unwrap();
-                let want = -h.cholesky().unwrap().solve(&g);
+                let (g, d) = own_newton_step(&p, &x0, &what);
+                let want = cholesky_step(&p, &x0, &g);
                 assert!((&d - &want).amax() <= 1e-9 * want.amax(), "{what}: {d} vs {want}");
                 let mut normal = a.transpose() * &a;
                 for j in 0..n - usize::from(intercept) {
@@ -396,10 +394,7 @@ mod tests {
                     .unwrap()
                     .with_intercept(intercept)
                     .unwrap();
-                let x0 = Vector::zeros(n * k);
-                let (_, g) = p.cost_and_gradient(&x0).unwrap();
-                let mut d = Vector::zeros(n * k);
-                assert!(p.newton_direction_into(&x0, &g, &mut d).unwrap());
+                let (g, d) = own_newton_step(&p, &Vector::zeros(n * k), "step");
                 let (_, g1) = p.cost_and_gradient(&d).unwrap();
                 let ratio = g1.norm() / g.norm();
                 assert!(
@@ -422,10 +417,8 @@ mod tests {
         let mut p = LeastSquares::new(a, b, 0.5).unwrap();
         for intercept in [false, true, false] {
             p = p.with_intercept(intercept).unwrap();
-            let (_, g) = p.cost_and_gradient(&x).unwrap();
-            let mut d = Vector::zeros(n);
-            assert!(p.newton_direction_into(&x, &g, &mut d).unwrap());
-            let want = -p.hessian_matrix(&x).unwrap().cholesky().unwrap().solve(&g);
+            let (g, d) = own_newton_step(&p, &x, &format!("intercept {intercept}"));
+            let want = cholesky_step(&p, &x, &g);
             assert!(
                 (&d - &want).amax() <= 1e-9 * want.amax(),
                 "intercept {intercept}: {d} vs {want}"

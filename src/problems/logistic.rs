@@ -140,23 +140,23 @@ impl Logistic {
         }
         let (n, m) = self.at.shape();
         sc.s.resize(m, 0.0);
-        {
+        let from_kept = {
             let kept = super::lock(&self.kept);
-            if kept.x.as_slice() == x.as_slice() && kept.z.len() == m {
+            let hit = kept.x.as_slice() == x.as_slice() && kept.z.len() == m;
+            if hit {
                 sc.s.copy_from_slice(&kept.z);
-                sigmoid_curvature_in_place(&mut sc.s);
-                sc.at_x.clear();
-                sc.at_x.extend_from_slice(x.as_slice());
-                return;
             }
-        }
+            hit
+        };
         let weights = |rows: &[f64], s: &mut [f64]| {
             dots_block(rows, n, x.as_slice(), s);
             sigmoid_curvature_in_place(s);
         };
-        // on two threads for large A, like the fused pass (this pass is serial work in every
-        // Newton iteration otherwise)
-        if self.at.len() >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2 {
+        if from_kept {
+            sigmoid_curvature_in_place(&mut sc.s);
+        } else if self.at.len() >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2 {
+            // on two threads for large A, like the fused pass (this pass is serial work in
+            // every Newton iteration otherwise)
             let mid = split_point(m);
             let (s1, s2) = sc.s.split_at_mut(mid);
             let (r1, r2) = self.at.as_slice().split_at(mid * n);
@@ -313,6 +313,7 @@ crate::impl_argmin_traits!(Logistic);
 
 #[cfg(test)]
 mod tests {
+    use super::super::{cholesky_step, own_newton_step};
     use super::*;
 
     #[test]
@@ -397,12 +398,9 @@ mod tests {
         for (a, intercept) in [(&a, false), (&with_ones, true)] {
             for lambda in [1e-3, 0.3, 50.0] {
                 let p = Logistic::new(a.clone(), y.clone(), lambda, intercept).unwrap();
-                let (_, g) = p.cost_and_gradient(&x).unwrap();
-                let mut d = Vector::zeros(n);
                 let what = format!("λ = {lambda}, intercept {intercept}");
-                assert!(p.newton_direction_into(&x, &g, &mut d).unwrap(), "{what}");
-                let h = p.hessian_matrix(&x).unwrap();
-                let want = -h.clone().cholesky().unwrap().solve(&g);
+                let (g, d) = own_newton_step(&p, &x, &what);
+                let want = cholesky_step(&p, &x, &g);
                 assert!((&d - &want).amax() <= 1e-9 * want.amax(), "{what}: {d} vs {want}");
                 // and again at the same x (cached weights and AAᵀ): the same to the bit
                 let mut again = Vector::zeros(n);
@@ -428,12 +426,9 @@ mod tests {
                 for lambda in [1e-5, 1e-7] {
                     let lambda = lambda * scale * scale;
                     let p = Logistic::new(a.clone(), y.clone(), lambda, intercept).unwrap();
-                    let (_, g) = p.cost_and_gradient(&x).unwrap();
-                    let mut d = Vector::zeros(n);
                     let what = format!("λ = {lambda:e}, intercept {intercept}, scale {scale}");
-                    assert!(p.newton_direction_into(&x, &g, &mut d).unwrap(), "{what}");
-                    let h = p.hessian_matrix(&x).unwrap();
-                    let want = -h.cholesky().unwrap().solve(&g);
+                    let (g, d) = own_newton_step(&p, &x, &what);
+                    let want = cholesky_step(&p, &x, &g);
                     let err = (&d - &want).amax() / want.amax();
                     assert!(err <= 1e-3, "{what}: relative error {err:e}");
                 }

@@ -128,6 +128,25 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
 }
 
+/// For tests: g = ∇f(x) and the direction the problem's own Newton route gives there, which
+/// must apply (`what` names the case in the failure message).
+#[cfg(test)]
+pub(crate) fn own_newton_step<P: Objective>(p: &P, x: &Vector, what: &str) -> (Vector, Vector) {
+    let (_, g) = p.cost_and_gradient(x).unwrap();
+    let mut d = Vector::zeros(x.len());
+    assert!(
+        p.newton_direction_into(x, &g, &mut d).unwrap(),
+        "{what}: the route did not apply"
+    );
+    (g, d)
+}
+
+/// For tests: −(∇²f(x))⁻¹g by a Cholesky solve of the formed Hessian.
+#[cfg(test)]
+pub(crate) fn cholesky_step<P: Objective>(p: &P, x: &Vector, g: &Vector) -> Vector {
+    -p.hessian_matrix(x).unwrap().cholesky().unwrap().solve(g)
+}
+
 /// Locks a problem's scratch buffers. A poisoned lock (a panic while it was held) still holds
 /// buffers that every evaluation overwrites before reading, so it is safe to go on.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -213,8 +213,9 @@ impl Dual {
     }
 }
 
+/// ‖x‖₂ by [`crate::numeric::norm2`] (which does not overflow for large entries).
 fn norm(x: &[f64]) -> f64 {
-    x.iter().map(|v| v * v).sum::<f64>().sqrt()
+    crate::numeric::norm2(&nalgebra::DVectorView::from_slice(x, x.len()))
 }
 
 /// (cI + ÃᵀSÃ)⁻¹ by the Woodbury identity, from the Cholesky factor of

@@ -25,9 +25,9 @@ use crate::{Matrix, Vector};
 /// Stops on the gradient tolerance (the shared rule) and on the Newton decrement: when
 /// λ² = −∇fᵀd is below the rounding of f, no decrease is visible any more; the full step is
 /// then taken once if it lowers ‖∇f‖, and otherwise the run ends and says so. One iteration
-/// solves a least-squares or convex quadratic problem exactly through the n×n Hessian; the
-/// m×m route's least-squares direction loses digits when λ is tiny against AAᵀ, and then takes
-/// a few.
+/// solves a least-squares or convex quadratic problem exactly, through the m×m route too: it
+/// refines its least-squares direction, whose digits go when λ is tiny against AAᵀ (one step at
+/// 200 × 1600 down to λ = 1e-9; at 1e-12 the direction is mostly rounding on either route).
 #[derive(Debug, Clone)]
 pub(crate) struct Newton {
     max_ls: u32,
@@ -140,8 +140,9 @@ impl<O: Objective> Solver<O, St> for Newton {
 
     fn next_iter(&mut self, p: &mut Problem<O>, mut state: St) -> Result<(St, Option<KV>), ArgminError> {
         let (mut x, mut g, f) = take_iterate(&mut state)?;
-        // the problem's own route to the direction where it has one (logistic regression with
-        // more features than rows: an m×m system); it counts as a Hessian evaluation
+        // the problem's own route to the direction where it has one (logistic regression and
+        // least squares with more features than rows: an m×m system); it counts as a Hessian
+        // evaluation
         let by_problem = match p.problem.as_ref() {
             Some(o) => o.newton_direction_into(&x, &g, &mut self.d)?,
             None => false,
