@@ -2,22 +2,28 @@
 //! symmetric matrix-multiply kernel (a weighted SYRK) that computes only the lower triangle.
 //!
 //! A is stored row-contiguous (`at` is Aᵀ, n×m, column-major), so row aᵢ is a slice. The rows
-//! are taken `KC` at a time; each slab is packed into tiles (`MR` features × KC rows, and `NR`
-//! features × KC rows scaled by wᵢ), and each MR×NR tile of the product is accumulated in
-//! registers over the slab, the way BLAS kernels do, then added to its running sum in a packed
-//! buffer, which reaches h once, after the last slab. Tiles wholly above the diagonal are
+//! are taken `KC` at a time; each slab is packed once into panels of `MR` features × KC rows,
+//! row i scaled by √|wᵢ|, so that Aᵀdiag(w)A = ±(diag(√|w|)A)ᵀ(diag(√|w|)A) is a product of
+//! the packed slab with itself: each MR×NR tile of it takes its rows from one panel and its
+//! columns from the lanes of one or two panels, and is accumulated in registers over the slab,
+//! the way BLAS kernels do, then added to its running sum in a packed buffer, which reaches h
+//! once, after the last slab. (Packing the slab twice, as A and as diag(w)A, took a quarter of
+//! the time at 20000 × 50; packing it once took logistic Newton there from 9.2 to 8.6 ms, and
+//! softmax Newton at 10000 × 50, k = 5, from 61 to 41 ms, its blocks below the diagonal now
+//! being formed as the symmetric matrices they are.) Tiles wholly above the diagonal are
 //! neither computed nor stored, which halves the work of a full matrix product, and a tile
 //! whose top half lies above the diagonal, or whose bottom half lies past the last feature,
 //! computes only its other half (at 20000 × 50 that is 13 of 39 tiles; the Hessian took 0.93×
-//! the time, 0.89× at 2000 × 20, with the packing below no longer calling memset for the
-//! zero padding of each row); the upper triangle is mirrored at the end. The
+//! the time, 0.89× at 2000 × 20); the upper triangle is mirrored at the end. The
 //! packing buffers live in a [`GramScratch`] that the caller keeps, so after the first call
 //! nothing is allocated. On large data the rows are split between two threads (rayon's job
 //! queue then allocates a block about once every 63 splits; nothing else does).
 //!
 //! One call can fill several n×n blocks of a larger matrix from one pass over A, each with its
 //! own weights: the softmax Hessian's k(k−1)/2 blocks below the diagonal,
-//! Aᵀdiag(−p_c ⊙ p_d)A.
+//! Aᵀdiag(−p_c ⊙ p_d)A. The weights of one block must share a sign (the block's `negative`
+//! says which): a weight of the other sign has no real square root and makes the result NaN,
+//! never a wrong number.
 
 use crate::vmath::madd;
 use crate::Matrix;
@@ -26,7 +32,7 @@ use crate::Matrix;
 const MR: usize = 8;
 /// Columns of the output tile (features j): 8×6 accumulators fill 12 of the 16 vector registers.
 const NR: usize = 6;
-/// Rows of A per slab: the packed slab (2·KC·n doubles) stays in L2 for n up to a few hundred.
+/// Rows of A per slab: the packed slab (KC·n doubles) stays in L2 for n up to a few hundred.
 const KC: usize = 128;
 /// From this much work (m·n² times the number of blocks, a few tens of microseconds on one
 /// thread), and at least two slabs of rows (m ≥ 2·KC), the rows are split between two threads: measured here, logistic 2000 × 20 went from 126 to 71 µs and
@@ -35,13 +41,17 @@ const KC: usize = 128;
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// One n×n block of the output, at rows `row`.., columns `col`..: it receives
-/// Σᵢ w(block, i)·aᵢaᵢᵀ. A `diagonal` block lies on the diagonal of the output (symmetric:
-/// only its lower triangle is computed); any other block must lie below the diagonal.
+/// Σᵢ w(block, i)·aᵢaᵢᵀ, a symmetric matrix of which only the lower triangle is computed. A
+/// `diagonal` block lies on the diagonal of the output (its upper triangle is the output's,
+/// mirrored at the end); any other block must lie below the diagonal, and its upper triangle
+/// is copied from its lower one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Block {
     pub row: usize,
     pub col: usize,
     pub diagonal: bool,
+    /// The block's weights are all ≤ 0 (otherwise all ≥ 0).
+    pub negative: bool,
 }
 
 impl Block {
@@ -50,7 +60,17 @@ impl Block {
         row: 0,
         col: 0,
         diagonal: true,
+        negative: false,
     }];
+
+    /// The sign of the block's weights.
+    fn sign(&self) -> f64 {
+        if self.negative {
+            -1.0
+        } else {
+            1.0
+        }
+    }
 }
 
 /// Packing buffers (one set per thread) and the second thread's output; sized on first use.
@@ -64,8 +84,7 @@ pub(crate) struct GramScratch {
 /// all its slabs (added to h once, at the end).
 #[derive(Debug, Default)]
 struct Pack {
-    a: Vec<f64>,
-    b: Vec<f64>,
+    p: Vec<f64>,
     c: Vec<[[f64; MR]; NR]>,
 }
 
@@ -158,22 +177,17 @@ fn accumulate_body<const FMA: bool, W>(
 {
     let n = at.nrows();
     let (ni, nj) = (n.div_ceil(MR), n.div_ceil(NR));
-    // whole tiles of the A panel and of the B panel; the last may be partial
-    let (fi, fj) = (n / MR, n / NR);
-    let Pack { a: pa, b: pb, c } = pack;
-    if pa.len() < ni * MR * KC {
-        pa.resize(ni * MR * KC, 0.0);
+    // panels of MR features: the tiles' rows take the first ni, their columns (NR at a time)
+    // may reach one panel further, which is all zero
+    let (whole, np) = (n / MR, ni.max((nj * NR).div_ceil(MR)));
+    let Pack { p: panels, c } = pack;
+    if panels.len() < np * stride(KC) {
+        panels.resize(np * stride(KC), 0.0);
     }
-    if pb.len() < nj * NR * KC {
-        pb.resize(nj * NR * KC, 0.0);
-    }
-    // the tiles computed, in the order (block, jt, it) both loops below take them: on a
-    // diagonal block only those at or below the diagonal
-    let first = |block: &Block, jt: usize| if block.diagonal { jt * NR / MR } else { 0 };
-    let tiles: usize = blocks
-        .iter()
-        .map(|block| (0..nj).map(|jt| ni - first(block, jt)).sum::<usize>())
-        .sum();
+    // the tiles computed, in the order (block, jt, it) both loops below take them: those at
+    // or below the block's diagonal
+    let first = |jt: usize| jt * NR / MR;
+    let tiles = blocks.len() * (0..nj).map(|jt| ni - first(jt)).sum::<usize>();
     c.clear();
     c.resize(tiles, [[0.0; MR]; NR]);
     let mut k0 = lo;
@@ -181,38 +195,35 @@ fn accumulate_body<const FMA: bool, W>(
         let kc = KC.min(hi - k0);
         let mut t = 0;
         let slab = &at.as_slice()[k0 * n..(k0 + kc) * n];
-        // pa[it][kk][r] = a_{k0+kk}[it·MR + r], zero past n
-        for (kk, a) in slab.chunks_exact(n.max(1)).enumerate() {
-            pack_row::<MR>(pa, kc, kk, a, (fi, ni), |s| s);
-            // pb[jt][kk][c] = w(b, k0+kk)·a_{k0+kk}[jt·NR + c]: the first block's in the same
-            // pass over the rows, each row read once for both (at 20000 × 50 the Hessian took
-            // 0.977× the time, at 2000 × 20 0.91×)
-            if !blocks.is_empty() {
-                let wi = w(0, k0 + kk);
-                pack_row::<NR>(pb, kc, kk, a, (fj, nj), |s| wi * s);
-            }
-        }
         for (b, block) in blocks.iter().enumerate() {
-            if b > 0 {
-                for (kk, a) in slab.chunks_exact(n.max(1)).enumerate() {
-                    let wi = w(b, k0 + kk);
-                    pack_row::<NR>(pb, kc, kk, a, (fj, nj), |s| wi * s);
-                }
+            let sign = block.sign();
+            // panels[p][kk][r] = √|wᵢ|·a_{k0+kk}[p·MR + r], zero past n
+            for (kk, a) in slab.chunks_exact(n.max(1)).enumerate() {
+                let s = (sign * w(b, k0 + kk)).sqrt();
+                pack_row(panels, kc, kk, a, (whole, np), |v| s * v);
             }
+            let panel = |p: usize| &panels[p * stride(kc)..][..kc * MR];
             for jt in 0..nj {
-                // on a diagonal block, skip the i-tiles wholly above the diagonal (i < j0)
-                let bt = &pb[jt * kc * NR..][..kc * NR];
+                // the tile's columns j0..j0 + NR: lanes off.. of panel q, then of panel q + 1
                 let j0 = jt * NR;
-                for it in first(block, jt)..ni {
-                    let (i0, panel) = (it * MR, &pa[it * kc * MR..][..kc * MR]);
-                    if block.diagonal && i0 + HALF <= j0 {
+                let (q, off) = (j0 / MR, j0 % MR);
+                let (b1, b2) = (panel(q), panel(if off + NR > MR { q + 1 } else { q }));
+                for it in first(jt)..ni {
+                    let (i0, a) = (it * MR, panel(it));
+                    let half = if i0 + HALF <= j0 {
                         // the tile's top half lies above the diagonal
-                        tile_half::<FMA, HALF>(panel, bt, &mut c[t]);
+                        Rows::Bottom
                     } else if i0 + HALF >= n {
                         // its bottom half lies past the last feature
-                        tile_half::<FMA, 0>(panel, bt, &mut c[t]);
+                        Rows::Top
                     } else {
-                        tile_body::<FMA>(panel, bt, &mut c[t]);
+                        Rows::All
+                    };
+                    match off {
+                        0 => tile::<FMA, 0>(half, a, b1, b2, &mut c[t]),
+                        2 => tile::<FMA, 2>(half, a, b1, b2, &mut c[t]),
+                        4 => tile::<FMA, 4>(half, a, b1, b2, &mut c[t]),
+                        _ => tile::<FMA, 6>(half, a, b1, b2, &mut c[t]),
                     }
                     t += 1;
                 }
@@ -224,14 +235,21 @@ fn accumulate_body<const FMA: bool, W>(
     let h = h.as_mut_slice();
     let mut tiles = c.iter();
     for block in blocks {
+        let sign = block.sign();
         for jt in 0..nj {
             let j0 = jt * NR;
-            for (it, acc) in (first(block, jt)..ni).zip(&mut tiles) {
+            for (it, acc) in (first(jt)..ni).zip(&mut tiles) {
                 let i0 = it * MR;
                 for (cc, col) in acc.iter().enumerate().take(n - j0) {
-                    let hc = &mut h[(block.col + j0 + cc) * size..];
-                    for (r, v) in col.iter().enumerate().take(n - i0) {
-                        hc[block.row + i0 + r] += v;
+                    let j = j0 + cc;
+                    for (r, v) in col.iter().enumerate().take(n - i0).skip(j.saturating_sub(i0)) {
+                        // entry (i, j), i ≥ j, of the block's lower triangle; a block off the
+                        // diagonal is symmetric too, and also receives it at (j, i)
+                        let i = i0 + r;
+                        h[(block.col + j) * size + block.row + i] += sign * v;
+                        if !block.diagonal && i > j {
+                            h[(block.col + i) * size + block.row + j] += sign * v;
+                        }
                     }
                 }
             }
@@ -239,10 +257,18 @@ fn accumulate_body<const FMA: bool, W>(
     }
 }
 
-/// dst[p][kk][l] = f(a[p·W + l]) for row kk of a slab of kc rows packed in panels W wide:
-/// `whole` full panels of `panels`, the last zero past the row's end.
+/// Doubles from one packed panel of kc rows to the next: kc·MR and one cache line more.
+/// Without the line, the panels of a slab of KC rows lie 8 KB apart, so a row's stores into
+/// them all fell in one set of the 8-way L1 and aliased the row's loads at 4 KB.
 #[inline(always)]
-fn pack_row<const W: usize>(
+fn stride(kc: usize) -> usize {
+    kc * MR + 8
+}
+
+/// dst[p][kk][l] = f(a[p·MR + l]) for row kk of a slab of kc rows packed in panels MR wide:
+/// `whole` full panels of `panels`, the rest zero past the row's end.
+#[inline(always)]
+fn pack_row(
     dst: &mut [f64],
     kc: usize,
     kk: usize,
@@ -250,64 +276,126 @@ fn pack_row<const W: usize>(
     (whole, panels): (usize, usize),
     f: impl Fn(f64) -> f64,
 ) {
-    for (p, src) in a.chunks_exact(W).enumerate() {
-        let out: &mut [f64; W] = (&mut dst[(p * kc + kk) * W..][..W])
+    for (p, src) in a.chunks_exact(MR).enumerate() {
+        let out: &mut [f64; MR] = (&mut dst[p * stride(kc) + kk * MR..][..MR])
             .try_into()
             .unwrap_or_else(|_| unreachable!());
-        let src: &[f64; W] = src.try_into().unwrap_or_else(|_| unreachable!());
+        let src: &[f64; MR] = src.try_into().unwrap_or_else(|_| unreachable!());
         *out = src.map(&f);
     }
-    if whole < panels {
-        let (out, src) = (&mut dst[(whole * kc + kk) * W..][..W], &a[whole * W..]);
+    for p in whole..panels {
+        let out = &mut dst[p * stride(kc) + kk * MR..][..MR];
         for (l, o) in out.iter_mut().enumerate() {
-            *o = src.get(l).map_or(0.0, |v| f(*v));
+            *o = a.get(p * MR + l).map_or(0.0, |v| f(*v));
         }
     }
 }
 
-/// Half of a tile's rows: [`tile_half`] computes rows OFF..OFF + HALF of a tile.
+/// Half of a tile's rows.
 const HALF: usize = MR / 2;
 
-/// [`tile_body`] for rows OFF..OFF + HALF of the tile only (the others are left as they
-/// are): where the rest of the tile lies above the diagonal or past the last feature. One
-/// vector per column leaves six accumulators, too few to hide the multiply-add latency, so
-/// even and odd kk go to two sets, added at the end.
+/// Which rows of a tile to compute: where the rest lies above the diagonal or past the last
+/// feature, only one half.
+#[derive(Clone, Copy)]
+enum Rows {
+    All,
+    Top,
+    Bottom,
+}
+
+/// One MR×NR output tile: acc[c][r] += Σ_kk a[kk][r]·b[kk][c] over the packed panel `a` (the
+/// tile's rows) and its NR columns, which are lanes OFF.. of the panel `b1` and, past its
+/// MR lanes, of `b2`.
 #[inline(always)]
-fn tile_half<const FMA: bool, const OFF: usize>(a: &[f64], b: &[f64], out: &mut [[f64; MR]; NR]) {
+fn tile<const FMA: bool, const OFF: usize>(
+    rows: Rows,
+    a: &[f64],
+    b1: &[f64],
+    b2: &[f64],
+    out: &mut [[f64; MR]; NR],
+) {
+    match rows {
+        Rows::All => tile_body::<FMA, OFF>(a, b1, b2, out),
+        Rows::Top => tile_half::<FMA, OFF, 0>(a, b1, b2, out),
+        Rows::Bottom => tile_half::<FMA, OFF, HALF>(a, b1, b2, out),
+    }
+}
+
+/// Column c of a tile from one row kk of the panels: lane OFF + c of `b1`'s or, past it, of
+/// `b2`'s (both chosen at compile time).
+#[inline(always)]
+fn column<const OFF: usize>(b1: &[f64], b2: &[f64], c: usize) -> f64 {
+    if OFF + c < MR {
+        b1[OFF + c]
+    } else {
+        b2[OFF + c - MR]
+    }
+}
+
+/// [`tile_body`] for rows R..R + HALF of the tile only (the others are left as they are).
+/// One vector per column leaves six accumulators, too few to hide the multiply-add latency,
+/// so even and odd kk go to two sets, added at the end.
+#[inline(always)]
+fn tile_half<const FMA: bool, const OFF: usize, const R: usize>(
+    a: &[f64],
+    b1: &[f64],
+    b2: &[f64],
+    out: &mut [[f64; MR]; NR],
+) {
     let mut acc = [[[0.0; HALF]; NR]; 2];
-    let (pairs_a, pairs_b) = (a.chunks_exact(2 * MR), b.chunks_exact(2 * NR));
-    let (rest_a, rest_b) = (pairs_a.remainder(), pairs_b.remainder());
-    for (av, bv) in pairs_a.zip(pairs_b) {
+    let pairs = a
+        .chunks_exact(2 * MR)
+        .zip(b1.chunks_exact(2 * MR))
+        .zip(b2.chunks_exact(2 * MR));
+    for ((av, bv1), bv2) in pairs {
         for (s, acc_s) in acc.iter_mut().enumerate() {
-            for c in 0..NR {
-                for r in 0..HALF {
-                    acc_s[c][r] = madd::<FMA>(bv[s * NR + c], av[s * MR + OFF + r], acc_s[c][r]);
+            let (bv1, bv2) = (&bv1[s * MR..], &bv2[s * MR..]);
+            for (c, acc_c) in acc_s.iter_mut().enumerate() {
+                let bc = column::<OFF>(bv1, bv2, c);
+                for (r, v) in acc_c.iter_mut().enumerate() {
+                    *v = madd::<FMA>(bc, av[s * MR + R + r], *v);
                 }
             }
         }
     }
-    for (av, bv) in rest_a.chunks_exact(MR).zip(rest_b.chunks_exact(NR)) {
-        for c in 0..NR {
-            for r in 0..HALF {
-                acc[0][c][r] = madd::<FMA>(bv[c], av[OFF + r], acc[0][c][r]);
+    let last = a.len() / (2 * MR) * (2 * MR);
+    for ((av, bv1), bv2) in a[last..]
+        .chunks_exact(MR)
+        .zip(b1[last..].chunks_exact(MR))
+        .zip(b2[last..].chunks_exact(MR))
+    {
+        for (c, acc_c) in acc[0].iter_mut().enumerate() {
+            let bc = column::<OFF>(bv1, bv2, c);
+            for (r, v) in acc_c.iter_mut().enumerate() {
+                *v = madd::<FMA>(bc, av[R + r], *v);
             }
         }
     }
     for c in 0..NR {
         for r in 0..HALF {
-            out[c][OFF + r] += acc[0][c][r] + acc[1][c][r];
+            out[c][R + r] += acc[0][c][r] + acc[1][c][r];
         }
     }
 }
 
-/// acc[c][r] += Σ_kk a[kk][r]·b[kk][c] over two packed panels: one MR×NR output tile.
+/// acc[c][r] += Σ_kk a[kk][r]·b[kk][c]: one whole MR×NR tile (columns as in [`tile`]).
 #[inline(always)]
-fn tile_body<const FMA: bool>(a: &[f64], b: &[f64], out: &mut [[f64; MR]; NR]) {
+fn tile_body<const FMA: bool, const OFF: usize>(
+    a: &[f64],
+    b1: &[f64],
+    b2: &[f64],
+    out: &mut [[f64; MR]; NR],
+) {
     let mut acc = *out;
-    for (av, bv) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for c in 0..NR {
-            for r in 0..MR {
-                acc[c][r] = madd::<FMA>(bv[c], av[r], acc[c][r]);
+    let rows = a
+        .chunks_exact(MR)
+        .zip(b1.chunks_exact(MR))
+        .zip(b2.chunks_exact(MR));
+    for ((av, bv1), bv2) in rows {
+        for (c, acc_c) in acc.iter_mut().enumerate() {
+            let bc = column::<OFF>(bv1, bv2, c);
+            for (r, v) in acc_c.iter_mut().enumerate() {
+                *v = madd::<FMA>(bc, av[r], *v);
             }
         }
     }
@@ -339,7 +427,7 @@ mod tests {
             (40_000, 17),
         ] {
             let a = data(m, n);
-            let w: Vec<f64> = (0..m).map(|i| 0.5 + (i as f64 * 0.3).cos()).collect();
+            let w: Vec<f64> = (0..m).map(|i| 1.0 + (i as f64 * 0.3).cos()).collect();
             let mut aw = a.clone();
             for (mut row, wi) in aw.row_iter_mut().zip(&w) {
                 row *= *wi;
@@ -355,6 +443,16 @@ mod tests {
     }
 
     #[test]
+    fn a_weight_of_the_wrong_sign_gives_nan_not_a_wrong_matrix() {
+        let (m, n) = (300, 9);
+        let at = data(m, n).transpose();
+        let mut h = Matrix::zeros(n, n);
+        let w = |_: usize, i: usize| if i == 137 { -1e-3 } else { 1.0 };
+        weighted_gram(&at, &Block::WHOLE, w, &mut h, &mut GramScratch::default());
+        assert!(h.iter().all(|v| v.is_nan()), "{h}");
+    }
+
+    #[test]
     fn fills_several_blocks_in_one_pass() {
         let (m, n) = (500, 11);
         let a = data(m, n);
@@ -364,16 +462,19 @@ mod tests {
                 row: 0,
                 col: 0,
                 diagonal: true,
+                negative: false,
             },
             Block {
                 row: n,
                 col: 0,
                 diagonal: false,
+                negative: true,
             },
             Block {
                 row: n,
                 col: n,
                 diagonal: true,
+                negative: false,
             },
         ];
         let wt = |b: usize, i: usize| [1.0, -0.25, 2.0][b] * (1.0 + i as f64 / m as f64);

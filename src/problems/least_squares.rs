@@ -260,14 +260,18 @@ impl Objective for LeastSquares {
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let n = self.n();
-        // the first diagonal block 2AᵀA (weighted_gram zeroes the rest), copied to the others
+        // the first diagonal block 2AᵀA (weighted_gram zeroes the rest), copied to the others;
+        // AᵀA doubled afterwards, exactly (the kernel would take weight 2 as √2·aᵢ on both
+        // sides, and (√2)² = 2 + 4.4e-16)
         weighted_gram(
             &self.at,
             &Block::WHOLE,
-            |_, _| 2.0,
+            |_, _| 1.0,
             h,
             &mut super::lock(&self.gram),
         );
+        let mut first = h.view_mut((0, 0), (n, n));
+        first *= 2.0;
         repeat_diagonal_block(h, n, self.k());
         add_ridge_hessian(h, self.lambda, self.penalized());
         Ok(())

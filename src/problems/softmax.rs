@@ -221,6 +221,7 @@ impl Objective for Softmax {
                         row: c * n,
                         col: d * n,
                         diagonal: false,
+                        negative: true,
                     };
                     s.blocks.push((block, c, d));
                 }
