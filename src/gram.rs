@@ -454,7 +454,13 @@ mod tests {
 
     #[test]
     fn fills_several_blocks_in_one_pass() {
-        let (m, n) = (500, 11);
+        // 500 rows on one thread, 3000 split between two (when there are two)
+        for (m, n) in [(500, 11), (3000, 11)] {
+            several_blocks(m, n);
+        }
+    }
+
+    fn several_blocks(m: usize, n: usize) {
         let a = data(m, n);
         let at = a.transpose();
         let blocks = [
