@@ -258,14 +258,16 @@ pub(crate) fn logistic_terms(z: &mut [f64], y: &[f64]) -> f64 {
 fn logistic_terms_body<const FMA: bool>(z: &mut [f64], y: &[f64]) -> f64 {
     let n = z.len().min(y.len());
     let (z, y) = (&mut z[..n], &y[..n]);
-    // four lanes with a partial sum each (one AVX2 vector); no buffer to clear per call, which
-    // cost a quarter of the time on the 4-row blocks of long rows
-    let mut acc = [0.0; 4];
-    let mut zq = z.chunks_exact_mut(4);
-    let yq = y.chunks_exact(4);
+    // eight lanes with a partial sum each (two AVX2 vectors, so that two independent chains of
+    // exponential, division and logarithm overlap; one vector's chain left the core waiting on
+    // its latency); no buffer to clear per call, which cost a quarter of the time on the
+    // 4-row blocks of long rows
+    let mut acc = [0.0; LANES];
+    let mut zq = z.chunks_exact_mut(LANES);
+    let yq = y.chunks_exact(LANES);
     let y_rest = yq.remainder();
     for (zs, ys) in (&mut zq).zip(yq) {
-        for j in 0..4 {
+        for j in 0..LANES {
             let (l, s) = log1p_exp_sigmoid1::<FMA>(zs[j]);
             acc[j] += l - ys[j] * zs[j];
             zs[j] = s - ys[j];
@@ -277,7 +279,16 @@ fn logistic_terms_body<const FMA: bool>(z: &mut [f64], y: &[f64]) -> f64 {
         rest += l - yi * *zi;
         *zi = s - yi;
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + rest
+    pairwise(&acc) + rest
+}
+
+/// Lanes of the vectorized loops: two AVX2 vectors.
+const LANES: usize = 8;
+
+/// ((a₀ + a₁) + (a₂ + a₃)) + ((a₄ + a₅) + (a₆ + a₇)).
+#[inline(always)]
+fn pairwise(a: &[f64; LANES]) -> f64 {
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
 }
 
 /// Σ xᵢ with four partial sums.
