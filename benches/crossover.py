@@ -357,7 +357,7 @@ softmax), the limit is the machine, not overhead:
   of scipy's `a.T @ (a * d[:, None])` (a general matrix product), in a packed kernel that
   runs at the core's multiply-add peak; it computes only half of the tiles that straddle the
   diagonal, takes the curvature weights from the last gradient pass instead of reading A
-  again, packs each slab of rows once (as diag(√w)A, whose product with itself is AᵀDA), and
+  again, packs each slab of rows once (as diag(√|w|)A, whose product with itself is ±AᵀDA), and
   for softmax forms only the lower triangles of the k(k−1)/2 blocks below the diagonal. scipy's product
   runs in BLAS near the same peak, so on one core the ratio is bounded near 2× the arithmetic
   plus scipy's temporaries, and it moves with scipy's own time: over the runs of 2026-11-22

@@ -2,15 +2,17 @@
 //! symmetric matrix-multiply kernel (a weighted SYRK) that computes only the lower triangle.
 //!
 //! A is stored row-contiguous (`at` is Aᵀ, n×m, column-major), so row aᵢ is a slice. The rows
-//! are taken `KC` at a time; each slab is packed once into panels of `MR` features × KC rows,
-//! row i scaled by √|wᵢ|, so that Aᵀdiag(w)A = ±(diag(√|w|)A)ᵀ(diag(√|w|)A) is a product of
-//! the packed slab with itself: each MR×NR tile of it takes its rows from one panel and its
-//! columns from the lanes of one or two panels, and is accumulated in registers over the slab,
-//! the way BLAS kernels do, then added to its running sum in a packed buffer, which reaches h
-//! once, after the last slab. (Packing the slab twice, as A and as diag(w)A, took a quarter of
-//! the time at 20000 × 50; packing it once took logistic Newton there from 9.2 to 8.6 ms, and
-//! softmax Newton at 10000 × 50, k = 5, from 61 to 41 ms, its blocks below the diagonal now
-//! being formed as the symmetric matrices they are.) Tiles wholly above the diagonal are
+//! are taken `KC` at a time; each slab is packed once per output block (once for a plain Gram
+//! matrix) into panels of `MR` features × KC rows, row i scaled by √|wᵢ|, so that
+//! Aᵀdiag(w)A = ±(diag(√|w|)A)ᵀ(diag(√|w|)A) is a product of the packed slab with itself: each
+//! MR×NR tile of it takes its rows from one panel and its columns from the lanes of one or two
+//! panels, and is accumulated in registers over the slab, the way BLAS kernels do, then added
+//! to its running sum in a packed buffer, which reaches h once, after the last slab. (Packing
+//! the slab twice, as A and as diag(w)A, took a quarter of the Hessian's time at 20000 × 50.
+//! Packing it once, with the panels a cache line more than 8 KB apart, took a one-thread
+//! logistic Newton solve there from 9.46 to 8.62 ms, and softmax Newton at 10000 × 50, k = 5,
+//! from 61 to 41 ms, its blocks below the diagonal now formed as the symmetric matrices they
+//! are.) Tiles wholly above the diagonal are
 //! neither computed nor stored, which halves the work of a full matrix product, and a tile
 //! whose top half lies above the diagonal, or whose bottom half lies past the last feature,
 //! computes only its other half (at 20000 × 50 that is 13 of 39 tiles; the Hessian took 0.93×
@@ -90,11 +92,14 @@ struct Pack {
 
 /// h ← Σ over `blocks` of Σᵢ w(b, i)·aᵢaᵢᵀ placed at each block, then symmetrized (the upper
 /// triangle mirrors the lower). Entries of h outside every block and its mirror are zero.
+/// Every weight of block b must have the block's sign (≤ 0 if `negative`, else ≥ 0): a row
+/// enters as √|w|·aᵢ, and a weight of the other sign makes the block NaN.
 pub(crate) fn weighted_gram<W>(at: &Matrix, blocks: &[Block], w: W, h: &mut Matrix, scratch: &mut GramScratch)
 where
     W: Fn(usize, usize) -> f64 + Sync,
 {
     let (n, m) = at.shape();
+    debug_assert!(blocks.iter().all(|b| b.diagonal || b.row >= b.col + n));
     h.fill(0.0);
     let work = m.saturating_mul(n * n).saturating_mul(blocks.len());
     let GramScratch { pack, spare } = scratch;
@@ -405,7 +410,6 @@ fn tile_body<const FMA: bool, const OFF: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Vector;
 
     fn data(m: usize, n: usize) -> Matrix {
         Matrix::from_fn(m, n, |i, j| ((i * 31 + j * 17) as f64 * 0.137 + 0.5).sin())
@@ -425,6 +429,12 @@ mod tests {
             (257, 50),
             (300, 52),
             (40_000, 17),
+            // a multiple of 8 (a column tile reaching an all-zero panel at 8), and sizes split
+            // between two threads where the column tiles reach past the row panels (13, 200)
+            (5000, 8),
+            (2000, 13),
+            (2000, 16),
+            (300, 200),
         ] {
             let a = data(m, n);
             let w: Vec<f64> = (0..m).map(|i| 1.0 + (i as f64 * 0.3).cos()).collect();
@@ -450,12 +460,31 @@ mod tests {
         let w = |_: usize, i: usize| if i == 137 { -1e-3 } else { 1.0 };
         weighted_gram(&at, &Block::WHOLE, w, &mut h, &mut GramScratch::default());
         assert!(h.iter().all(|v| v.is_nan()), "{h}");
+        // a positive weight in a negative block, split between two threads (when there are
+        // two): that block and its mirror are NaN, the others are not
+        let (m, n) = (3000, 9);
+        let at = data(m, n).transpose();
+        let blocks = [
+            Block::WHOLE[0],
+            Block {
+                row: n,
+                col: 0,
+                diagonal: false,
+                negative: true,
+            },
+        ];
+        let w = |b: usize, i: usize| if b == 1 && i != 2500 { -1.0 } else { 1.0 };
+        let mut h = Matrix::zeros(2 * n, 2 * n);
+        weighted_gram(&at, &blocks, w, &mut h, &mut GramScratch::default());
+        assert!(h.view((n, 0), (n, n)).iter().all(|v| v.is_nan()));
+        assert!(h.view((0, n), (n, n)).iter().all(|v| v.is_nan()));
+        assert!(h.view((0, 0), (n, n)).iter().all(|v| v.is_finite()));
     }
 
     #[test]
     fn fills_several_blocks_in_one_pass() {
         // 500 rows on one thread, 3000 split between two (when there are two)
-        for (m, n) in [(500, 11), (3000, 11)] {
+        for (m, n) in [(500, 11), (3000, 11), (300, 50), (3000, 13)] {
             several_blocks(m, n);
         }
     }
@@ -487,12 +516,15 @@ mod tests {
         let mut h = Matrix::zeros(2 * n, 2 * n);
         weighted_gram(&at, &blocks, wt, &mut h, &mut GramScratch::default());
         for (b, blk) in blocks.iter().enumerate() {
-            let d = Matrix::from_diagonal(&Vector::from_fn(m, |i, _| wt(b, i)));
-            let want = a.transpose() * d * &a;
+            let mut aw = a.clone();
+            for (i, mut row) in aw.row_iter_mut().enumerate() {
+                row *= wt(b, i);
+            }
+            let want = a.transpose() * aw;
             let got = h.view((blk.row, blk.col), (n, n));
-            assert!((got - &want).amax() < 1e-12 * want.amax());
+            assert!((got - &want).amax() < 1e-12 * want.amax(), "{m}×{n}, block {b}");
             let mirrored = h.view((blk.col, blk.row), (n, n)).transpose();
-            assert!((mirrored - want).amax() < 1e-12 * h.amax());
+            assert!((mirrored - want).amax() < 1e-12 * h.amax(), "{m}×{n}, block {b}");
         }
     }
 }

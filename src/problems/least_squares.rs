@@ -431,6 +431,17 @@ mod tests {
     }
 
     #[test]
+    fn hessian_is_twice_the_gram_matrix_to_the_bit() {
+        // the kernel forms AᵀA (weights 1) and the Hessian doubles it exactly
+        for (m, n) in [(300, 13), (3000, 21)] {
+            let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
+            let p = LeastSquares::new(a, Vector::from_element(m, 1.0), 0.0).unwrap();
+            let h = p.hessian_matrix(&Vector::zeros(n)).unwrap();
+            assert_eq!(h, p.gram_matrix() * 2.0, "{m}×{n}");
+        }
+    }
+
+    #[test]
     fn two_by_two_by_hand() {
         // A = [[1, 2], [3, 4]], b = (1, 1), x = (1, −1), λ = 0.5:
         // Ax − b = (−2, −2); f = 8 + 0.5·2 = 9

@@ -209,7 +209,8 @@ impl Objective for Softmax {
     /// one-thread Newton solve (86% of it the Hessian) took 0.78× the time at 10000 × 50 with
     /// k = 5, and 0.91× at 20000 × 200 with k = 10. Each of those blocks is itself symmetric
     /// (a Gram matrix with weights −p_c p_d ≤ 0), so only its lower triangle is computed and
-    /// mirrored: 0.67× the time again at 10000 × 50, k = 5.
+    /// mirrored; with that and the kernel's single packing of each slab (`crate::gram`), the
+    /// solve at 10000 × 50, k = 5, took 0.67× the time again.
     fn hessian_into(&self, x: &Vector, h: &mut Matrix) -> Result<()> {
         check_h(self.dim(), x, h)?;
         let s = &mut *super::lock(&self.scratch);
@@ -302,8 +303,14 @@ mod tests {
     fn hessian_matches_the_dense_sum_over_rows() {
         // ∇²f = Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ aᵢaᵢᵀ + 2λI, summed row by row in plain nalgebra, against
         // the kernel's (diagonal blocks from the off-diagonal ones): k = 2 and 5, with rows
-        // nearly certain of one class (p_c ≈ 1, where 1 − p_c cancels), with an intercept
-        for (m, n, k, intercept) in [(300, 13, 5, false), (200, 9, 2, true), (120, 50, 5, true)] {
+        // nearly certain of one class (p_c ≈ 1, where 1 − p_c cancels), with an intercept; 400
+        // rows split between two threads (when there are two)
+        for (m, n, k, intercept) in [
+            (300, 13, 5, false),
+            (200, 9, 2, true),
+            (120, 50, 5, true),
+            (400, 21, 3, false),
+        ] {
             let mut a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.61).sin() * 3.0);
             if intercept {
                 a.column_mut(n - 1).fill(1.0);
