@@ -320,8 +320,10 @@ near 40 GB/s a core and the pass's arithmetic (two multiply-adds an entry, and t
 exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
 sits on the edge between the two: how much of it a stream read finds in the L3 depends on the
 other tenant, and the one-thread stream read measured 1.58 ms in one full run of this bench
-(ratios 1.17–1.31×) and 1.23 ms in the next (1.26–1.42×), while the fused pass, which
-does not speed up as much from the L3, measured 1.88–2.06 and 1.54–1.75 ms.
+(ratios 1.17–1.31×), 1.23 ms in a second (1.26–1.42×) and 0.97–0.99 ms in the run below
+(1.32–1.49×), while the fused pass, which does not speed up as much from the L3, measured
+1.88–2.06, 1.54–1.75 and 1.30–1.47 ms. At 100000 × 200 (160 MB, from memory) the ratios
+have stayed at 1.17–1.32× in every run.
 
 {floor_section()}
 ## Which solver is fastest: the crossover map
@@ -348,12 +350,14 @@ softmax), the limit is the machine, not overhead:
 
 - **`lbfgs` on logistic 20000 × 50, one thread.** A is 8 MB and stays in the L3. An
   evaluation is one pass over it, plus an exponential and a logarithm per row; the floor table
-  above puts that pass at 2.6–2.8× a bare read of A. scipy's evaluation is two BLAS passes
+  above puts that pass at 2.5–2.8× a bare read of A (it was 2.6–2.8× before the logarithms
+  ran two vectors at a time). Of the pass, the dot products alone run at the speed of a bare
+  read; the axpys that follow them from L1 add to that time instead of hiding under it. scipy's evaluation is two BLAS passes
   plus numpy's elementwise work plus Python. A 5× ratio would need the fused pass at about
   1.5× a bare read, exponentials included. With both cores gradfit splits the pass and
   passes 5×; scipy's objective here has no such split.
-- **`newton` on samples ≫ features, one thread.** Forming AᵀDA takes about 75% of the time
-  (logistic 20000 × 50). gradfit forms only its lower triangle, about half the multiply-adds
+- **`newton` on samples ≫ features, one thread.** Forming AᵀDA takes about 80% of the time
+  (logistic 20000 × 50: 1.7 ms a Hessian, against 0.36 ms a cost and gradient). gradfit forms only its lower triangle, about half the multiply-adds
   of scipy's `a.T @ (a * d[:, None])` (a general matrix product), in a packed kernel that
   runs at the core's multiply-add peak; it computes only half of the tiles that straddle the
   diagonal, takes the curvature weights from the last gradient pass instead of reading A
@@ -362,7 +366,11 @@ softmax), the limit is the machine, not overhead:
   runs in BLAS near the same peak, so on one core the ratio is bounded near 2× the arithmetic
   plus scipy's temporaries, and it moves with scipy's own time: over the runs of 2026-11-22
   and 23, trust-exact on logistic 20000 × 50 took 26–35 ms and gradfit 9.9–12.2 ms (the
-  latter falling with the changes in between), 2.4× to 2.9×. Two cores split the rows.
+  latter falling with the changes in between), 2.4× to 2.9×; since the kernel packs each
+  slab once, gradfit takes 8.6–9.0 ms, and two runs of the peer script on 2026-11-23 with
+  that kernel (at d583ee5 and 5e567b7) gave 2.9× and 3.3× as scipy's own time moved from
+  26.5 to 29.3 ms. Two cores split
+  the rows.
 - **The `--gram off` rows of least squares** stream A in every evaluation, as scipy does, to
   compare evaluations. gradfit's default, the Gram form, is the row above each.
 """
