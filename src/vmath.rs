@@ -430,7 +430,8 @@ mod tests {
     fn logistic_terms_match_scalar_formulas() {
         let zs = grid();
         let ys: Vec<f64> = (0..zs.len()).map(|i| (i % 2) as f64).collect();
-        for chunk in [zs.len(), 7, 3] {
+        // 13 takes the eight-lane, four-lane and one-at-a-time paths, 7 the last two, 3 the last
+        for chunk in [zs.len(), 13, 7, 3] {
             let (zs, ys) = (&zs[..chunk.min(zs.len())], &ys[..chunk.min(zs.len())]);
             let mut g = zs.to_vec();
             let total = logistic_terms(&mut g, ys);
