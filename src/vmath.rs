@@ -3,8 +3,8 @@
 //! libm's `exp` and `ln_1p` cost about 6.5 and 8.6 ns per call here, more than reading a row
 //! of 50 features; a logistic or softmax evaluation spent most of its time in them. These
 //! loops are branch-free (selects, bit tricks, polynomials), so LLVM turns them into AVX2 code
-//! doing four arguments at once; compiled once for AVX2 + FMA (chosen at run time, like
-//! [`crate::kernels`]) and once portably.
+//! doing four arguments a vector (`logistic_terms` two vectors at a time); compiled once for
+//! AVX2 + FMA (chosen at run time, like [`crate::kernels`]) and once portably.
 //!
 //! Accuracy: eˣ is a degree-13 Taylor polynomial (Estrin's scheme) on |r| ≤ ln2/2 after x = k·ln2 + r (truncation
 //! below 1e-17, relative), scaled by 2ᵏ in two exact steps so subnormal results and the edge of
