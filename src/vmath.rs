@@ -133,9 +133,16 @@ fn ln1<const FMA: bool>(x: f64) -> f64 {
 }
 
 /// (log(1 + eᶻ), σ(z)) from e = e^(−|z|): one exponential, no branch.
+#[cfg(test)]
 #[inline(always)]
 fn log1p_exp_sigmoid1<const FMA: bool>(z: f64) -> (f64, f64) {
-    let e = exp1::<FMA>(-z.abs());
+    log1p_exp_sigmoid_from::<FMA>(z, exp1::<FMA>(-z.abs()))
+}
+
+/// (log(1 + eᶻ), σ(z)) given e = e^(−|z|): log(1 + eᶻ) = max(z, 0) + log(1 + e), and
+/// σ(z) = 1/(1 + e) for z ≥ 0, e/(1 + e) below; no branch.
+#[inline(always)]
+fn log1p_exp_sigmoid_from<const FMA: bool>(z: f64, e: f64) -> (f64, f64) {
     let u = 1.0 + e; // in [1, 2]
     let q = 1.0 / u;
     let c = e - (u - 1.0); // exact: what rounding u dropped of e
@@ -279,38 +286,57 @@ pub(crate) fn logistic_terms(z: &mut [f64], y: &[f64]) -> f64 {
 fn logistic_terms_body<const FMA: bool>(z: &mut [f64], y: &[f64]) -> f64 {
     let n = z.len().min(y.len());
     let (z, y) = (&mut z[..n], &y[..n]);
-    // eight lanes (two AVX2 vectors, so that two independent chains of exponential, division
-    // and logarithm overlap; one vector's chain left the core waiting on its latency), then
-    // four, then one at a time; no buffer to clear per call, which cost a quarter of the time
-    // on the 4-row blocks of long rows
-    let (z8, z_rest) = z.split_at_mut(n / LANES * LANES);
-    let (z4, z1) = z_rest.split_at_mut(z_rest.len() / 4 * 4);
-    let (y8, y_rest) = y.split_at(z8.len());
-    let (y4, y1) = y_rest.split_at(z4.len());
-    let eight = logistic_lanes::<FMA, LANES>(z8, y8);
-    let four = logistic_lanes::<FMA, 4>(z4, y4);
-    let mut rest = 0.0;
-    for (zi, yi) in z1.iter_mut().zip(y1) {
-        let (l, s) = log1p_exp_sigmoid1::<FMA>(*zi);
-        rest += l - yi * *zi;
-        *zi = s - yi;
+    // the exponentials of a chunk first, into a buffer, then the rest: one loop doing both
+    // was one long dependency chain per element (exponential, two divisions, logarithm) that
+    // the core's window could not overlap across iterations; split, each loop's chains are
+    // short enough. Then eight lanes (two AVX2 vectors), four, and one at a time; each lane's
+    // loss summed apart, so the sum does not depend on where the chunks end.
+    let (n8, n4) = (n / LANES * LANES, n / 4 * 4);
+    let (mut eight, mut four, mut rest) = ([0.0; LANES], [0.0; 4], 0.0);
+    let mut buf = [0.0; CHUNK];
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let (z, y, e) = (&mut z[start..end], &y[start..end], &mut buf[..end - start]);
+        for (ei, zi) in e.iter_mut().zip(z.iter()) {
+            *ei = exp1::<FMA>(-zi.abs());
+        }
+        let (a8, a4) = (n8.clamp(start, end) - start, n4.clamp(start, end) - start);
+        let (z8, z_rest) = z.split_at_mut(a8);
+        let (z4, z1) = z_rest.split_at_mut(a4 - a8);
+        let (y8, y_rest) = y.split_at(a8);
+        let (y4, y1) = y_rest.split_at(a4 - a8);
+        let (e8, e_rest) = e.split_at(a8);
+        let (e4, e1) = e_rest.split_at(a4 - a8);
+        logistic_lanes::<FMA, LANES>(z8, y8, e8, &mut eight);
+        logistic_lanes::<FMA, 4>(z4, y4, e4, &mut four);
+        for ((zi, yi), ei) in z1.iter_mut().zip(y1).zip(e1) {
+            let (l, s) = log1p_exp_sigmoid_from::<FMA>(*zi, *ei);
+            rest += l - yi * *zi;
+            *zi = s - yi;
+        }
     }
     pairwise(&eight) + ((four[0] + four[1]) + (four[2] + four[3])) + rest
 }
 
-/// The logistic terms of z (a multiple of L long) L lanes at a time, each lane's loss summed
-/// apart.
+/// Entries of z whose exponentials [`logistic_terms`] computes in one loop before the rest: a
+/// row block's worth (`crate::kernels::ROW_BLOCK`), a multiple of [`LANES`].
+const CHUNK: usize = 64;
+
+/// The logistic terms of z (a multiple of L long) L lanes at a time, given e = e^(−|z|),
+/// each lane's loss added to its own entry of `acc`.
 #[inline(always)]
-fn logistic_lanes<const FMA: bool, const L: usize>(z: &mut [f64], y: &[f64]) -> [f64; L] {
-    let mut acc = [0.0; L];
-    for (zs, ys) in z.chunks_exact_mut(L).zip(y.chunks_exact(L)) {
+fn logistic_lanes<const FMA: bool, const L: usize>(z: &mut [f64], y: &[f64], e: &[f64], acc: &mut [f64; L]) {
+    for ((zs, ys), es) in z
+        .chunks_exact_mut(L)
+        .zip(y.chunks_exact(L))
+        .zip(e.chunks_exact(L))
+    {
         for j in 0..L {
-            let (l, s) = log1p_exp_sigmoid1::<FMA>(zs[j]);
+            let (l, s) = log1p_exp_sigmoid_from::<FMA>(zs[j], es[j]);
             acc[j] += l - ys[j] * zs[j];
             zs[j] = s - ys[j];
         }
     }
-    acc
 }
 
 /// Lanes of the vectorized loops: two AVX2 vectors.
@@ -429,9 +455,12 @@ mod tests {
     #[test]
     fn logistic_terms_match_scalar_formulas() {
         let zs = grid();
-        let ys: Vec<f64> = (0..zs.len()).map(|i| (i % 2) as f64).collect();
-        // 13 takes the eight-lane, four-lane and one-at-a-time paths, 7 the last two, 3 the last
-        for chunk in [zs.len(), 13, 7, 3] {
+        // labels of period 3, so a chunk that read them from the wrong offset would be caught
+        let ys: Vec<f64> = (0..zs.len()).map(|i| f64::from(i % 3 == 1)).collect();
+        // 13 takes the eight-lane, four-lane and one-at-a-time paths, 7 the last two, 3 the
+        // last; 65 and 130 leave those tails in a second or third chunk of exponentials
+        assert!(zs.len() > 2 * CHUNK);
+        for chunk in [zs.len(), 130, 65, 13, 7, 3] {
             let (zs, ys) = (&zs[..chunk.min(zs.len())], &ys[..chunk.min(zs.len())]);
             let mut g = zs.to_vec();
             let total = logistic_terms(&mut g, ys);
