@@ -27,16 +27,11 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Writes the header (feature names, then `y`) and one row per sample; the file is
-    /// written to a temporary name beside `path` and renamed, so an error leaves no file.
+    /// Writes the header (feature names, then `y`) and one row per sample, through
+    /// [`crate::output::write_streamed`]: an error leaves no file and no partial one.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        let io = |error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        };
-        let tmp = path.with_extension("csv.partial");
-        let result = (|| -> std::io::Result<()> {
-            let mut w = csv::Writer::from_path(&tmp).map_err(std::io::Error::other)?;
+        crate::output::write_streamed(path, |w| {
+            let mut w = csv::Writer::from_writer(w);
             let mut header = self.names.clone();
             header.push("y".into());
             w.write_record(&header).map_err(std::io::Error::other)?;
@@ -48,14 +43,7 @@ impl Dataset {
                 w.write_record(&row).map_err(std::io::Error::other)?;
             }
             w.flush()
-        })();
-        match result {
-            Ok(()) => std::fs::rename(&tmp, path).map_err(io),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(io(e))
-            }
-        }
+        })
     }
 }
 

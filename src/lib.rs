@@ -35,6 +35,7 @@ mod kernels;
 mod linalg;
 pub mod model;
 pub mod numeric;
+pub mod output;
 pub mod problems;
 pub mod solve;
 mod vmath;

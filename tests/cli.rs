@@ -861,3 +861,78 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
     }
     assert!(!Path::new("/tmp/gradfit-never.csv").exists());
 }
+
+#[test]
+fn outputs_never_replace_inputs_or_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let solve = |extra: &[&str]| {
+        let mut args = vec!["solve", "problems/iris.csv", "--model", "softmax", "--l2", "1"];
+        args.extend(extra);
+        gradfit(&args)
+    };
+    // two outputs with one stem: each gets its own contents
+    let o = solve(&["--trace", &at("res.csv"), "--params-out", &at("res.txt")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let trace = std::fs::read_to_string(at("res.csv")).unwrap();
+    let params = std::fs::read_to_string(at("res.txt")).unwrap();
+    assert!(trace.starts_with("iteration,cost,"), "{trace}");
+    assert!(params.starts_with("name,value\n"), "{params}");
+    assert_eq!(params.lines().count(), 1 + 12);
+    // one file named twice, two ways, or an input named as an output: an error, nothing written
+    let data = at("data.csv");
+    std::fs::copy("problems/iris.csv", &data).unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let twice = solve(&["--trace", &at("same.csv"), "--params-out", &at("./same.csv")]);
+    let over_input = gradfit(&[
+        "solve",
+        &data,
+        "--model",
+        "softmax",
+        "--l2",
+        "1",
+        "--params-out",
+        &data,
+    ]);
+    let into_dir = gradfit(&[
+        "generate",
+        "logistic",
+        "--rows",
+        "10",
+        "--cols",
+        "2",
+        "-o",
+        &at(""),
+    ]);
+    for (o, needle) in [
+        (&twice, "the same file"),
+        (&over_input, "that is the data file"),
+        (&into_dir, "is a directory"),
+    ] {
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+        assert!(stderr(o).contains(needle), "{}", stderr(o));
+    }
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data.csv", "res.csv", "res.txt"]);
+}
+
+#[test]
+fn a_closed_stdout_is_an_exit_code_not_a_panic() {
+    // the reader is gone before gradfit writes a byte, as with `gradfit … | head -0`
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_gradfit"))
+        .args(["solve", "problems/iris.csv", "--model", "softmax", "--l2", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

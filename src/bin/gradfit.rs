@@ -203,6 +203,27 @@ impl RunArgs {
     }
 }
 
+/// The files a run reads, which no output may replace.
+fn inputs<'a>(data: &'a DataArgs, run: &'a RunArgs) -> Vec<(&'a Path, &'static str)> {
+    let mut v = vec![(data.data.as_path(), "data file")];
+    if let Some(x0) = &run.x0 {
+        v.push((x0.as_path(), "--x0 file"));
+    }
+    v
+}
+
+impl SolveArgs {
+    fn inputs(&self) -> Vec<(&Path, &'static str)> {
+        inputs(&self.data, &self.run)
+    }
+}
+
+impl CompareArgs {
+    fn inputs(&self) -> Vec<(&Path, &'static str)> {
+        inputs(&self.data, &self.run)
+    }
+}
+
 #[derive(Args)]
 struct SolveArgs {
     #[command(flatten)]
@@ -280,6 +301,30 @@ struct GenerateArgs {
     output: PathBuf,
 }
 
+/// `print!` that returns a failed write (a closed pipe, a full disk) as an error instead of
+/// panicking as `print!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        std::io::stdout().lock().write_fmt(format_args!($($arg)*)).map_err(StdoutError)?
+    };
+}
+
+/// `println!` that returns a failed write as an error, like [`out!`].
+macro_rules! outln {
+    () => {
+        out!("\n")
+    };
+    ($($arg:tt)*) => {{
+        out!($($arg)*);
+        out!("\n");
+    }};
+}
+
+/// Standard output could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output: {0}")]
+struct StdoutError(std::io::Error);
+
 fn main() -> ExitCode {
     // clap exits with 2 on a usage error, which here means "did not converge": map it to 1
     let cli = match Cli::try_parse() {
@@ -296,8 +341,17 @@ fn main() -> ExitCode {
         Command::Check(a) => run_check(a),
         Command::Generate(a) => run_generate(a),
     };
+    let outcome = outcome.and_then(|code| {
+        std::io::stdout().flush().map_err(StdoutError)?;
+        Ok(code)
+    });
     match outcome {
         Ok(code) => code,
+        // the reader went away (`gradfit … | head`): nothing to tell it, but the output is
+        // incomplete, so not a success
+        Err(e) if matches!(e.downcast_ref::<StdoutError>(), Some(StdoutError(io)) if io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -305,29 +359,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes files through temporaries beside them and renames them only once every one was
-/// written, so a failure leaves none of them behind.
-fn write_all_or_none(files: &[(&Path, Vec<u8>)]) -> Result<()> {
-    let temps: Vec<PathBuf> = files
-        .iter()
-        .map(|(p, _)| p.with_extension("gradfit-partial"))
-        .collect();
-    let cleanup = |temps: &[PathBuf]| temps.iter().for_each(|t| drop(std::fs::remove_file(t)));
-    for ((path, contents), tmp) in files.iter().zip(&temps) {
-        let written =
-            std::fs::File::create(tmp).and_then(|mut f| f.write_all(contents).and_then(|_| f.sync_all()));
-        if let Err(e) = written {
-            cleanup(&temps);
-            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+/// Writes files all or none ([`gradfit::output::write_all_or_none`]), after checking that
+/// none of them is one of the run's input files.
+fn write_all_or_none(files: &[(&Path, &str, Vec<u8>)], inputs: &[(&Path, &str)]) -> Result<()> {
+    for (path, option, _) in files {
+        for (input, what) in inputs {
+            if gradfit::output::same_file(path, input) {
+                bail!(
+                    "{option} {}: that is the {what}; writing it would replace it",
+                    path.display()
+                );
+            }
         }
     }
-    for ((path, _), tmp) in files.iter().zip(&temps) {
-        if let Err(e) = std::fs::rename(tmp, path) {
-            cleanup(&temps);
-            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    for (i, (path, option, _)) in files.iter().enumerate() {
+        for (other, other_option, _) in &files[..i] {
+            if gradfit::output::same_file(path, other) {
+                bail!(
+                    "{option} {} and {other_option} {}: the same file",
+                    path.display(),
+                    other.display()
+                );
+            }
         }
     }
-    Ok(())
+    let files: Vec<(&Path, &[u8])> = files.iter().map(|(p, _, c)| (*p, c.as_slice())).collect();
+    Ok(gradfit::output::write_all_or_none(&files)?)
 }
 
 /// Shows iteration, cost and gradient norm on stderr once a solve has run for a second, and
@@ -456,7 +513,7 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
     let opts = a.run.options(a.solver, a.trace.is_some())?;
     let r = a.run.best_of(&fit, &x0, &opts)?;
     // files first, so that stdout never describes files that failed to be written
-    let mut files: Vec<(&Path, Vec<u8>)> = Vec::new();
+    let mut files: Vec<(&Path, &str, Vec<u8>)> = Vec::new();
     if let Some(path) = &a.trace {
         let mut s = String::from("iteration,cost,gradient_norm,step,elapsed\n");
         for t in r.trace.iter().flatten() {
@@ -465,32 +522,32 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
                 t.iteration, t.cost, t.gradient_norm, t.step, t.elapsed
             );
         }
-        files.push((path, s.into_bytes()));
+        files.push((path, "--trace", s.into_bytes()));
     }
     if let Some(path) = &a.params_out {
         let mut s = String::from("name,value\n");
         for (n, v) in fit.parameter_names.iter().zip(r.x.iter()) {
             s += &format!("{n},{v:e}\n");
         }
-        files.push((path, s.into_bytes()));
+        files.push((path, "--params-out", s.into_bytes()));
     }
-    write_all_or_none(&files)?;
+    write_all_or_none(&files, &a.inputs())?;
     match a.format {
         Format::Json => {
             let mut v = report_json(a.data.model, &fit, &r);
             v["repeats"] = json!(a.run.repeat);
-            println!("{v}");
+            outln!("{v}");
         }
         Format::Table => {
-            print!("{}", describe_fit(&fit, a.data.model));
-            println!("{r}");
+            out!("{}", describe_fit(&fit, a.data.model));
+            outln!("{r}");
             if a.run.repeat > 1 {
-                println!("(time: the fastest of {} runs)", a.run.repeat);
+                outln!("(time: the fastest of {} runs)", a.run.repeat);
             }
-            println!("parameters");
+            outln!("parameters");
             let width = fit.parameter_names.iter().map(|n| n.len()).max().unwrap_or(4);
             for (n, v) in fit.parameter_names.iter().zip(r.x.iter()) {
-                println!("  {n:<width$}  {v:>16.9e}");
+                outln!("  {n:<width$}  {v:>16.9e}");
             }
         }
     }
@@ -516,7 +573,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
             best,
             &format!("{} — {}", a.data.data.display(), a.data.model),
         )?;
-        write_all_or_none(&[(path, svg.into_bytes())])?;
+        write_all_or_none(&[(path, "--plot", svg.into_bytes())], &a.inputs())?;
     }
     match a.format {
         Format::Json => {
@@ -528,11 +585,11 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                     v
                 })
                 .collect();
-            println!("{}", Value::Array(arr));
+            outln!("{}", Value::Array(arr));
         }
         Format::Table => {
-            print!("{}", describe_fit(&fit, a.data.model));
-            println!(
+            out!("{}", describe_fit(&fit, a.data.model));
+            outln!(
                 "{:<13} {:<21} {:>6} {:>8} {:>8} {:>7} {:>11} {:>20} {:>10} {:>10}",
                 "solver",
                 "status",
@@ -546,7 +603,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                 "|grad|"
             );
             for r in &reports {
-                println!(
+                outln!(
                     "{:<13} {:<21} {:>6} {:>8} {:>8} {:>7} {:>11.6} {:>20.12e} {:>10.2e} {:>10.2e}",
                     r.method.name(),
                     r.status.name(),
@@ -566,21 +623,21 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                 .map(|r| r.method.name())
                 .collect();
             if !gram.is_empty() {
-                println!(
+                outln!(
                     "({} in the Gram form, --gram {}: AᵀA formed and factored inside the time)",
                     gram.join(", "),
                     a.run.gram
                 );
             }
             if a.run.repeat > 1 {
-                println!("(seconds: each solver's fastest of {} runs)", a.run.repeat);
+                outln!("(seconds: each solver's fastest of {} runs)", a.run.repeat);
             }
             for r in &reports {
                 if let Some(m) = &r.message {
-                    println!("{}: {m}", r.method.name());
+                    outln!("{}: {m}", r.method.name());
                 }
                 if let Some(c) = &r.gradient_check {
-                    println!("{}: gradient check {c}", r.method.name());
+                    outln!("{}: gradient check {c}", r.method.name());
                 }
             }
         }
@@ -700,38 +757,38 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 json!({"model": a.data.model.name(), "parameters": n, "tolerance": a.tol, "passed": all_passed, "points": pts})
             );
         }
         Format::Table => {
-            print!("{}", describe_fit(&fit, a.data.model));
-            println!("tolerance       {:.1e} relative", a.tol);
+            out!("{}", describe_fit(&fit, a.data.model));
+            outln!("tolerance       {:.1e} relative", a.tol);
             for (i, (g, h, s, passed)) in points.iter().enumerate() {
-                println!("point {i}: {}", if *passed { "passed" } else { "FAILED" });
+                outln!("point {i}: {}", if *passed { "passed" } else { "FAILED" });
                 let name = fit
                     .parameter_names
                     .get(g.worst.0)
                     .map(String::as_str)
                     .unwrap_or("?");
-                println!("  {g} ({name})");
+                outln!("  {g} ({name})");
                 match h {
-                    Some(h) => println!("  {h}"),
-                    None => println!("  Hessian not checked entry by entry: {n} parameters > 400"),
+                    Some(h) => outln!("  {h}"),
+                    None => outln!("  Hessian not checked entry by entry: {n} parameters > 400"),
                 }
                 let order = |o: Option<f64>| {
                     o.map(|v| format!("{v:.2}")).unwrap_or_else(|| {
                         "exact (no truncation error: f is quadratic along the direction)".into()
                     })
                 };
-                println!(
+                outln!(
                     "  error order     central {} (theory 2), forward {} (theory 1)",
                     order(s.central_order),
                     order(s.forward_order)
                 );
             }
-            println!(
+            outln!(
                 "{}",
                 if all_passed {
                     "all checks passed"
