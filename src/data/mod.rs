@@ -20,10 +20,17 @@ pub struct Table {
 /// Errors: the file cannot be read; it is empty; it has a header but no rows; a row has too
 /// few or too many fields (its line number); a header name is empty or repeated.
 pub fn read_csv(path: &Path) -> Result<Table> {
-    let file = std::fs::File::open(path).map_err(|error| Error::Io {
+    let bytes = std::fs::read(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
         error,
     })?;
+    // line numbers come from byte offsets: after a "\r\n" line end the csv crate's own count
+    // is one short, and its offset points at the "\n" (BurntSushi/rust-csv#395)
+    let mut lines = Lines {
+        bytes: &bytes,
+        at: 0,
+        line: 1,
+    };
     let csv_error = |line: u64, message: String| Error::Csv {
         path: path.to_path_buf(),
         line,
@@ -32,10 +39,10 @@ pub fn read_csv(path: &Path) -> Result<Table> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
-        .from_reader(file);
+        .from_reader(bytes.as_slice());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| describe(path, e))?
+        .map_err(|e| describe(path, e, &mut lines))?
         .iter()
         .map(str::to_string)
         .collect();
@@ -58,8 +65,8 @@ pub fn read_csv(path: &Path) -> Result<Table> {
     }
     let mut records = Vec::new();
     for rec in reader.records() {
-        let rec = rec.map_err(|e| describe(path, e))?;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let rec = rec.map_err(|e| describe(path, e, &mut lines))?;
+        let line = rec.position().map_or(0, |p| lines.at(p.byte()));
         if rec.len() == 1 && rec[0].is_empty() {
             continue; // a blank line
         }
@@ -75,8 +82,33 @@ pub fn read_csv(path: &Path) -> Result<Table> {
     })
 }
 
-fn describe(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
+/// The 1-based line of the record the csv crate places at a byte offset: line ends at the
+/// offset are stepped over (no record starts with one), then the line feeds before it
+/// counted; offsets asked for in increasing order cost one pass over the text in all.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, byte: u64) -> u64 {
+        let mut b = usize::try_from(byte).unwrap_or(usize::MAX).min(self.bytes.len());
+        while matches!(self.bytes.get(b), Some(b'\r' | b'\n')) {
+            b += 1;
+        }
+        if b < self.at {
+            (self.at, self.line) = (0, 1);
+        }
+        let feeds = self.bytes[self.at..b].iter().filter(|&&c| c == b'\n').count();
+        self.line += feeds as u64;
+        self.at = b;
+        self.line
+    }
+}
+
+fn describe(path: &Path, e: csv::Error, lines: &mut Lines) -> Error {
+    let line = e.position().map_or(0, |p| lines.at(p.byte()));
     let message = match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -195,6 +227,23 @@ mod tests {
         let (_d, p) = write("a,b\n1,2\n3\n");
         let e = read_csv(&p).unwrap_err().to_string();
         assert!(e.contains("line 3") && e.contains("too few"), "{e}");
+    }
+
+    #[test]
+    fn lines_are_counted_right_after_crlf_blank_lines_and_quoted_newlines() {
+        for (text, want) in [
+            ("a,b,y\r\n1,2,0\r\n3,4,1\r\n5,zz,1\r\n", "line 4"),
+            ("a,b,y\n1,2,0\n\n3,4,1\n5,zz,1\n", "line 5"),
+            ("a,b,y\r\n\"1\r\n\",2,0\r\n5,zz,1\r\n", "line 4"),
+        ] {
+            let (_d, p) = write(text);
+            let t = read_csv(&p).unwrap();
+            let e = t.numbers(1).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let (_d, p) = write("a,b\r\n1,2\r\n3,4\r\n5\r\n");
+        let e = read_csv(&p).unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("too few"), "{e}");
     }
 
     #[test]
