@@ -305,6 +305,38 @@ fn checker_catches_a_hessian_missing_its_transpose_term() {
     assert!(report.symmetry_error > 1e-3);
 }
 
+/// Least squares with targets near 1e4 over 5000 rows, an intercept column and centred
+/// features: f is about 5e11 and known to some ulp of that, so no difference quotient matches
+/// the gradient to 1e-6 relative, and the intercept's Hessian entries against the centred
+/// columns are 0 in exact arithmetic but come out as rounding from differences of gradients
+/// of 1e5. The checker passes the correct derivatives by their noise allowance, and still
+/// fails a flipped sign or a missing factor 2 there.
+#[test]
+fn large_costs_pass_by_their_rounding_noise_and_wrong_derivatives_still_fail() {
+    let mut r = rng(31);
+    let (m, n) = (5000, 10);
+    let mut a = gaussian_matrix(&mut r, m, n + 1);
+    for j in 0..n {
+        let mean = a.column(j).mean();
+        a.column_mut(j).add_scalar_mut(-mean);
+    }
+    a.column_mut(n).fill(1.0);
+    let b = gaussian_vector(&mut r, m) * 1e3 + Vector::from_element(m, 1e4);
+    let p = LeastSquares::new(a.clone(), b.clone(), 0.0).unwrap();
+    let x = gaussian_vector(&mut r, n + 1);
+    let g = check_gradient(&p, &x, TIGHT).unwrap();
+    assert!(g.passed && g.within_noise > 0, "{g}");
+    assert!(g.max_rel_error > TIGHT.rel, "{g}");
+    let h = check_hessian(&p, &x, TIGHT).unwrap();
+    assert!(h.passed, "{h}");
+    for fault in [Fault::SignFlip(3), Fault::HalfGradient] {
+        let inner = LeastSquares::new(a.clone(), b.clone(), 0.0).unwrap();
+        let broken = Broken { inner, fault };
+        let report = check_gradient(&broken, &x, TIGHT).unwrap();
+        assert!(!report.passed, "{report}");
+    }
+}
+
 #[test]
 fn correct_derivatives_pass_the_same_checks() {
     let (p, x) = fixture_ls();
