@@ -88,6 +88,9 @@ impl Objective for AnyProblem {
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
         dispatch!(self, p => p.newton_direction_into(x, g, d))
     }
+    fn canonicalize(&self, x: &mut Vector) {
+        dispatch!(self, p => p.canonicalize(x))
+    }
 }
 
 crate::impl_argmin_traits!(AnyProblem);

@@ -214,6 +214,57 @@ fn softmax_without_ridge_needs_damping_and_newton_says_so() {
 }
 
 #[test]
+fn softmax_parameters_are_reported_centred_so_every_solver_gives_the_same_ones() {
+    // f is constant along "add v to every class" for the unpenalized parameters (the
+    // intercepts; all of them at λ = 0); Newton's Hessian is singular there and used to drift
+    // along it, reporting intercepts shifted by hundreds
+    let d = generate(
+        ModelKind::Softmax,
+        &Spec {
+            rows: 300,
+            cols: 4,
+            classes: 3,
+            condition: 10.0,
+            seed: 12,
+        },
+    )
+    .unwrap();
+    let y: Vec<usize> = d.target.iter().map(|v| *v as usize).collect();
+    for (lambda, intercept) in [(0.1, true), (0.0, false)] {
+        let a = if intercept {
+            with_intercept(&d.a)
+        } else {
+            d.a.clone()
+        };
+        let n = a.ncols();
+        let p = Softmax::new(a, y.clone(), 3, lambda, intercept).unwrap();
+        let mut o = opts(Method::Lbfgs);
+        o.tol = 1e-10;
+        let lbfgs = solve(&p, &Vector::zeros(3 * n), &o).unwrap();
+        o.method = Method::Newton;
+        let newton = solve(&p, &Vector::zeros(3 * n), &o).unwrap();
+        for r in [&lbfgs, &newton] {
+            assert_eq!(r.status, Status::Converged, "{r}");
+            for j in 0..n {
+                let unpenalized = lambda == 0.0 || (intercept && j == n - 1);
+                let sum: f64 = (0..3).map(|c| r.x[c * n + j]).sum();
+                if unpenalized {
+                    assert!(
+                        sum.abs() <= 1e-12 * r.x.amax(),
+                        "λ = {lambda}, feature {j}: {sum}"
+                    );
+                }
+            }
+        }
+        let gap = (&lbfgs.x - &newton.x).amax();
+        assert!(
+            gap <= 1e-6 * lbfgs.x.amax().max(1.0),
+            "λ = {lambda}: {gap}\n{lbfgs}\n{newton}"
+        );
+    }
+}
+
+#[test]
 fn newton_solves_least_squares_in_one_iteration() {
     let p = ls_instance(1e4, 9);
     let r = solve(&p, &Vector::zeros(20), &opts(Method::Newton)).unwrap();

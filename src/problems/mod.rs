@@ -70,6 +70,13 @@ pub trait Objective {
         Ok(false)
     }
 
+    /// Replaces x by the representative that a report shows, for problems whose f is constant
+    /// along some directions (softmax: one vector added to every class's parameters changes
+    /// no probability). f and ∇f are the same at both points. The default keeps x.
+    fn canonicalize(&self, x: &mut Vector) {
+        let _ = x;
+    }
+
     /// f(x) and ∇f(x) in one pass, as new values.
     ///
     /// ```
@@ -125,6 +132,9 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
         (**self).newton_direction_into(x, g, d)
+    }
+    fn canonicalize(&self, x: &mut Vector) {
+        (**self).canonicalize(x)
     }
 }
 

@@ -159,6 +159,30 @@ impl Softmax {
 }
 
 impl Objective for Softmax {
+    /// Centres across classes every parameter that is not penalized: the intercepts, and at
+    /// λ = 0 every weight. Adding one vector v to each class's parameters adds aᵢᵀv to every
+    /// score of row i, which changes no probability, and leaves the penalty alone when v is 0
+    /// on the penalized ones; so f and ∇f stay, and the centred point is the one gradient
+    /// methods reach from 0 (each gradient's class sum is 0 there). Newton, whose Hessian is
+    /// singular along v, otherwise reported iris's intercepts as 906.8, 896.7 and 878.3 where
+    /// L-BFGS gave 12.91, 2.75 and −15.66: the same model, three digits lost.
+    fn canonicalize(&self, x: &mut Vector) {
+        let (n, k) = (self.n(), self.k);
+        if x.len() != n * k {
+            return;
+        }
+        let penalized = self.penalized();
+        for j in 0..n {
+            if self.lambda > 0.0 && penalized(j) {
+                continue;
+            }
+            let mean = (0..k).map(|c| x[c * n + j]).sum::<f64>() / k as f64;
+            for c in 0..k {
+                x[c * n + j] -= mean;
+            }
+        }
+    }
+
     fn dim(&self) -> usize {
         self.n() * self.k
     }

@@ -115,6 +115,9 @@ impl<P: Objective + ?Sized> Objective for Guarded<'_, P> {
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
         self.inner.newton_direction_into(x, g, d)
     }
+    fn canonicalize(&self, x: &mut Vector) {
+        self.inner.canonicalize(x)
+    }
 }
 
 impl<P: Objective + ?Sized> CostFunction for Guarded<'_, P> {

@@ -339,6 +339,8 @@ fn finish<P: Objective + ?Sized>(
     seconds: f64,
     trace: Option<Vec<TraceRow>>,
 ) -> Result<Report> {
+    let mut raw = raw;
+    problem.canonicalize(&mut raw.x);
     let wrapped = matches!(
         opts.method,
         Method::Cg | Method::TrustRegion | Method::ArgminLbfgs
