@@ -133,7 +133,8 @@ pub fn solve_fit_monitored<M: Monitor + 'static>(
 /// Errors name what is wrong: a missing target or feature column (listing those that exist),
 /// a cell that is not a finite number, a logistic target without exactly two classes, a
 /// softmax target with fewer than two, a quadratic whose A is not square, an intercept with a
-/// model where it makes no sense, a negative or non-finite λ, no feature columns.
+/// model where it makes no sense, standardizing a quadratic, a negative or non-finite λ, no
+/// feature columns.
 pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
     check_lambda(spec.l2)?;
     if spec.intercept && matches!(spec.model, ModelKind::Quadratic | ModelKind::LogSumExp) {
@@ -149,6 +150,15 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
                     "only shift every term equally"
                 }
             ),
+        ));
+    }
+    if spec.standardize && spec.model == ModelKind::Quadratic {
+        // the columns of a quadratic are the matrix A, not features: scaling them changes
+        // the problem (xᵀAx + bᵀx with A's columns rescaled is another function)
+        return Err(Error::option(
+            "standardize",
+            "on",
+            "quadratic's columns are the matrix A, not features; standardizing them would change the problem",
         ));
     }
     if spec.target.is_empty() {

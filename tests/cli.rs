@@ -600,6 +600,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
     let three_class = w("three.csv", "a,y\n1,0\n2,1\n3,2\n");
     let not_square = w("rect.csv", "a1,a2,y\n1,0,1\n0,1,1\n1,1,1\n");
     let x0_short = w("x0.csv", "x0\n1\n");
+    let x0_names = w("x0names.csv", "name,value\n0:sepal_length_cm,1\nnope,2\n");
     let cases: Vec<(Vec<&str>, &[&str])> = vec![
         (
             vec!["solve", "no/such/file.csv", "--model", "least-squares"],
@@ -706,6 +707,38 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 &x0_short,
             ],
             &["x0", "1 values", "12 parameters"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--x0",
+                &x0_names,
+            ],
+            &["line 3", "\"nope\"", "\"0:sepal_width_cm\""],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/nonsymmetric_quadratic.csv",
+                "--model",
+                "quadratic",
+                "--standardize",
+            ],
+            &["standardize", "quadratic"],
+        ),
+        (
+            vec![
+                "check",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--points",
+                "1001",
+            ],
+            &["--points", "1000"],
         ),
         (
             vec![

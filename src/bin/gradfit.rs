@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gradfit::check::{
     check_directional, check_gradient_scaled, check_hessian_scaled, order_study, Tolerance,
 };
-use gradfit::data::{read_csv, read_vector};
+use gradfit::data::{read_csv, read_named_vector};
 use gradfit::generate::{generate, Spec};
 use gradfit::model::{build, random_point, solve_fit_monitored, typical_scale, Fit, FitSpec};
 use gradfit::problems::{ModelKind, Objective};
@@ -77,6 +77,14 @@ fn parse_positive(s: &str) -> std::result::Result<u64, String> {
             Err(format!("{s:?} is too large (the largest is {})", u64::MAX))
         }
         _ => Err(format!("{s:?} is not a whole number >= 1")),
+    }
+}
+
+/// `check --points`: 1 to 1000 (each point costs 2n cost and 4n gradient evaluations).
+fn parse_points(s: &str) -> std::result::Result<u64, String> {
+    match parse_positive(s)? {
+        v if v <= 1000 => Ok(v),
+        _ => Err(format!("{s:?} is more than 1000 points")),
     }
 }
 
@@ -177,7 +185,19 @@ impl RunArgs {
         let Some(p) = &self.x0 else {
             return Ok(Vector::zeros(fit.problem.dim()));
         };
-        let x0 = read_vector(p)?;
+        let (x0, names) = read_named_vector(p)?;
+        // a name,value file (as --params-out writes): its names must be the model's, in order
+        for (k, (line, name)) in names.iter().flatten().enumerate() {
+            match fit.parameter_names.get(k) {
+                Some(want) if want == name => {}
+                Some(want) => bail!(
+                    "{}: line {line}: --x0 names parameter {name:?} where the model's parameter {} is {want:?}",
+                    p.display(),
+                    k + 1
+                ),
+                None => break, // the count is reported below
+            }
+        }
         if x0.len() != fit.problem.dim() {
             bail!(
                 "{}: --x0 has {} values, the model has {} parameters ({})",
@@ -263,8 +283,8 @@ struct CompareArgs {
 struct CheckArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// How many random points.
-    #[arg(long, default_value = "3", value_parser = parse_positive)]
+    /// How many random points, 1 to 1000.
+    #[arg(long, default_value = "3", value_parser = parse_points)]
     points: u64,
     /// Seed of the random generator (same seed, same file).
     #[arg(long, default_value = "0", allow_negative_numbers = true)]
@@ -290,7 +310,7 @@ struct GenerateArgs {
     /// Classes (softmax).
     #[arg(long, default_value = "3", value_parser = parse_positive, allow_negative_numbers = true)]
     classes: u64,
-    /// Condition number of the Hessian (least squares, quadratic) or of the features, 1 to 1e16.
+    /// Condition number of the Hessian (least squares, quadratic) or of the features' covariance AᵀA/m (the others), 1 to 1e16.
     #[arg(long, default_value = "10", allow_negative_numbers = true)]
     condition: f64,
     /// Seed of the random generator (same seed, same file).
@@ -476,10 +496,16 @@ fn report_json(model: ModelKind, fit: &Fit, r: &Report) -> Value {
 
 fn describe_fit(fit: &Fit, model: ModelKind) -> String {
     let mut s = format!(
-        "model           {} ({} rows, {} parameters)\n",
+        "model           {} ({} {}, {} {})\n",
         model,
         fit.a.nrows(),
-        fit.problem.dim()
+        if fit.a.nrows() == 1 { "row" } else { "rows" },
+        fit.problem.dim(),
+        if fit.problem.dim() == 1 {
+            "parameter"
+        } else {
+            "parameters"
+        }
     );
     if let Some(c) = &fit.classes {
         let map: Vec<String> = c

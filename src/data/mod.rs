@@ -184,7 +184,24 @@ impl Table {
 /// `name,value` columns that `gradfit solve --params-out` writes (so a fit can warm-start
 /// another).
 pub fn read_vector(path: &Path) -> Result<crate::Vector> {
+    Ok(read_named_vector(path)?.0)
+}
+
+/// [`read_vector`], with the `name` column when the file has one: each name with its line, so
+/// that a caller can check them against the parameters they are meant for.
+pub fn read_named_vector(path: &Path) -> Result<(crate::Vector, Option<Vec<(u64, String)>>)> {
     let t = read_csv(path)?;
+    let names = t
+        .headers
+        .iter()
+        .position(|h| h == "name")
+        .filter(|_| t.headers.len() > 1)
+        .map(|j| {
+            t.records
+                .iter()
+                .map(|(line, rec)| (*line, rec.get(j).unwrap_or("").to_string()))
+                .collect()
+        });
     let column = match t.headers.len() {
         1 => 0,
         _ if t.headers.iter().any(|h| h == "value") => t.column("value")?,
@@ -196,7 +213,7 @@ pub fn read_vector(path: &Path) -> Result<crate::Vector> {
             })
         }
     };
-    Ok(crate::Vector::from_vec(t.numbers(column)?))
+    Ok((crate::Vector::from_vec(t.numbers(column)?), names))
 }
 
 #[cfg(test)]
