@@ -187,9 +187,12 @@ pub fn read_vector(path: &Path) -> Result<crate::Vector> {
     Ok(read_named_vector(path)?.0)
 }
 
+/// A name read from a file, with its 1-based line.
+pub type LineName = (u64, String);
+
 /// [`read_vector`], with the `name` column when the file has one: each name with its line, so
 /// that a caller can check them against the parameters they are meant for.
-pub fn read_named_vector(path: &Path) -> Result<(crate::Vector, Option<Vec<(u64, String)>>)> {
+pub fn read_named_vector(path: &Path) -> Result<(crate::Vector, Option<Vec<LineName>>)> {
     let t = read_csv(path)?;
     let names = t
         .headers
