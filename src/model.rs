@@ -124,8 +124,39 @@ pub fn solve_fit_monitored<M: Monitor + 'static>(
 ) -> Result<(Report, M)> {
     match &fit.problem {
         AnyProblem::LeastSquares(p) => solve_least_squares_monitored(p, x0, opts, gram, monitor),
-        p => solve_monitored(p, x0, opts, monitor),
+        p => {
+            let (mut r, monitor) = solve_monitored(p, x0, opts, monitor)?;
+            if let Some(note) = separable_note(p, fit.a.nrows(), &r) {
+                r.message = Some(match r.message.take() {
+                    Some(m) => format!("{m}; {note}"),
+                    None => note,
+                });
+            }
+            Ok((r, monitor))
+        }
     }
+}
+
+/// For logistic or softmax at λ = 0 whose loss ended below 1/1000 of its value at 0 (m·log k):
+/// the classes are (nearly) separable, the loss has no minimum, and "converged" only means the
+/// parameters grew until the gradient was small enough. Overlapping classes keep a loss of
+/// order one per overlapping row.
+fn separable_note(p: &AnyProblem, rows: usize, r: &Report) -> Option<String> {
+    let (lambda, classes) = match p {
+        AnyProblem::Logistic(l) => (l.lambda(), 2),
+        AnyProblem::Softmax(s) => (s.lambda(), s.classes()),
+        _ => return None,
+    };
+    let at_zero = rows as f64 * (classes as f64).ln();
+    (lambda == 0.0 && r.cost.is_finite() && r.cost < 1e-3 * at_zero).then(|| {
+        format!(
+            "the loss fell to {:.1e} of its value at 0: the classes are (nearly) separable, so at --l2 0 \
+             it has no minimum and the parameters grow until the gradient is small enough \
+             (largest |parameter| {:.1e}); --l2 > 0 gives a finite answer",
+            r.cost / at_zero,
+            r.x.amax()
+        )
+    })
 }
 
 /// Builds the problem `spec` describes from `table`.

@@ -969,3 +969,43 @@ fn a_closed_stdout_is_an_exit_code_not_a_panic() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn separable_classes_at_l2_zero_are_named_in_the_report() {
+    // breast cancer with 30 features is linearly separable: at --l2 0 the logistic loss has no
+    // minimum, and Newton "converges" with parameters in the hundreds of thousands
+    let base = [
+        "solve",
+        "problems/breast_cancer.csv",
+        "--model",
+        "logistic",
+        "--intercept",
+    ];
+    let free = json(&gradfit(
+        &[&base[..], &["--solver", "newton", "--format", "json"]].concat(),
+    ));
+    let message = free["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("separable") && message.contains("--l2"),
+        "{free}"
+    );
+    assert!(
+        free["cost"].as_f64().unwrap() < 1e-3 * 569.0 * 2f64.ln(),
+        "{free}"
+    );
+    // with a ridge the answer is finite and nothing is said; iris's classes overlap
+    let ridge = json(&gradfit(
+        &[&base[..], &["--standardize", "--l2", "1", "--format", "json"]].concat(),
+    ));
+    assert!(ridge["message"].is_null(), "{ridge}");
+    let iris = json(&gradfit(&[
+        "solve",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--intercept",
+        "--format",
+        "json",
+    ]));
+    assert!(iris["message"].is_null(), "{iris}");
+}

@@ -68,6 +68,11 @@ struct Scratch {
 }
 
 impl Logistic {
+    /// The ridge coefficient λ.
+    pub fn lambda(&self) -> f64 {
+        self.lambda
+    }
+
     /// A is m×n (its last column the intercept's ones when `intercept`), y has m entries in
     /// {0, 1}, λ ≥ 0.
     ///

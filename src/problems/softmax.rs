@@ -68,6 +68,11 @@ struct Scratch {
 }
 
 impl Softmax {
+    /// The ridge coefficient λ.
+    pub fn lambda(&self) -> f64 {
+        self.lambda
+    }
+
     /// A is m×n (last column the ones of the intercept when `intercept`), y has m labels in
     /// 0..k, k ≥ 2, λ ≥ 0.
     ///
