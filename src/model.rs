@@ -412,10 +412,26 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
 }
 
 /// Centres and scales the first `n` columns; a constant column is only centred (scale 1).
+/// A column with entries beyond 1e150 is worked on in units of its largest entry, where
+/// neither the sum nor the squares overflow (directly, 1e300s gave a scale of ∞).
 fn standardize(a: &mut Matrix, n: usize) -> Vec<(f64, f64)> {
     (0..n)
         .map(|j| {
             let mut col = a.column_mut(j);
+            let big = col.amax();
+            if big > 1e150 {
+                col /= big;
+                let mean = col.mean();
+                col.add_scalar_mut(-mean);
+                let sd = (col.norm_squared() / col.len() as f64).sqrt();
+                return if sd > 1e-12 * mean.abs().max(f64::MIN_POSITIVE) {
+                    col /= sd;
+                    (mean * big, sd * big)
+                } else {
+                    col *= big;
+                    (mean * big, 1.0)
+                };
+            }
             let mean = col.mean();
             col.add_scalar_mut(-mean);
             let sd = (col.norm_squared() / col.len() as f64).sqrt();

@@ -1009,3 +1009,62 @@ fn separable_classes_at_l2_zero_are_named_in_the_report() {
     ]));
     assert!(iris["message"].is_null(), "{iris}");
 }
+
+#[test]
+fn standardizing_huge_columns_neither_overflows_nor_changes_the_fit() {
+    // a standardized fit does not depend on a column's units: the same data with one column
+    // in units 1e-290 as large (entries near 1e300) must give the same parameters
+    let dir = tempfile::tempdir().unwrap();
+    let (head, rows) = plain_csv("problems/breast_cancer.csv");
+    let write = |name: &str, factor: f64| {
+        let mut text = head.join(",") + "\n";
+        for r in &rows {
+            let cells: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(j, v)| {
+                    if j == 0 {
+                        format!("{:e}", v * factor)
+                    } else {
+                        format!("{v:e}")
+                    }
+                })
+                .collect();
+            text += &(cells.join(",") + "\n");
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (plain, huge) = (write("plain.csv", 1.0), write("huge.csv", 1e290));
+    let fit = |path: &str| {
+        json(&gradfit(&[
+            "solve",
+            path,
+            "--model",
+            "logistic",
+            "--intercept",
+            "--standardize",
+            "--l2",
+            "1",
+            "--tol",
+            "1e-10",
+            "--format",
+            "json",
+        ]))
+    };
+    let (a, b) = (fit(&plain), fit(&huge));
+    assert_eq!(b["converged"], true, "{b}");
+    let scale = b["standardization"][0]["scale"].as_f64().unwrap_or(f64::NAN);
+    let want = a["standardization"][0]["scale"].as_f64().unwrap() * 1e290;
+    assert!((scale / want - 1.0).abs() < 1e-12, "{scale} vs {want}");
+    for (x, y) in a["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["parameters"].as_array().unwrap())
+    {
+        let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-8 * x.abs().max(1.0), "{x} vs {y}");
+    }
+}
