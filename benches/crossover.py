@@ -320,10 +320,11 @@ near 55 GB/s on one core and the pass's arithmetic (two multiply-adds an entry, 
 exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
 sits on the edge between the two: how much of it a stream read finds in the L3 depends on the
 other tenant, and the one-thread stream read measured 1.58 ms in one full run of this bench
-(ratios 1.17–1.31×), 1.23 ms in a second (1.26–1.42×) and 0.97–0.99 ms in the run below
-(1.32–1.49×; least squares, logistic and log-sum-exp), while the fused pass, which does not speed up as much from the L3, measured
-1.88–2.06, 1.54–1.75 and 1.30–1.47 ms. At 100000 × 200 (160 MB, from memory) the ratios
-have stayed at 1.17–1.32× in every run.
+(ratios 1.17–1.31×), 1.23 ms in a second (1.26–1.42×), 0.97–0.99 ms in a third (1.32–1.49×)
+and 1.42–1.51 ms in the run below (1.18–1.32×; least squares, logistic and log-sum-exp),
+while the fused pass, which does not speed up as much from the L3, measured 1.88–2.06,
+1.54–1.75, 1.30–1.47 and 1.78–2.01 ms. At 100000 × 200 (160 MB, from memory) the ratios
+have stayed at 1.14–1.32× in every run.
 
 {floor_section()}
 ## Which solver is fastest: the crossover map
@@ -350,8 +351,9 @@ softmax), or only just meets them, the limit is the machine, not overhead:
 
 - **`lbfgs` on logistic 20000 × 50, one thread.** A is 8 MB and stays in the L3. An
   evaluation is one pass over it, plus an exponential and a logarithm per row; the floor table
-  above puts that pass at 2.56× a bare read of A on one thread (2.5–2.8× across the runs of
-  2026-11-22 and 23; the logarithms now run two vectors at a time). Of the pass, the dot products alone run at the speed of a bare
+  above puts that pass at 2.45× a bare read of A on one thread (2.45–2.8× across the runs of
+  2026-11-22 and 23; the logarithms now run two vectors at a time, after the exponentials of
+  a 64-row chunk in a loop of their own). Of the pass, the dot products alone run at the speed of a bare
   read; the axpys that follow them from L1 add to that time instead of hiding under it. scipy's evaluation is two BLAS passes
   plus numpy's elementwise work plus Python. A 5× ratio would need the fused pass at about
   1.5–1.7× a bare read, exponentials included (5× of scipy's 25–28 ms leaves 0.21–0.24 ms
@@ -371,8 +373,8 @@ softmax), or only just meets them, the limit is the machine, not overhead:
   latter falling with the changes in between), 2.4× to 2.9×; since the kernel packs each
   slab once, gradfit takes 8.6–9.0 ms, and two runs of the peer script on 2026-11-23 with
   that kernel (at d583ee5 and 5e567b7) gave 2.9× and 3.3× as scipy's own time moved from
-  26.5 to 29.3 ms. Two cores split
-  the rows.
+  26.5 to 29.3 ms, and a third (at a437525, the table above) 3.4× (28.9 ms against 8.6).
+  Two cores split the rows.
 - **The `--gram off` rows of least squares** stream A in every evaluation, as scipy does, to
   compare evaluations. gradfit's default, the Gram form, is the row above each.
 """
