@@ -837,3 +837,21 @@ fn a_gradient_whose_squares_overflow_is_not_reported_converged() {
         assert!(r.gradient_norm > 1e150 || r.converged, "{method}");
     }
 }
+
+#[test]
+fn a_cost_unbounded_below_is_reported_as_running_off_not_as_a_wrong_gradient() {
+    // every row has a negative first entry: f → −∞ as x₀ → +∞, so no solver can converge
+    let a = Matrix::from_row_slice(3, 2, &[-1.0, 0.5, -2.0, -0.3, -0.5, 0.2]);
+    let p = LogSumExp::new(a, Vector::from_vec(vec![0.0, 0.1, 0.3]), 0.0).unwrap();
+    for method in [Method::Lbfgs, Method::Newton, Method::GradientDescent] {
+        let r = solve(&p, &Vector::zeros(2), &opts(method)).unwrap();
+        assert!(!r.converged, "{r}");
+        let m = r.message.clone().unwrap_or_default();
+        assert!(
+            m.contains("ran off") && m.contains("no minimum"),
+            "{method:?}: {r}"
+        );
+        assert!(r.gradient_check.is_none(), "{r}");
+        assert!(r.x.amax() > 1e8 && r.cost < -1e8, "{r}");
+    }
+}

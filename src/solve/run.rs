@@ -332,6 +332,9 @@ impl Run<'_> {
 }
 
 /// Decides the status from what holds at the returned x, not from what the solver claims.
+/// |x|∞ beyond which a run that failed is reported as having run off (see `finish`).
+const RAN_OFF: f64 = 1e8;
+
 fn finish<P: Objective + ?Sized>(
     problem: &P,
     opts: &SolveOptions,
@@ -376,7 +379,23 @@ fn finish<P: Objective + ?Sized>(
         status,
         Status::LineSearchFailed | Status::MaxIterations | Status::NonFinite
     );
-    let gradient_check = if suspicious {
+    // parameters that ran off (|x|∞ > 1e8, or not finite) on a failed run: f most likely has no
+    // minimum. The directional check is not run there: its step grows with |x|∞ (6e10 at
+    // 1e16), and across such a step a correct gradient of a curved f disagrees with the
+    // difference quotient (log-sum-exp unbounded below was blamed on its gradient)
+    let far = raw.x.amax();
+    let ran_off = suspicious && (far > RAN_OFF || far.is_nan());
+    let message = if ran_off {
+        Some(format!(
+            "{}the parameters ran off to |x|∞ = {far:.1e} with the cost at {:.6e}: f may have no minimum \
+             (unbounded below along some direction, or classes a hyperplane separates at --l2 0)",
+            message.map(|m| format!("{m}; ")).unwrap_or_default(),
+            cost
+        ))
+    } else {
+        message
+    };
+    let gradient_check = if suspicious && !ran_off {
         check_directional(&Guarded::new(problem, 64), &raw.x, 4, 0, Tolerance { rel: 1e-5 }).ok()
     } else {
         None
