@@ -5,8 +5,10 @@
 //! and renamed over the target only once everything was written; the target keeps its
 //! permissions. A symbolic link is followed: its target is replaced and the link stays. A
 //! FIFO, a device such as `/dev/stdout`, or a socket cannot be replaced, so it is written in
-//! place, after every temporary was written and before any is renamed. A directory is an
-//! error before anything is written.
+//! place, after every temporary was written and before any is renamed; a path that is this
+//! process's own standard output or error (`/dev/stdout` while stdout is redirected to a
+//! file) is written through that open stream, so the redirection's file is neither replaced
+//! nor rewritten from its start. A directory is an error before anything is written.
 //!
 //! ```
 //! let dir = std::env::temp_dir().join(format!("gradfit-output-doc-{}", std::process::id()));
@@ -38,6 +40,10 @@ enum Dest {
     },
     /// Straight into the path (a FIFO, a device, a socket).
     InPlace,
+    /// Into this process's standard output (1) or error (2), already open: the path names
+    /// the file or pipe it is redirected to (`/dev/stdout` under `> out.txt`), which must be
+    /// written through the open stream, not replaced or reopened.
+    Stream(u8),
 }
 
 fn io_error(path: &Path, error: io::Error) -> Error {
@@ -54,6 +60,7 @@ fn plan(path: &Path) -> Result<Dest> {
             path,
             io::Error::new(ErrorKind::IsADirectory, "is a directory"),
         )),
+        Ok(m) if standard_stream(&m).is_some() => Ok(Dest::Stream(standard_stream(&m).unwrap_or(1))),
         Ok(m) if m.is_file() => {
             let target = std::fs::canonicalize(path).map_err(|e| io_error(path, e))?;
             Ok(Dest::Replace {
@@ -64,11 +71,9 @@ fn plan(path: &Path) -> Result<Dest> {
         }
         Ok(_) => Ok(Dest::InPlace),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            // a dangling symbolic link: create what it points to, keep the link
-            let target = match std::fs::read_link(path) {
-                Ok(link) => path.parent().map_or(link.clone(), |dir| dir.join(&link)),
-                Err(_) => path.to_path_buf(),
-            };
+            // a dangling symbolic link (or a chain of them): create what it ends at, keep
+            // the links
+            let target = link_end(path);
             Ok(Dest::Replace {
                 tmp: temp_beside(path, &target)?,
                 target,
@@ -76,6 +81,53 @@ fn plan(path: &Path) -> Result<Dest> {
             })
         }
         Err(e) => Err(io_error(path, e)),
+    }
+}
+
+/// Where a chain of symbolic links ends (the path itself if it is not a link); relative links
+/// are taken from their own directory. Stops after 40 links, as the kernel does.
+fn link_end(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(link) => p = p.parent().map_or(link.clone(), |dir| dir.join(&link)),
+            Err(_) => break,
+        }
+    }
+    p
+}
+
+/// Which of this process's standard output (1) and error (2) is the file `m` describes, if
+/// either (same device and inode).
+#[cfg(unix)]
+fn standard_stream(m: &std::fs::Metadata) -> Option<u8> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let fds = [
+        (1, std::io::stdout().as_fd().try_clone_to_owned()),
+        (2, std::io::stderr().as_fd().try_clone_to_owned()),
+    ];
+    fds.into_iter().find_map(|(n, fd)| {
+        let sm = std::fs::File::from(fd.ok()?).metadata().ok()?;
+        (sm.dev() == m.dev() && sm.ino() == m.ino()).then_some(n)
+    })
+}
+
+#[cfg(not(unix))]
+fn standard_stream(_: &std::fs::Metadata) -> Option<u8> {
+    None
+}
+
+/// Writes into the process's standard output or error.
+fn write_stream(n: u8, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    if n == 2 {
+        let mut e = io::stderr().lock();
+        write(&mut e)?;
+        e.flush()
+    } else {
+        let mut o = io::stdout().lock();
+        write(&mut o)?;
+        o.flush()
     }
 }
 
@@ -139,7 +191,7 @@ pub fn write_all_or_none(files: &[(&Path, &[u8])]) -> Result<()> {
         .iter()
         .filter_map(|d| match d {
             Dest::Replace { tmp, .. } => Some(tmp.as_path()),
-            Dest::InPlace => None,
+            Dest::InPlace | Dest::Stream(_) => None,
         })
         .collect();
     let cleanup = |n: usize| temps.iter().take(n).for_each(|t| drop(std::fs::remove_file(t)));
@@ -159,11 +211,14 @@ pub fn write_all_or_none(files: &[(&Path, &[u8])]) -> Result<()> {
         }
     }
     for ((path, contents), dest) in files.iter().zip(&plans) {
-        if let Dest::InPlace = dest {
-            if let Err(e) = write_in_place(path, |w| w.write_all(contents)) {
-                cleanup(written);
-                return Err(io_error(path, e));
-            }
+        let result = match dest {
+            Dest::InPlace => write_in_place(path, |w| w.write_all(contents)),
+            Dest::Stream(n) => write_stream(*n, |w| w.write_all(contents)),
+            Dest::Replace { .. } => Ok(()),
+        };
+        if let Err(e) = result {
+            cleanup(written);
+            return Err(io_error(path, e));
         }
     }
     for ((path, _), dest) in files.iter().zip(&plans) {
@@ -182,6 +237,7 @@ pub fn write_all_or_none(files: &[(&Path, &[u8])]) -> Result<()> {
 pub fn write_streamed(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
     match plan(path)? {
         Dest::InPlace => write_in_place(path, write).map_err(|e| io_error(path, e)),
+        Dest::Stream(n) => write_stream(n, write).map_err(|e| io_error(path, e)),
         Dest::Replace { target, tmp, perms } => {
             if let Err(e) = write_temp(&tmp, &perms, write) {
                 if e.kind() != ErrorKind::AlreadyExists {
@@ -208,6 +264,7 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 
 fn resolved(p: &Path) -> Option<PathBuf> {
     std::fs::canonicalize(p).ok().or_else(|| {
+        let p = link_end(p);
         let dir = p
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -316,6 +373,17 @@ mod tests {
         write_streamed(&dangling, |w| w.write_all(b"made\n")).unwrap();
         assert_eq!(std::fs::read(&gone).unwrap(), b"made\n");
         assert!(std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // a chain of links that ends nowhere: the end is created, every link stays; before
+        // that, the first link and the end name one file
+        symlink("b.csv", dir.join("a.csv")).unwrap();
+        symlink("c.csv", dir.join("b.csv")).unwrap();
+        assert!(same_file(&dir.join("a.csv"), &dir.join("c.csv")));
+        write_all_or_none(&[(&dir.join("a.csv"), b"chain\n".as_slice())]).unwrap();
+        assert_eq!(std::fs::read(dir.join("c.csv")).unwrap(), b"chain\n");
+        assert!(std::fs::symlink_metadata(dir.join("b.csv"))
             .unwrap()
             .file_type()
             .is_symlink());

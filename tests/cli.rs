@@ -1068,3 +1068,36 @@ fn standardizing_huge_columns_neither_overflows_nor_changes_the_fit() {
         assert!((x - y).abs() <= 1e-8 * x.abs().max(1.0), "{x} vs {y}");
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_output_that_is_the_redirected_stdout_is_written_through_it() {
+    // `--params-out /dev/stdout > out.txt`: /dev/stdout resolves to out.txt, which must be
+    // written through the open stream, not replaced (the report printed after would be lost)
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.txt");
+    std::fs::write(&out, "earlier line\n").unwrap();
+    let file = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_gradfit"))
+        .args([
+            "solve",
+            "problems/iris.csv",
+            "--model",
+            "softmax",
+            "--l2",
+            "1",
+            "--params-out",
+            "/dev/stdout",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("earlier line\nname,value\n0:sepal_length_cm,"),
+        "{text}"
+    );
+    assert!(text.contains("\nstatus          converged\n"), "{text}");
+}
