@@ -170,9 +170,12 @@ where
     };
     let mut report = EntryReport::new("gradient", tol.rel);
     for i in 0..x.len() {
+        // the closer estimate, but the smaller of the two noise allowances: the estimate at
+        // the smaller step is noisier, and its larger allowance, applied whenever it happens
+        // to land closer, passed a gradient 3e-4 off on half the points of a review's test
         let (value, noise) = match &alternative {
-            Some((a, a_noise)) if closer(g[i], numeric[i], Some(a[i])) != numeric[i] => (a[i], a_noise[i]),
-            _ => (numeric[i], noise[i]),
+            Some((a, a_noise)) => (closer(g[i], numeric[i], Some(a[i])), noise[i].min(a_noise[i])),
+            None => (numeric[i], noise[i]),
         };
         report.record((i, 0), g[i], value, noise);
     }
@@ -180,7 +183,10 @@ where
 }
 
 /// Checks gᵀd against (f(x + hd) − f(x − hd)) / 2h along `directions` random unit directions
-/// (seeded), h = ∛ε·max(1, ‖x‖∞): two evaluations per direction, whatever n is.
+/// (seeded), h = ∛ε·max(1, ‖x‖∞) and h/4, keeping the estimate closer to gᵀd: four
+/// evaluations per direction, whatever n is. Truncation error falls 16× from h to h/4, a
+/// wrong gradient's error not at all; with h alone, logistic regression on breast cancer at
+/// λ = 0 (a loss of 1e-4 with large curvature) had a correct gradient called wrong.
 pub fn check_directional<O>(
     o: &O,
     x: &Vector,
@@ -204,17 +210,24 @@ where
         if norm > 0.0 {
             d /= norm;
         }
-        xt.copy_from(x);
-        xt.axpy(h, &d, 1.0);
-        let fp = cost(o, &xt)?;
-        xt.copy_from(x);
-        xt.axpy(-h, &d, 1.0);
-        let fm = cost(o, &xt)?;
+        let mut quotient = |h: f64| -> Result<(f64, f64)> {
+            xt.copy_from(x);
+            xt.axpy(h, &d, 1.0);
+            let fp = cost(o, &xt)?;
+            xt.copy_from(x);
+            xt.axpy(-h, &d, 1.0);
+            let fm = cost(o, &xt)?;
+            Ok(((fp - fm) / (2.0 * h), difference_noise(fp, fm, h)))
+        };
+        let (wide, noise) = quotient(h)?;
+        let (narrow, narrow_noise) = quotient(h / 4.0)?;
+        let gd = g.dot(&d);
+        // the larger step's allowance is the smaller one (see `check_gradient_scaled`)
         report.record(
             (k, 0),
-            g.dot(&d),
-            (fp - fm) / (2.0 * h),
-            difference_noise(fp, fm, h),
+            gd,
+            closer(gd, wide, Some(narrow)),
+            noise.min(narrow_noise),
         );
     }
     Ok(report)
