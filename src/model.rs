@@ -91,6 +91,9 @@ impl Objective for AnyProblem {
     fn canonicalize(&self, x: &mut Vector) {
         dispatch!(self, p => p.canonicalize(x))
     }
+    fn has_minimum(&self) -> bool {
+        dispatch!(self, p => p.has_minimum())
+    }
 }
 
 crate::impl_argmin_traits!(AnyProblem);

@@ -854,4 +854,14 @@ fn a_cost_unbounded_below_is_reported_as_running_off_not_as_a_wrong_gradient() {
         assert!(r.gradient_check.is_none(), "{r}");
         assert!(r.x.amax() > 1e8 && r.cost < -1e8, "{r}");
     }
+    // least squares always has a minimum: large parameters there are the data's units
+    let mut a = Matrix::from_fn(50, 2, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+    a.column_mut(0).scale_mut(1e-4);
+    let b = &a * Vector::from_vec(vec![3e9, 1.0]);
+    let p = LeastSquares::new(a, b, 0.0).unwrap();
+    let mut o = opts(Method::Lbfgs);
+    o.max_iters = 8;
+    let r = solve(&p, &Vector::zeros(2), &o).unwrap();
+    assert!(!r.converged && r.x.amax() > 1e8, "{r}");
+    assert!(!r.message.clone().unwrap_or_default().contains("ran off"), "{r}");
 }

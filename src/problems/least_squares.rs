@@ -234,6 +234,11 @@ impl LeastSquares {
 }
 
 impl Objective for LeastSquares {
+    /// ‖AX − B‖² + λ‖X‖² ≥ 0 is a convex quadratic: its minimum is always attained.
+    fn has_minimum(&self) -> bool {
+        true
+    }
+
     fn dim(&self) -> usize {
         self.n() * self.k()
     }

@@ -181,6 +181,11 @@ impl GramLeastSquares {
 }
 
 impl Objective for GramLeastSquares {
+    /// As [`LeastSquares`]: a convex quadratic bounded below by 0.
+    fn has_minimum(&self) -> bool {
+        true
+    }
+
     fn dim(&self) -> usize {
         self.n() * self.k()
     }

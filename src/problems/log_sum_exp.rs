@@ -135,6 +135,11 @@ fn shift_factor(m: f64, big_m: f64) -> f64 {
 }
 
 impl Objective for LogSumExp {
+    /// λ > 0 makes f strongly convex; at λ = 0 it can fall without bound.
+    fn has_minimum(&self) -> bool {
+        self.lambda > 0.0
+    }
+
     fn dim(&self) -> usize {
         self.at.nrows()
     }

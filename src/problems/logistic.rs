@@ -229,6 +229,12 @@ impl Logistic {
 }
 
 impl Objective for Logistic {
+    /// With λ > 0 the weights are held by the ridge, and with both classes present (checked at
+    /// construction) the unpenalized intercept too; at λ = 0 separable classes have none.
+    fn has_minimum(&self) -> bool {
+        self.lambda > 0.0
+    }
+
     fn dim(&self) -> usize {
         self.at.nrows()
     }

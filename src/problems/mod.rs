@@ -77,6 +77,13 @@ pub trait Objective {
         let _ = x;
     }
 
+    /// Whether f is known to attain a minimum (least squares; a strictly convex ridge); the
+    /// default, false, means "not known". A run whose parameters grow without bound on such a
+    /// problem is not reported as "f may have no minimum".
+    fn has_minimum(&self) -> bool {
+        false
+    }
+
     /// f(x) and ∇f(x) in one pass, as new values.
     ///
     /// ```
@@ -135,6 +142,9 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
     fn canonicalize(&self, x: &mut Vector) {
         (**self).canonicalize(x)
+    }
+    fn has_minimum(&self) -> bool {
+        (**self).has_minimum()
     }
 }
 

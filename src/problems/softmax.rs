@@ -164,6 +164,12 @@ impl Softmax {
 }
 
 impl Objective for Softmax {
+    /// With λ > 0 and no intercept every parameter is held by the ridge (the intercepts are
+    /// not: a class with no rows sends its own to −∞).
+    fn has_minimum(&self) -> bool {
+        self.lambda > 0.0 && !self.intercept
+    }
+
     /// Centres across classes every parameter that is not penalized: the intercepts, and at
     /// λ = 0 every weight. Adding one vector v to each class's parameters adds aᵢᵀv to every
     /// score of row i, which changes no probability, and leaves the penalty alone when v is 0

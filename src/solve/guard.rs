@@ -118,6 +118,9 @@ impl<P: Objective + ?Sized> Objective for Guarded<'_, P> {
     fn canonicalize(&self, x: &mut Vector) {
         self.inner.canonicalize(x)
     }
+    fn has_minimum(&self) -> bool {
+        self.inner.has_minimum()
+    }
 }
 
 impl<P: Objective + ?Sized> CostFunction for Guarded<'_, P> {

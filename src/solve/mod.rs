@@ -345,8 +345,9 @@ pub struct Report {
     pub message: Option<String>,
     /// After a failed line search, the iteration limit or non-finite values: the gradient
     /// checked against the cost along random directions at `x`. A failed check means the
-    /// gradient is probably wrong. Not run when the parameters ran off (|x|∞ > 1e8): the
-    /// message says so instead.
+    /// gradient is probably wrong. Not run when the parameters ran off (|x|∞ > 1e8) on a
+    /// problem not known to have a minimum (`Objective::has_minimum`): the message says so
+    /// instead.
     pub gradient_check: Option<EntryReport>,
     /// The per-iteration trace, if asked for.
     pub trace: Option<Vec<TraceRow>>,

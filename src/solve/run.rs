@@ -331,10 +331,10 @@ impl Run<'_> {
     }
 }
 
-/// Decides the status from what holds at the returned x, not from what the solver claims.
 /// |x|∞ beyond which a run that failed is reported as having run off (see `finish`).
 const RAN_OFF: f64 = 1e8;
 
+/// Decides the status from what holds at the returned x, not from what the solver claims.
 fn finish<P: Objective + ?Sized>(
     problem: &P,
     opts: &SolveOptions,
@@ -379,12 +379,13 @@ fn finish<P: Objective + ?Sized>(
         status,
         Status::LineSearchFailed | Status::MaxIterations | Status::NonFinite
     );
-    // parameters that ran off (|x|∞ > 1e8, or not finite) on a failed run: f most likely has no
-    // minimum. The directional check is not run there: its step grows with |x|∞ (6e10 at
+    // parameters that ran off (|x|∞ > 1e8, or not finite) on a failed run of a problem not
+    // known to have a minimum: f most likely has none. The directional check is not run there: its step grows with |x|∞ (6e10 at
     // 1e16), and across such a step a correct gradient of a curved f disagrees with the
     // difference quotient (log-sum-exp unbounded below was blamed on its gradient)
     let far = raw.x.amax();
-    let ran_off = suspicious && (far > RAN_OFF || far.is_nan());
+    let ran_off =
+        suspicious && !problem.has_minimum() && (far > RAN_OFF || raw.x.iter().any(|v| !v.is_finite()));
     let message = if ran_off {
         Some(format!(
             "{}the parameters ran off to |x|∞ = {far:.1e} with the cost at {:.6e}: f may have no minimum \
