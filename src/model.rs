@@ -153,8 +153,8 @@ fn separable_note(p: &AnyProblem, rows: usize, r: &Report) -> Option<String> {
     let at_zero = rows as f64 * (classes as f64).ln();
     (lambda == 0.0 && r.cost.is_finite() && r.cost < 1e-3 * at_zero).then(|| {
         format!(
-            "the loss fell to {:.1e} of its value at 0: the classes are (nearly) separable, so at --l2 0 \
-             it has no minimum and the parameters grow until the gradient is small enough \
+            "the loss fell to {:.1e} of its value at 0: the classes are separable or nearly so, and at \
+             --l2 0 the loss may then have no minimum, the parameters growing until the gradient is small enough \
              (largest |parameter| {:.1e}); --l2 > 0 gives a finite answer",
             r.cost / at_zero,
             r.x.amax()
@@ -167,8 +167,8 @@ fn separable_note(p: &AnyProblem, rows: usize, r: &Report) -> Option<String> {
 /// Errors name what is wrong: a missing target or feature column (listing those that exist),
 /// a cell that is not a finite number, a logistic target without exactly two classes, a
 /// softmax target with fewer than two, a quadratic whose A is not square, an intercept with a
-/// model where it makes no sense, standardizing a quadratic, a negative or non-finite λ, no
-/// feature columns.
+/// model where it makes no sense, standardizing a quadratic or log-sum-exp, a negative or
+/// non-finite λ, no feature columns.
 pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
     check_lambda(spec.l2)?;
     if spec.intercept && matches!(spec.model, ModelKind::Quadratic | ModelKind::LogSumExp) {
@@ -186,13 +186,18 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
             ),
         ));
     }
-    if spec.standardize && spec.model == ModelKind::Quadratic {
-        // the columns of a quadratic are the matrix A, not features: scaling them changes
-        // the problem (xᵀAx + bᵀx with A's columns rescaled is another function)
+    if spec.standardize && matches!(spec.model, ModelKind::Quadratic | ModelKind::LogSumExp) {
+        // a quadratic's columns are the matrix A, not features; log-sum-exp's rows are not
+        // samples: centring them subtracts μᵀx from f, which bounds a function that was
+        // unbounded below (a review saw "converged" where the plain problem runs off)
         return Err(Error::option(
             "standardize",
             "on",
-            "quadratic's columns are the matrix A, not features; standardizing them would change the problem",
+            if spec.model == ModelKind::Quadratic {
+                "quadratic's columns are the matrix A, not features; standardizing them would change the problem"
+            } else {
+                "log-sum-exp's rows are not samples: centring them subtracts a linear term from f and changes the problem"
+            },
         ));
     }
     if spec.target.is_empty() {

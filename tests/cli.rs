@@ -731,6 +731,16 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
         ),
         (
             vec![
+                "solve",
+                "problems/log_sum_exp.csv",
+                "--model",
+                "log-sum-exp",
+                "--standardize",
+            ],
+            &["standardize", "log-sum-exp"],
+        ),
+        (
+            vec![
                 "check",
                 "problems/iris.csv",
                 "--model",
