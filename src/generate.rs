@@ -34,16 +34,25 @@ impl Dataset {
             let mut w = csv::Writer::from_writer(w);
             let mut header = self.names.clone();
             header.push("y".into());
-            w.write_record(&header).map_err(std::io::Error::other)?;
+            w.write_record(&header).map_err(csv_io)?;
             let mut row = Vec::with_capacity(self.names.len() + 1);
             for i in 0..self.a.nrows() {
                 row.clear();
                 row.extend(self.a.row(i).iter().map(|v| format!("{v}")));
                 row.push(format!("{}", self.target[i]));
-                w.write_record(&row).map_err(std::io::Error::other)?;
+                w.write_record(&row).map_err(csv_io)?;
             }
             w.flush()
         })
+    }
+}
+
+/// A csv writer's error as the I/O error beneath it, its kind kept (a closed pipe stays a
+/// closed pipe).
+fn csv_io(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
     }
 }
 

@@ -138,7 +138,15 @@ fn temp_beside(path: &Path, target: &Path) -> Result<PathBuf> {
         .file_name()
         .ok_or_else(|| io_error(path, io::Error::new(ErrorKind::InvalidInput, "not a file name")))?;
     let mut tmp = OsString::from(".");
-    tmp.push(name);
+    if name.len() <= 200 {
+        tmp.push(name);
+    } else {
+        // a name near the 255-byte limit would not fit with the suffix: a hash of it instead
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        tmp.push(format!("{:016x}", h.finish()));
+    }
     tmp.push(format!(".{}.gradfit-partial", std::process::id()));
     Ok(target.with_file_name(tmp))
 }
@@ -301,6 +309,16 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), b"trace\n");
         assert_eq!(std::fs::read(&b).unwrap(), b"params\n");
         assert_eq!(listing(&dir), ["res.csv", "res.txt"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_name_near_the_length_limit_is_written() {
+        let dir = scratch("long");
+        let a = dir.join(format!("{}.csv", "n".repeat(245)));
+        write_all_or_none(&[(&a, b"long\n".as_slice())]).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"long\n");
+        assert_eq!(listing(&dir).len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

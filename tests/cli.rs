@@ -978,6 +978,29 @@ fn a_closed_stdout_is_an_exit_code_not_a_panic() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // the same when the closed pipe is an output file named /dev/stdout: exit 1, nothing said
+    #[cfg(target_os = "linux")]
+    {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_gradfit"))
+            .args([
+                "generate",
+                "least-squares",
+                "--rows",
+                "50",
+                "--cols",
+                "3",
+                "-o",
+                "/dev/stdout",
+            ])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.is_empty(), "{err}");
+    }
 }
 
 #[test]

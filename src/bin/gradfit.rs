@@ -340,6 +340,20 @@ macro_rules! outln {
     }};
 }
 
+/// Whether the error is a reader gone away: stdout's, or an output file that is stdout
+/// (`--params-out /dev/stdout | head`).
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    let pipe = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    match (
+        e.downcast_ref::<StdoutError>(),
+        e.downcast_ref::<gradfit::Error>(),
+    ) {
+        (Some(StdoutError(io)), _) => pipe(io),
+        (_, Some(gradfit::Error::Io { error, .. })) => pipe(error),
+        _ => false,
+    }
+}
+
 /// Standard output could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write to standard output: {0}")]
@@ -369,9 +383,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // the reader went away (`gradfit … | head`): nothing to tell it, but the output is
         // incomplete, so not a success
-        Err(e) if matches!(e.downcast_ref::<StdoutError>(), Some(StdoutError(io)) if io.kind() == std::io::ErrorKind::BrokenPipe) => {
-            ExitCode::from(1)
-        }
+        Err(e) if closed_pipe(&e) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
