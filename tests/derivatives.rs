@@ -331,6 +331,8 @@ fn large_costs_pass_by_their_rounding_noise_and_wrong_derivatives_still_fail() {
     let g = check_gradient(&p, &x, TIGHT).unwrap();
     assert!(g.passed && g.within_noise > 0, "{g}");
     assert!(g.max_rel_error > TIGHT.rel, "{g}");
+    // entries of a few thousand against an allowance of 1e3 are counted as unverified
+    assert!(g.unverified <= g.within_noise, "{g}");
     let h = check_hessian(&p, &x, TIGHT).unwrap();
     assert!(h.passed, "{h}");
     for fault in [Fault::SignFlip(3), Fault::HalfGradient] {
@@ -368,6 +370,20 @@ fn the_noisier_estimate_does_not_lend_its_allowance() {
         let report = check_gradient_scaled(&broken, &x, TIGHT, Some(&typical)).unwrap();
         assert!(!report.passed, "point {point}: {report}");
     }
+}
+
+/// Where the rounding noise of f swamps the gradient (targets of 1e12: f ≈ 1e26, noise of a
+/// difference quotient ≈ 1e19 against entries of 1e14), an entry that passes by its allowance
+/// is counted as unverified, not as agreeing.
+#[test]
+fn entries_drowned_in_rounding_noise_are_unverified() {
+    let mut r = rng(51);
+    let a = gaussian_matrix(&mut r, 100, 3);
+    let b = Vector::from_element(100, 1e12);
+    let p = LeastSquares::new(a, b, 0.0).unwrap();
+    let g = check_gradient(&p, &gaussian_vector(&mut r, 3), TIGHT).unwrap();
+    assert!(g.unverified > 0 && g.unverified <= g.within_noise, "{g}");
+    assert!(g.to_string().contains("UNVERIFIED"), "{g}");
 }
 
 #[test]

@@ -789,6 +789,7 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
                         "gradient_max_rel_error": g.max_rel_error,
                         "gradient_worst_index": g.worst.0,
                         "gradient_within_noise": g.within_noise,
+                        "gradient_unverified": g.unverified,
                         "hessian_max_rel_error": h.as_ref().map(|h| h.entries.max_rel_error),
                         "hessian_within_noise": h.as_ref().map(|h| h.entries.within_noise),
                         "hessian_symmetry_error": h.as_ref().map(|h| h.symmetry_error),
@@ -828,14 +829,15 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
                     order(s.forward_order)
                 );
             }
-            outln!(
-                "{}",
-                if all_passed {
-                    "all checks passed"
-                } else {
-                    "some checks FAILED"
-                }
-            );
+            let unverified: usize = points.iter().map(|(g, ..)| g.unverified).sum();
+            match (all_passed, unverified) {
+                (true, 0) => outln!("all checks passed"),
+                (true, u) => outln!(
+                    "all checks passed, but {u} gradient {} UNVERIFIED: the difference quotients there are too noisy to tell",
+                    if u == 1 { "entry is" } else { "entries are" }
+                ),
+                (false, _) => outln!("some checks FAILED"),
+            }
         }
     }
     Ok(if all_passed {

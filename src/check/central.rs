@@ -264,7 +264,7 @@ where
     check_len("Hessian rows", n, h.nrows())?;
     check_len("Hessian columns", n, h.ncols())?;
     let mut xw = x.clone();
-    let mut entries = EntryReport::new("Hessian", tol.rel);
+    let mut entries = EntryReport::norm_wise("Hessian", tol.rel);
     let column = |xw: &mut Vector, j: usize, typ: f64| -> Result<Vector> {
         let s = step(HESSIAN_STEP, x[j], typ);
         let gp = at_shifted(xw, j, s, |x| grad(o, x))?;

@@ -27,6 +27,10 @@
 //!   size of the column's large entries: an entry that is exactly 0 (an intercept against a
 //!   centred column) came out as 3e-4 beside entries of 1e4.
 //!
+//! A gradient or directional entry that passes by an allowance over [`UNVERIFIED_SHARE`] of
+//! its size is also counted as unverified ([`EntryReport::unverified`]): the difference quotient
+//! cannot tell there, which the report says rather than calling it agreement.
+//!
 //! ```
 //! use gradfit::check::{check_gradient, Tolerance};
 //! use gradfit::problems::LogSumExp;
@@ -103,7 +107,17 @@ pub struct EntryReport {
     /// difference can be off only because f, or ∇f, is computed in floating point (see the
     /// module documentation).
     pub noise: f64,
+    /// Of `within_noise`, the entries whose rounding-noise allowance is more than
+    /// [`UNVERIFIED_SHARE`] of their size (gradient and directional checks): they pass
+    /// because a difference quotient cannot tell there, not because it agrees, and the report
+    /// says "unverified" for them.
+    pub unverified: usize,
+    /// The Hessian's allowance is the norm-wise tolerance of its column, a test in itself.
+    norm_wise: bool,
 }
+
+/// The share of an entry's size beyond which a noise allowance verifies nothing: 1%.
+pub const UNVERIFIED_SHARE: f64 = 0.01;
 
 impl EntryReport {
     fn new(what: &'static str, tolerance: f64) -> Self {
@@ -118,6 +132,16 @@ impl EntryReport {
             passed: true,
             within_noise: 0,
             noise: 0.0,
+            unverified: 0,
+            norm_wise: false,
+        }
+    }
+
+    /// A report whose allowances are norm-wise tolerances (the Hessian's columns).
+    fn norm_wise(what: &'static str, tolerance: f64) -> Self {
+        EntryReport {
+            norm_wise: true,
+            ..Self::new(what, tolerance)
         }
     }
 
@@ -139,6 +163,10 @@ impl EntryReport {
             // an infinite difference or allowance verifies nothing
             if abs.is_finite() && noise.is_finite() && abs <= noise {
                 self.within_noise += 1;
+                let size = 1f64.max(analytic.abs()).max(numeric.abs());
+                if !self.norm_wise && noise > UNVERIFIED_SHARE * size {
+                    self.unverified += 1;
+                }
             } else {
                 self.passed = false;
             }
@@ -166,6 +194,14 @@ impl fmt::Display for EntryReport {
                 self.within_noise,
                 if self.within_noise == 1 { "entry" } else { "entries" },
                 self.noise
+            )?;
+        }
+        if self.unverified > 0 {
+            write!(
+                f,
+                "; UNVERIFIED: {} of them, whose allowance is over {:.0}% of their size (a difference quotient cannot tell there)",
+                self.unverified,
+                UNVERIFIED_SHARE * 100.0
             )?;
         }
         Ok(())
