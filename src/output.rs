@@ -60,16 +60,18 @@ fn plan(path: &Path) -> Result<Dest> {
             path,
             io::Error::new(ErrorKind::IsADirectory, "is a directory"),
         )),
-        Ok(m) if standard_stream(&m).is_some() => Ok(Dest::Stream(standard_stream(&m).unwrap_or(1))),
-        Ok(m) if m.is_file() => {
-            let target = std::fs::canonicalize(path).map_err(|e| io_error(path, e))?;
-            Ok(Dest::Replace {
-                tmp: temp_beside(path, &target)?,
-                target,
-                perms: Some(m.permissions()),
-            })
-        }
-        Ok(_) => Ok(Dest::InPlace),
+        Ok(m) => match standard_stream(&m) {
+            Some(n) => Ok(Dest::Stream(n)),
+            None if m.is_file() => {
+                let target = std::fs::canonicalize(path).map_err(|e| io_error(path, e))?;
+                Ok(Dest::Replace {
+                    tmp: temp_beside(path, &target)?,
+                    target,
+                    perms: Some(m.permissions()),
+                })
+            }
+            None => Ok(Dest::InPlace),
+        },
         Err(e) if e.kind() == ErrorKind::NotFound => {
             // a dangling symbolic link (or a chain of them): create what it ends at, keep
             // the links

@@ -338,11 +338,10 @@ const RAN_OFF: f64 = 1e8;
 fn finish<P: Objective + ?Sized>(
     problem: &P,
     opts: &SolveOptions,
-    raw: Raw,
+    mut raw: Raw,
     seconds: f64,
     trace: Option<Vec<TraceRow>>,
 ) -> Result<Report> {
-    let mut raw = raw;
     problem.canonicalize(&mut raw.x);
     let wrapped = matches!(
         opts.method,
