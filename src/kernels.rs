@@ -447,69 +447,208 @@ pub(crate) fn dots_axpys(
     dots_block(next, n, x, z);
 }
 
-/// [`dots_axpys`] in AVX2 registers: per 4 entries, one load of x and of g, four rows' dot
-/// accumulators and four rows' axpys into g; the rows left over (fewer than four) and the
-/// entries past the last multiple of 4 as [`axpys_block`] and [`dots_block`] do them, with the
-/// same accumulators in the same order, so every zᵣ and gⱼ is the same to the bit as from the
-/// two steps.
+/// Coefficients from dot products four rows at a time, inside the sweep that computes them
+/// ([`pipelined_quads_avx2`]): the per-row function (a logistic loss's exponential, say) then
+/// runs while the sweep's loads of A wait on the cache, instead of in a pass of its own
+/// between sweeps with no memory traffic to overlap.
+#[cfg(target_arch = "x86_64")]
+pub(crate) trait Quads {
+    /// The coefficients of rows row..row + 4 from their dot products z, lane r for row + r.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    unsafe fn quad(&mut self, row: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d;
+
+    /// The coefficients of rows start..start + z.len() (fewer than four: the end of a range of
+    /// rows) from their dot products, in place.
+    fn rows(&mut self, start: usize, z: &mut [f64]);
+}
+
+/// The dot products themselves as coefficients, for [`dots_axpys`].
+#[cfg(target_arch = "x86_64")]
+struct Identity;
+
+#[cfg(target_arch = "x86_64")]
+impl Quads for Identity {
+    #[inline]
+    unsafe fn quad(&mut self, _: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+        z
+    }
+
+    #[inline]
+    fn rows(&mut self, _: usize, _: &mut [f64]) {}
+}
+
+/// [`dots_axpys`] in AVX2 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dots_axpys_avx2(next: &[f64], z: &mut [f64], x: &[f64], cur: &[f64], c: &[f64], g: &mut [f64], n: usize) {
+    sweep_avx2::<true, _>(next, z, x, cur, c, g, n, 0, &mut Identity);
+}
+
+/// The sweep of [`dots_axpys`], coefficients from `quads`: the dot products of the rows of
+/// `next` (row `row0` onwards) into `out`, turned into coefficients by `quads` four rows at a
+/// time; with `AXPY`, in the same loop, g ← g + Σ_r c_r·a_r over the rows of `cur` (as many as
+/// `next`'s). Per 4 entries, one load of x and of g, four rows' dot accumulators and four rows'
+/// axpys into g; the rows left over (fewer than four) and the entries past the last multiple
+/// of 4 as [`axpys_block`] and [`dots_block`] do them, with the same accumulators in the same
+/// order, so every dot product and gⱼ is the same to the bit as from the two steps. Without
+/// `AXPY`, rows of [`LONG_ROW`] entries or more go one at a time, as in [`dots_block`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn sweep_avx2<const AXPY: bool, Q: Quads>(
+    next: &[f64],
+    out: &mut [f64],
+    x: &[f64],
+    cur: &[f64],
+    c: &[f64],
+    g: &mut [f64],
+    n: usize,
+    row0: usize,
+    quads: &mut Q,
+) {
     use std::arch::x86_64::*;
     let n = n.max(1);
-    let (x, g) = (&x[..n], &mut g[..n]);
+    let x = &x[..n];
     let n4 = n / 4 * 4;
-    let (quads_next, quads_cur) = (next.chunks_exact(4 * n), cur.chunks_exact(4 * n));
-    let (rest_next, rest_cur) = (quads_next.remainder(), quads_cur.remainder());
-    let (mut zq, mut cq) = (z.chunks_exact_mut(4), c.chunks_exact(4));
-    for ((qn, qc), (z4, c4)) in quads_next.zip(quads_cur).zip((&mut zq).zip(&mut cq)) {
-        let (px, pg) = (x.as_ptr(), g.as_mut_ptr());
-        let pn: [*const f64; 4] = std::array::from_fn(|r| qn[r * n..].as_ptr());
-        let pc: [*const f64; 4] = std::array::from_fn(|r| qc[r * n..].as_ptr());
-        // SAFETY: every load and store touches entries j..j + 4 with j + 4 ≤ n4 ≤ n of x, of
-        // g and of a row of `qn` or `qc` (each holds four rows of n entries)
-        unsafe {
-            let cv: [__m256d; 4] = std::array::from_fn(|r| _mm256_set1_pd(c4[r]));
-            // entries 8i..8i + 4 go to `lo`, 8i + 4..8i + 8 to `hi`, as in `dots_avx2`
-            let step = |j: usize, acc: &mut [__m256d; 4]| {
-                let xv = _mm256_loadu_pd(px.add(j));
-                for r in 0..4 {
-                    acc[r] = _mm256_fmadd_pd(_mm256_loadu_pd(pn[r].add(j)), xv, acc[r]);
-                }
-                let mut gv = _mm256_loadu_pd(pg.add(j));
-                for r in 0..4 {
-                    gv = _mm256_fmadd_pd(cv[r], _mm256_loadu_pd(pc[r].add(j)), gv);
-                }
-                _mm256_storeu_pd(pg.add(j), gv);
+    let rows = out.len().min(next.len() / n);
+    let whole = rows / 4 * 4;
+    let (next, out) = (&next[..rows * n], &mut out[..rows]);
+    let g: &mut [f64] = if AXPY { &mut g[..n] } else { &mut [] };
+    let (cur, c) = if AXPY {
+        (&cur[..rows * n], &c[..rows])
+    } else {
+        (&[][..], &[][..])
+    };
+    for q in 0..whole / 4 {
+        let (first, qn) = (4 * q, &next[4 * q * n..(4 * q + 4) * n]);
+        let mut z = [0.0; 4];
+        if !AXPY && n >= LONG_ROW {
+            for (r, zr) in z.iter_mut().enumerate() {
+                *zr = dot_avx2(&qn[r * n..(r + 1) * n], x);
+            }
+        } else {
+            let (px, pg) = (x.as_ptr(), g.as_mut_ptr());
+            let pn: [*const f64; 4] = std::array::from_fn(|r| qn[r * n..].as_ptr());
+            let qc = if AXPY {
+                &cur[4 * q * n..(4 * q + 4) * n]
+            } else {
+                qn
             };
-            let (mut lo, mut hi) = ([_mm256_setzero_pd(); 4], [_mm256_setzero_pd(); 4]);
-            let mut j = 0;
-            while j + 8 <= n4 {
-                step(j, &mut lo);
-                step(j + 4, &mut hi);
-                j += 8;
-            }
-            if j < n4 {
-                step(j, &mut lo);
-            }
-            for r in 0..4 {
-                let mut s = horizontal_sum(_mm256_add_pd(lo[r], hi[r]));
-                for (aj, xj) in qn[r * n + n4..(r + 1) * n].iter().zip(&x[n4..]) {
-                    s = aj.mul_add(*xj, s);
+            let pc: [*const f64; 4] = std::array::from_fn(|r| qc[r * n..].as_ptr());
+            let c4: [f64; 4] = std::array::from_fn(|r| if AXPY { c[first + r] } else { 0.0 });
+            // SAFETY: every load and store touches entries j..j + 4 with j + 4 ≤ n4 ≤ n of x,
+            // of g (with AXPY, when g holds n entries) and of a row of `qn` or `qc` (each holds
+            // four rows of n entries)
+            unsafe {
+                let cv: [__m256d; 4] = std::array::from_fn(|r| _mm256_set1_pd(c4[r]));
+                // entries 8i..8i + 4 go to `lo`, 8i + 4..8i + 8 to `hi`, as in `dots_avx2`
+                let step = |j: usize, acc: &mut [__m256d; 4]| {
+                    let xv = _mm256_loadu_pd(px.add(j));
+                    for r in 0..4 {
+                        acc[r] = _mm256_fmadd_pd(_mm256_loadu_pd(pn[r].add(j)), xv, acc[r]);
+                    }
+                    if AXPY {
+                        let mut gv = _mm256_loadu_pd(pg.add(j));
+                        for r in 0..4 {
+                            gv = _mm256_fmadd_pd(cv[r], _mm256_loadu_pd(pc[r].add(j)), gv);
+                        }
+                        _mm256_storeu_pd(pg.add(j), gv);
+                    }
+                };
+                let (mut lo, mut hi) = ([_mm256_setzero_pd(); 4], [_mm256_setzero_pd(); 4]);
+                let mut j = 0;
+                while j + 8 <= n4 {
+                    step(j, &mut lo);
+                    step(j + 4, &mut hi);
+                    j += 8;
                 }
-                z4[r] = s;
+                if j < n4 {
+                    step(j, &mut lo);
+                }
+                for r in 0..4 {
+                    let mut s = horizontal_sum(_mm256_add_pd(lo[r], hi[r]));
+                    for (aj, xj) in qn[r * n + n4..(r + 1) * n].iter().zip(&x[n4..]) {
+                        s = aj.mul_add(*xj, s);
+                    }
+                    z[r] = s;
+                }
+            }
+            if AXPY {
+                for (k, gk) in g.iter_mut().enumerate().skip(n4) {
+                    let mut t = *gk;
+                    for r in 0..4 {
+                        t = c4[r].mul_add(qc[r * n + k], t);
+                    }
+                    *gk = t;
+                }
             }
         }
-        for (k, gk) in g.iter_mut().enumerate().skip(n4) {
-            let mut t = *gk;
-            for r in 0..4 {
-                t = c4[r].mul_add(qc[r * n + k], t);
-            }
-            *gk = t;
+        // SAFETY: this function's caller has AVX2 and FMA; the load and the store touch the
+        // four entries of `z` and of `out[first..first + 4]` (first + 4 ≤ whole ≤ rows)
+        unsafe {
+            let cq = quads.quad(row0 + first, _mm256_loadu_pd(z.as_ptr()));
+            _mm256_storeu_pd(out.as_mut_ptr().add(first), cq);
         }
     }
-    axpys_avx2(rest_cur, n, cq.remainder(), g);
-    dots_avx2(rest_next, n, x, zq.into_remainder());
+    if AXPY {
+        axpys_avx2(&cur[whole * n..], n, &c[whole..], g);
+    }
+    let rest = &mut out[whole..];
+    if !rest.is_empty() {
+        for (a, zr) in next[whole * n..].chunks_exact(n).zip(rest.iter_mut()) {
+            *zr = dot_avx2(a, x);
+        }
+        quads.rows(row0 + whole, rest);
+    }
+}
+
+/// [`pipelined_rows`] with the coefficients from `quads`, four rows at a time inside the
+/// sweeps ([`Quads`]); blocks, order of the sweeps and the dot products' arithmetic as there.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) fn pipelined_quads_avx2<Q: Quads>(
+    at: &Matrix,
+    lo: usize,
+    hi: usize,
+    x: &[f64],
+    g: &mut [f64],
+    quads: &mut Q,
+) {
+    let n = at.nrows().max(1);
+    let mut blocks = row_blocks(n, lo, hi);
+    let Some((mut start, mut end)) = blocks.next() else {
+        return;
+    };
+    let (mut c, mut c_next) = ([0.0; ROW_BLOCK], [0.0; ROW_BLOCK]);
+    let alone = |next: &[f64], out: &mut [f64], row0: usize, quads: &mut Q| {
+        sweep_avx2::<false, Q>(next, out, x, &[], &[], &mut [], n, row0, quads)
+    };
+    alone(rows_block(at, start, end), &mut c[..end - start], start, quads);
+    loop {
+        let rows = end - start;
+        let cur = rows_block(at, start, end);
+        let Some((s2, e2)) = blocks.next() else {
+            if !g.is_empty() {
+                axpys_avx2(cur, n, &c[..rows], g);
+            }
+            return;
+        };
+        let next = rows_block(at, s2, e2);
+        if !g.is_empty() && e2 - s2 == rows && n < LONG_ROW {
+            sweep_avx2::<true, Q>(next, &mut c_next[..rows], x, cur, &c[..rows], g, n, s2, quads);
+        } else {
+            if !g.is_empty() {
+                axpys_avx2(cur, n, &c[..rows], g);
+            }
+            alone(next, &mut c_next[..e2 - s2], s2, quads);
+        }
+        std::mem::swap(&mut c, &mut c_next);
+        (start, end) = (s2, e2);
+    }
 }
 
 /// Rows lo..hi of A through `coef` and into g, pipelined: z ← (block of A)·x, then

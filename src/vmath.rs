@@ -322,15 +322,177 @@ fn logistic_terms_body<const FMA: bool>(
             acc[0] += l;
             *zi = s;
         }
-        // below √2 − 1 the kernel takes p itself (1 + p would round it to a multiple of 2⁻⁵²);
-        // above, 1 + p rounds it by no more than its own last place
-        logs += if p <= std::f64::consts::SQRT_2 - 1.0 {
-            log1p_reduced::<FMA>(p, 0.0)
-        } else {
-            ln1::<FMA>(1.0 + p)
-        };
+        logs += log1p_product::<FMA>(p);
     }
     pairwise(&acc) + logs
+}
+
+/// log(1 + p) for p ≥ 0 the product of 1 + eᵢ less one: below √2 − 1 the kernel takes p itself
+/// (1 + p would round it to a multiple of 2⁻⁵²); above, 1 + p rounds it by no more than its own
+/// last place.
+#[inline(always)]
+fn log1p_product<const FMA: bool>(p: f64) -> f64 {
+    if p <= std::f64::consts::SQRT_2 - 1.0 {
+        log1p_reduced::<FMA>(p, 0.0)
+    } else {
+        ln1::<FMA>(1.0 + p)
+    }
+}
+
+/// eˣ four lanes at a time: [`exp1`]'s operations in AVX2 intrinsics, in the same order, so
+/// each lane is the same to the bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let s = _mm256_set1_pd;
+    // vmaxpd and vminpd return their second operand when either is NaN, so NaN passes
+    let x = _mm256_min_pd(s(710.0), _mm256_max_pd(s(-746.0), x));
+    let magic = s(MAGIC);
+    let k = _mm256_sub_pd(_mm256_fmadd_pd(x, s(LOG2E), magic), magic);
+    let r = _mm256_fnmadd_pd(k, s(LN2_HI), x);
+    let r = _mm256_fnmadd_pd(k, s(LN2_LO), r);
+    let c = &INV_FACT;
+    let r2 = _mm256_mul_pd(r, r);
+    let r4 = _mm256_mul_pd(r2, r2);
+    let r8 = _mm256_mul_pd(r4, r4);
+    let q0 = _mm256_add_pd(s(1.0), r);
+    let q = |i: usize| _mm256_fmadd_pd(s(c[2 * i - 1]), r, s(c[2 * i - 2]));
+    let (q1, q2, q3, q4, q5, q6) = (q(1), q(2), q(3), q(4), q(5), q(6));
+    let s0 = _mm256_fmadd_pd(q1, r2, q0);
+    let s1 = _mm256_fmadd_pd(q3, r2, q2);
+    let s2 = _mm256_fmadd_pd(q5, r2, q4);
+    let t0 = _mm256_fmadd_pd(s1, r4, s0);
+    let t1 = _mm256_fmadd_pd(q6, r4, s2);
+    let p = _mm256_fmadd_pd(t1, r8, t0);
+    let k1 = _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd(k, s(0.5)), magic), magic);
+    let k2 = _mm256_sub_pd(k, k1);
+    // 2ᵏ from the bits, as in `pow2`
+    let pow2 = |k: __m256d| {
+        let bits = _mm256_sub_epi64(
+            _mm256_castpd_si256(_mm256_add_pd(k, magic)),
+            _mm256_castpd_si256(magic),
+        );
+        _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(
+            bits,
+            _mm256_set1_epi64x(1023),
+        )))
+    };
+    _mm256_mul_pd(_mm256_mul_pd(p, pow2(k1)), pow2(k2))
+}
+
+/// Where a logistic pass hands its scores zᵢ (the first row's index and the scores), if
+/// anywhere.
+pub(crate) type Keep<'k> = Option<&'k mut dyn FnMut(usize, &[f64])>;
+
+/// [`logistic_terms`] four rows at a time, for a sweep that yields the scores in fours
+/// (`crate::kernels::Quads`), so the exponentials run while the sweep waits on memory: the
+/// same operations per entry as `logistic_lanes_avx2` (each lane its own loss and product),
+/// one logarithm per 64 rows; the rows left at the end of a range go through
+/// [`logistic_terms`]. `keep(row, z)` sees the scores before they become σ − y, up to 64 rows
+/// at a time (row is the first's index).
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct LogisticQuads<'a, 'k> {
+    y: &'a [f64],
+    keep: Keep<'k>,
+    /// The scores of the quads since the last flush, from row `kept_from` on.
+    kept: [f64; CHUNK],
+    kept_from: usize,
+    acc: std::arch::x86_64::__m256d,
+    d: std::arch::x86_64::__m256d,
+    quads: usize,
+    logs: f64,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a, 'k> LogisticQuads<'a, 'k> {
+    /// No rows yet; y holds every row's label (rows are numbered as in A).
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn new(y: &'a [f64], keep: Keep<'k>) -> Self {
+        use std::arch::x86_64::*;
+        LogisticQuads {
+            y,
+            keep,
+            kept: [0.0; CHUNK],
+            kept_from: 0,
+            acc: _mm256_setzero_pd(),
+            d: _mm256_setzero_pd(),
+            quads: 0,
+            logs: 0.0,
+        }
+    }
+
+    /// The log of the lanes' product so far into `logs`, and the scores kept to `keep`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn flush(&mut self) {
+        use std::arch::x86_64::*;
+        let mut d = [0.0; 4];
+        // SAFETY: stores four entries into `d`
+        unsafe { _mm256_storeu_pd(d.as_mut_ptr(), self.d) };
+        let grow = |d: f64, e: f64| d.mul_add(e, d + e);
+        self.logs += log1p_product::<true>(grow(grow(d[0], d[1]), grow(d[2], d[3])));
+        if let Some(keep) = self.keep.as_mut() {
+            keep(self.kept_from, &self.kept[..4 * self.quads]);
+        }
+        self.d = _mm256_setzero_pd();
+        self.quads = 0;
+    }
+
+    /// Σ over the rows seen of log(1 + e^zᵢ) − yᵢzᵢ.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn total(mut self) -> f64 {
+        use std::arch::x86_64::*;
+        self.flush();
+        let mut a = [0.0; 4];
+        // SAFETY: stores four entries into `a`
+        unsafe { _mm256_storeu_pd(a.as_mut_ptr(), self.acc) };
+        ((a[0] + a[1]) + (a[2] + a[3])) + self.logs
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl crate::kernels::Quads for LogisticQuads<'_, '_> {
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn quad(&mut self, row: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+        use std::arch::x86_64::*;
+        if self.keep.is_some() {
+            if self.quads == 0 {
+                self.kept_from = row;
+            }
+            let kept = &mut self.kept[4 * self.quads..4 * self.quads + 4];
+            // SAFETY: stores four entries into `kept`
+            unsafe { _mm256_storeu_pd(kept.as_mut_ptr(), z) };
+        }
+        let y = &self.y[row..row + 4];
+        // SAFETY: loads the four entries of `y`
+        let yv = unsafe { _mm256_loadu_pd(y.as_ptr()) };
+        let (one, zero) = (_mm256_set1_pd(1.0), _mm256_setzero_pd());
+        // −|z| by setting the sign bit
+        let e = exp4(_mm256_or_pd(z, _mm256_set1_pd(-0.0)));
+        let q = _mm256_div_pd(one, _mm256_add_pd(one, e));
+        self.d = _mm256_fmadd_pd(self.d, e, _mm256_add_pd(self.d, e));
+        // vmaxpd returns its second operand when either is NaN, as z.max(0.0) drops NaN
+        self.acc = _mm256_add_pd(self.acc, _mm256_fnmadd_pd(yv, z, _mm256_max_pd(z, zero)));
+        let nonneg = _mm256_cmp_pd::<_CMP_GE_OQ>(z, zero);
+        let sig = _mm256_blendv_pd(_mm256_mul_pd(e, q), q, nonneg);
+        self.quads += 1;
+        if self.quads == CHUNK / 4 {
+            self.flush();
+        }
+        _mm256_sub_pd(sig, yv)
+    }
+
+    fn rows(&mut self, start: usize, z: &mut [f64]) {
+        // SAFETY: the sweep calling this has AVX2 and FMA
+        unsafe { self.flush() };
+        if let Some(keep) = self.keep.as_mut() {
+            keep(start, z);
+        }
+        self.logs += logistic_terms(z, &self.y[start..start + z.len()]);
+    }
 }
 
 /// One entry of [`logistic_terms`] given e = e^(−|z|): grows d to d + e + d·e (1 + d times
@@ -484,6 +646,41 @@ mod tests {
             0.0, -0.0, 1e-300, -1e-300, 5e-324, 1e-17, -1e-17, 709.7, -745.1, -744.5, -708.5,
         ]);
         v
+    }
+
+    #[test]
+    fn four_lane_exp_is_the_scalar_exp_to_the_bit() {
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let mut v = grid();
+        v.extend([
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -746.0,
+            -746.5,
+            710.0,
+            710.5,
+            -1e308,
+            1e308,
+        ]);
+        v.resize(v.len().next_multiple_of(4), 0.5);
+        for x in v.chunks_exact(4) {
+            let mut got = [0.0; 4];
+            // SAFETY: the CPU has AVX2 and FMA (checked above); four-entry load and store
+            unsafe {
+                use std::arch::x86_64::*;
+                _mm256_storeu_pd(got.as_mut_ptr(), exp4(_mm256_loadu_pd(x.as_ptr())));
+            }
+            for (g, xi) in got.iter().zip(x) {
+                let want = exp1::<true>(*xi);
+                assert!(
+                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                    "exp({xi}): {g} against {want}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,10 +8,14 @@ use super::{
 };
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::pipelined_quads_avx2;
 use crate::kernels::{
     dots_block, fused_rows, pipelined_rows, split_point, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
 };
-use crate::vmath::{logistic_terms, sigmoid_curvature_in_place};
+#[cfg(target_arch = "x86_64")]
+use crate::vmath::LogisticQuads;
+use crate::vmath::{logistic_terms, sigmoid_curvature_in_place, Keep};
 use crate::{Matrix, Vector};
 
 /// Logistic regression: f(w) = Σᵢ [log(1 + exp zᵢ) − yᵢzᵢ] + λ Σⱼ wⱼ², z = Aw, yᵢ ∈ {0, 1}.
@@ -181,18 +185,40 @@ impl Logistic {
     ///
     /// `keep` receives each block's zᵢ (its first row's index and the block's z) before they
     /// are turned into coefficients.
-    fn pass(
-        &self,
-        x: &Vector,
-        lo: usize,
-        hi: usize,
-        g: &mut [f64],
-        mut keep: impl FnMut(usize, &[f64]),
-    ) -> f64 {
+    fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has the features `pass_avx2` is compiled for (checked above)
+                return unsafe { self.pass_avx2(x, lo, hi, g, keep) };
+            }
+        }
+        self.pass_portable(x, lo, hi, g, keep)
+    }
+
+    /// [`Logistic::pass`] with the exponentials inside the sweeps over A, four rows at a time
+    /// (`crate::vmath::LogisticQuads`), where they run while the sweep's loads wait on the
+    /// cache. Measured against the block pass ([`Logistic::pass_portable`], which AVX2 CPUs
+    /// took before), whole solves alternating, 8 pairs: lbfgs on logistic 20000 × 50 0.93× the
+    /// time on one thread and on two, newton 0.98–0.99×; at 20000 × 200 (rows too long for the
+    /// fused sweep, so only the dot products carry the terms) 0.99×.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn pass_avx2(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
+        let mut quads = LogisticQuads::new(self.y.as_slice(), keep);
+        pipelined_quads_avx2(&self.at, lo, hi, x.as_slice(), g, &mut quads);
+        quads.total()
+    }
+
+    /// [`Logistic::pass`] for any CPU: each block's dot products, then its terms by
+    /// [`logistic_terms`], then its axpys (in the sweep of the next block's dot products).
+    fn pass_portable(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], mut keep: Keep<'_>) -> f64 {
         let (at, y, w) = (&self.at, self.y.as_slice(), x.as_slice());
         let mut data = 0.0;
         pipelined_rows(at, lo, hi, w, g, |start, z, _| {
-            keep(start, z);
+            if let Some(keep) = keep.as_mut() {
+                keep(start, z);
+            }
             data += logistic_terms(z, &y[start..start + z.len()]);
         });
         data
@@ -211,17 +237,23 @@ impl Logistic {
             // one thread takes rows 0..m (both halves), two take 0..mid and mid..m
             let mut first = (lo < mid).then(|| super::lock(&halves[0]));
             let mut second = (hi > mid).then(|| super::lock(&halves[1]));
-            self.pass(x, lo, hi, g, |start, z| {
-                let (a, b) = z.split_at(mid.saturating_sub(start).min(z.len()));
-                if let (Some(h), false) = (first.as_deref_mut(), a.is_empty()) {
-                    h[start..start + a.len()].copy_from_slice(a);
-                }
-                if let (Some(h), false) = (second.as_deref_mut(), b.is_empty()) {
-                    // b starts at row max(start, mid)
-                    let at = start.max(mid) - mid;
-                    h[at..at + b.len()].copy_from_slice(b);
-                }
-            })
+            self.pass(
+                x,
+                lo,
+                hi,
+                g,
+                Some(&mut |start, z: &[f64]| {
+                    let (a, b) = z.split_at(mid.saturating_sub(start).min(z.len()));
+                    if let (Some(h), false) = (first.as_deref_mut(), a.is_empty()) {
+                        h[start..start + a.len()].copy_from_slice(a);
+                    }
+                    if let (Some(h), false) = (second.as_deref_mut(), b.is_empty()) {
+                        // b starts at row max(start, mid)
+                        let at = start.max(mid) - mid;
+                        h[at..at + b.len()].copy_from_slice(b);
+                    }
+                }),
+            )
         });
         kept.x.extend_from_slice(x.as_slice());
         data
@@ -244,7 +276,7 @@ impl Objective for Logistic {
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
         let data = fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
-            self.pass(x, lo, hi, g, |_, _| {})
+            self.pass(x, lo, hi, g, None)
         });
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -265,7 +297,7 @@ impl Objective for Logistic {
         let data = match kept {
             Some(kept) => self.fused_keeping(x, g.as_mut_slice(), kept),
             None => fused_rows(&self.at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
-                self.pass(x, lo, hi, g, |_, _| {})
+                self.pass(x, lo, hi, g, None)
             }),
         };
         add_ridge_gradient(g, x, self.lambda, self.penalized());
@@ -483,6 +515,66 @@ mod tests {
         let h = p.hessian_matrix(&Vector::zeros(2)).unwrap();
         // Aᵀ diag(¼) A = ¼[[2, 0], [0, 2]]; + 2λ on the first weight only
         assert_eq!(h.as_slice(), &[0.5 + 6.0, 0.0, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn sweep_with_the_terms_inside_matches_the_block_pass() {
+        // the AVX2 pass (terms four rows at a time inside the sweeps) against the pass that
+        // takes each block's terms after its sweep: the same z and σ − y to the bit, so the
+        // same gradient to the bit; the loss only summed in another order. Row ranges as one
+        // thread and two take them, ragged ends, rows with a tail of n mod 4, long rows (the
+        // sweep without the axpys), logits far out (±800) and a NaN x.
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        for (m, n) in [
+            (1, 1),
+            (7, 3),
+            (130, 7),
+            (203, 50),
+            (64, 13),
+            (90, 130),
+            (2003, 40),
+            (9000, 2),
+        ] {
+            let mut a = Matrix::from_fn(m, n, |i, j| {
+                ((i * n + j) as f64 * 0.37).sin() * (1.0 + (i % 5) as f64)
+            });
+            if m > 20 {
+                // |z| = 800 on rows 3 and 11
+                a.row_mut(3).fill(800.0 / n as f64);
+                a.row_mut(11).fill(-800.0 / n as f64);
+            }
+            let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 != 1)));
+            let p = Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap();
+            let x = Vector::from_element(n, 1.0);
+            let mid = split_point(m);
+            for (lo, hi) in [(0, m), (0, mid), (mid, m), (m / 3, m)] {
+                let (mut g_quads, mut g_blocks) = (vec![0.0; n], vec![0.0; n]);
+                // SAFETY: the CPU has AVX2 and FMA (checked above)
+                let f_quads = unsafe { p.pass_avx2(&x, lo, hi, &mut g_quads, None) };
+                let f_blocks = p.pass_portable(&x, lo, hi, &mut g_blocks, None);
+                assert_eq!(g_quads, g_blocks, "{m}×{n} rows {lo}..{hi}");
+                let scale: f64 = (lo..hi).map(|i| (a.row(i) * &x)[0].abs() + 1.0).sum();
+                assert!(
+                    (f_quads - f_blocks).abs() <= 1e-14 * scale,
+                    "{m}×{n} rows {lo}..{hi}: {f_quads} against {f_blocks}"
+                );
+                // the value alone: the same sweep without the axpys, the same loss to the bit
+                // SAFETY: as above
+                assert_eq!(
+                    unsafe { p.pass_avx2(&x, lo, hi, &mut [], None) }.to_bits(),
+                    f_quads.to_bits()
+                );
+            }
+            // A is checked finite, so a NaN score comes from x
+            let mut x = x.clone();
+            x[0] = f64::NAN;
+            let mut g = vec![0.0; n];
+            // SAFETY: as above
+            assert!(unsafe { p.pass_avx2(&x, 0, m, &mut g, None) }.is_nan(), "{m}×{n}");
+            assert!(g.iter().all(|gj| gj.is_nan()), "{m}×{n}");
+        }
     }
 
     #[test]
