@@ -589,7 +589,7 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
         // SAFETY: this function's caller has AVX2 and FMA; the load and the store touch the
         // four entries of `z` and of `out[first..first + 4]` (first + 4 ≤ whole ≤ rows)
         unsafe {
-            let cq = quads.quad(row0 + first, _mm256_loadu_pd(z.as_ptr()));
+            let cq = quads.quad(row0 + first, _mm256_set_pd(z[3], z[2], z[1], z[0]));
             _mm256_storeu_pd(out.as_mut_ptr().add(first), cq);
         }
     }
