@@ -199,9 +199,9 @@ impl Logistic {
     /// [`Logistic::pass`] with the exponentials inside the sweeps over A, four rows at a time
     /// (`crate::vmath::LogisticQuads`), where they run while the sweep's loads wait on the
     /// cache. Measured against the block pass ([`Logistic::pass_portable`], which AVX2 CPUs
-    /// took before), whole solves alternating, 8 pairs: lbfgs on logistic 20000 × 50 0.93× the
-    /// time on one thread and on two, newton 0.98–0.99×; at 20000 × 200 (rows too long for the
-    /// fused sweep, so only the dot products carry the terms) 0.99×.
+    /// took before), whole solves alternating, 8 pairs: lbfgs on logistic 20000 × 50 0.92× the
+    /// time on one thread (0.93× on two), newton 0.98–0.99×; at 20000 × 200 (rows too long for
+    /// the fused sweep, so only the dot products carry the terms) 0.98–1.0×.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn pass_avx2(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
