@@ -342,7 +342,9 @@ is the time to that stop. The plot shows the same data: [crossover.svg](benches/
 
 The table `python3 benches/peer_scipy.py` printed (same problems from `gradfit generate`,
 same stop rule, one thread on each side, best of 7 runs in each of 3 rounds in which the two
-sides take turns; the last two columns give gradfit with both cores):
+sides take turns; the last three columns give both sides two threads, scipy with two BLAS
+threads in a worker process of the script, and the speedup against scipy's faster
+configuration):
 
 {peer}
 

@@ -24,8 +24,11 @@ is its best of all 21. Another tenant shares this 2-core machine: 7 rather than 
 two-thread run is often preempted, and rounds because its load moves within seconds (scipy's
 best of 7 in one go moved by a quarter between two runs of this script), so that a burst
 that slows one side's seven does not decide the ratio. BLAS is pinned to one thread (the variables below are set before numpy is
-imported) and gradfit to one (RAYON_NUM_THREADS=1), so both sides use one core; gradfit is
-timed a second time with two threads (its default on a 2-core machine: large passes split).
+imported) and gradfit to one (RAYON_NUM_THREADS=1), so both sides use one core. Then both
+sides are timed again with two threads: gradfit with RAYON_NUM_THREADS=2 (its default on a
+2-core machine: large passes split), scipy in a worker process of this script with two BLAS
+threads (the thread count is fixed when numpy is imported), in the same rounds; the last
+speedup is scipy's faster configuration against gradfit on two threads.
 
 Pairs: scipy L-BFGS-B vs gradfit lbfgs, scipy Newton-CG (dense Hessian) vs gradfit newton-cg,
 scipy trust-exact vs gradfit newton.
@@ -38,9 +41,10 @@ scipy objective does.
 
 import os
 
-# One BLAS thread on the scipy side; must happen before numpy is imported.
+# One BLAS thread on the scipy side (two in the worker processes that time scipy with both
+# cores, started with GRADFIT_PEER_BLAS_THREADS=2); must happen before numpy is imported.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+    os.environ[_var] = os.environ.get("GRADFIT_PEER_BLAS_THREADS", "1")
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
@@ -308,6 +312,31 @@ def run_scipy(obj, method, tol, ncg_hessp=False):
     return Run(name, best, int(res.nit), int(res.nfev), f_end, converged, status, res.x)
 
 
+def run_scipy_threads(csv, case, method, tol, ncg_hessp, threads):
+    """run_scipy in a worker process of this script with `threads` BLAS threads."""
+    spec = {"csv": str(csv), "model": case.model, "l2": case.l2, "method": method, "tol": tol,
+            "ncg_hessp": ncg_hessp}
+    env = dict(os.environ, GRADFIT_PEER_BLAS_THREADS=str(threads))
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scipy worker ({threads} BLAS threads) failed ({proc.returncode}): "
+                           f"{proc.stderr.strip()}")
+    return Run(**json.loads(proc.stdout))
+
+
+def worker(spec_json):
+    """The worker side of run_scipy_threads: one run_scipy, printed as JSON."""
+    spec = json.loads(spec_json)
+    a, y = load(Path(spec["csv"]))
+    obj = Objective(spec["model"], a, y, spec["l2"])
+    run = run_scipy(obj, spec["method"], spec["tol"], spec["ncg_hessp"])
+    print(json.dumps({"method": run.method, "seconds": run.seconds, "iterations": run.iterations,
+                      "cost_evals": run.cost_evals, "cost": run.cost,
+                      "converged": run.converged, "status": run.status}))
+    return 0
+
+
 def run_gradfit(binary, csv, case, solver, tol, threads=1, extra=()):
     """gradfit's best of REPEATS runs, with RAYON_NUM_THREADS=threads (1: one core, like
     scipy with one BLAS thread; gradfit splits large passes over two threads by default) and
@@ -409,11 +438,14 @@ def parse_args(argv=None):
                    help="the gradfit binary (default: $GRADFIT or target/release/gradfit)")
     p.add_argument("--ncg-hessp", action="store_true",
                    help="give scipy Newton-CG Hessian-vector products instead of the dense Hessian")
+    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.worker:
+        return worker(args.worker)
     binary = shutil.which(args.binary) or args.binary
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         sys.exit(f"peer_scipy.py: gradfit binary not found at {binary!r}; build it with "
@@ -433,14 +465,14 @@ def main(argv=None):
     print(f"{binary_version(binary)}; Python {platform.python_version()}, numpy {np.__version__}, "
           f"scipy {scipy.__version__}; nproc {nproc()}; {platform.machine()}")
     print(f"OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1 and RAYON_NUM_THREADS=1 "
-          f"(one thread on both sides; the last two columns: gradfit with both cores); "
+          f"(one thread on both sides; the last three columns: both sides with two threads); "
           f"x0 = 0; stop when ||g|| <= {args.tol:g}*max(1, ||g(x0)||); "
           f"best of {REPEATS} x {ROUNDS} rounds, the sides taking turns; "
           f"max {MAX_ITERS} iterations")
     print()
     header = ["problem", "size", "scipy method", "scipy s", "scipy iters", "gradfit method",
-              "gradfit s", "gradfit iters", "speedup", "cost rel diff", "gradfit s, 2 threads",
-              "speedup, 2 threads"]
+              "gradfit s", "gradfit iters", "speedup", "cost rel diff", "scipy s, 2 threads",
+              "gradfit s, 2 threads", "speedup, 2 threads"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     notes = []
@@ -452,9 +484,11 @@ def main(argv=None):
             obj = Objective(case.model, a, y, case.l2)
             for sp_method, gf_solver in PAIRS:
                 # the sides take turns, ROUNDS times; each keeps its fastest run
-                sp_runs, variants, gf_runs = [], [()], {}
+                sp_runs, sp2_runs, variants, gf_runs = [], [], [()], {}
                 for _ in range(ROUNDS):
                     sp_runs.append(run_scipy(obj, sp_method, args.tol, args.ncg_hessp))
+                    sp2_runs.append(run_scipy_threads(csv, case, sp_method, args.tol,
+                                                      args.ncg_hessp, threads=2))
                     for extra in variants:
                         gf, report = run_gradfit(binary, csv, case, gf_solver, args.tol,
                                                  extra=extra)
@@ -466,6 +500,8 @@ def main(argv=None):
                                 and ("--gram", "off") not in variants):
                             variants.append(("--gram", "off"))
                 sp = min(sp_runs, key=lambda run: run.seconds)
+                sp2 = min(sp2_runs, key=lambda run: run.seconds)
+                sp_best = min(sp.seconds, sp2.seconds)
                 for extra in variants:
                     gf, report, _ = min(gf_runs[extra], key=lambda t: t[0].seconds)
                     gf2 = min((t[2] for t in gf_runs[extra]), key=lambda run: run.seconds)
@@ -478,12 +514,14 @@ def main(argv=None):
                     row = [case.label(), case.size(), sp.method, fmt_run(sp),
                            f"{sp.iterations} ({sp.cost_evals} f)", gf.method, fmt_run(gf),
                            f"{gf.iterations} ({gf.cost_evals} f)", speed,
-                           f"{rel_diff(sp.cost, gf.cost):.1e}", fmt_run(gf2),
-                           f"{sp.seconds / gf2.seconds:.1f}x" if gf2.seconds > 0 else "n/a"]
+                           f"{rel_diff(sp.cost, gf.cost):.1e}", fmt_run(sp2), fmt_run(gf2),
+                           f"{sp_best / gf2.seconds:.1f}x" if gf2.seconds > 0 else "n/a"]
                     print("| " + " | ".join(row) + " |", flush=True)
     print()
     print("iters: iterations (function evaluations). speedup = scipy s / gradfit s. "
-          "cost rel diff = |f_scipy - f_gradfit| / max(|f_scipy|, |f_gradfit|).")
+          "cost rel diff = |f_scipy - f_gradfit| / max(|f_scipy|, |f_gradfit|). "
+          "speedup, 2 threads = scipy's faster time (one BLAS thread or two) / gradfit s, "
+          "2 threads.")
     print()
     print("(Gram): gradfit's default on tall least squares (--gram auto): A^T A formed and "
           "Cholesky-factored once inside the timed solve, then O(n^2) per evaluation; its "
