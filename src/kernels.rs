@@ -493,7 +493,10 @@ fn dots_axpys_avx2(next: &[f64], z: &mut [f64], x: &[f64], cur: &[f64], c: &[f64
 /// axpys into g; the rows left over (fewer than four) and the entries past the last multiple
 /// of 4 as [`axpys_block`] and [`dots_block`] do them, with the same accumulators in the same
 /// order, so every dot product and gⱼ is the same to the bit as from the two steps. Without
-/// `AXPY`, rows of [`LONG_ROW`] entries or more go one at a time, as in [`dots_block`].
+/// `AXPY`, rows of [`LONG_ROW`] entries or more go one at a time, as in [`dots_block`]; with
+/// it, n must be below [`LONG_ROW`] (longer rows take the two steps, whose dot products are
+/// one row at a time). Rows reach `quads` once each, in order: `quad` for each four, then
+/// `rows` for the fewer than four left.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -515,6 +518,10 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
     let n4 = n / 4 * 4;
     let rows = out.len().min(next.len() / n);
     let whole = rows / 4 * 4;
+    debug_assert!(
+        !AXPY || n < LONG_ROW,
+        "the four-row sweep with the axpys is for short rows"
+    );
     let (next, out) = (&next[..rows * n], &mut out[..rows]);
     let g: &mut [f64] = if AXPY { &mut g[..n] } else { &mut [] };
     let (cur, c) = if AXPY {
@@ -586,8 +593,8 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
                 }
             }
         }
-        // SAFETY: this function's caller has AVX2 and FMA; the load and the store touch the
-        // four entries of `z` and of `out[first..first + 4]` (first + 4 ≤ whole ≤ rows)
+        // SAFETY: this function's caller has AVX2 and FMA; the store touches the four entries
+        // of `out[first..first + 4]` (first + 4 ≤ whole ≤ rows)
         unsafe {
             let cq = quads.quad(row0 + first, _mm256_set_pd(z[3], z[2], z[1], z[0]));
             _mm256_storeu_pd(out.as_mut_ptr().add(first), cq);
@@ -697,7 +704,8 @@ where
 
 /// The most rows in a block where a per-row transcendental sits between a dot product and an
 /// axpy: the block's rows stay in L1 while its exponentials run vectorized (see
-/// `crate::vmath`).
+/// `crate::vmath`; logistic on AVX2 takes them four rows at a time inside the sweep instead,
+/// [`Quads`], but keeps the blocks for its axpys).
 pub(crate) const ROW_BLOCK: usize = 64;
 
 /// Entries of A in a block: 32 KB, the L1 data cache of the machine measured.

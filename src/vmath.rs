@@ -1,4 +1,7 @@
-//! eˣ and log(1 + eᶻ) over whole slices, written so the compiler vectorizes them.
+//! eˣ and log(1 + eᶻ) over whole slices, written so the compiler vectorizes them, and the
+//! logistic terms four rows at a time in AVX2 intrinsics for a sweep over A that yields its
+//! dot products in fours ([`LogisticQuads`], with [`exp4`], [`exp1`]'s operations lane by
+//! lane).
 //!
 //! libm's `exp` and `ln_1p` cost about 6.5 and 8.6 ns per call here, more than reading a row
 //! of 50 features; a logistic or softmax evaluation spent most of its time in them. These
@@ -399,11 +402,15 @@ pub(crate) struct LogisticQuads<'a, 'k> {
     /// The scores of the quads since the last flush, from row `kept_from` on.
     kept: [f64; CHUNK],
     kept_from: usize,
+    /// Quads (of four rows) since the last flush: 16 at most, one chunk's rows.
     acc: std::arch::x86_64::__m256d,
     d: std::arch::x86_64::__m256d,
-    quads: usize,
+    pending: usize,
     logs: f64,
 }
+
+// a flush every CHUNK / 4 quads covers a whole chunk
+const _: () = assert!(CHUNK.is_multiple_of(4));
 
 #[cfg(target_arch = "x86_64")]
 impl<'a, 'k> LogisticQuads<'a, 'k> {
@@ -418,7 +425,7 @@ impl<'a, 'k> LogisticQuads<'a, 'k> {
             kept_from: 0,
             acc: _mm256_setzero_pd(),
             d: _mm256_setzero_pd(),
-            quads: 0,
+            pending: 0,
             logs: 0.0,
         }
     }
@@ -428,16 +435,19 @@ impl<'a, 'k> LogisticQuads<'a, 'k> {
     #[inline]
     fn flush(&mut self) {
         use std::arch::x86_64::*;
+        if self.pending == 0 {
+            return;
+        }
         let mut d = [0.0; 4];
         // SAFETY: stores four entries into `d`
         unsafe { _mm256_storeu_pd(d.as_mut_ptr(), self.d) };
         let grow = |d: f64, e: f64| d.mul_add(e, d + e);
         self.logs += log1p_product::<true>(grow(grow(d[0], d[1]), grow(d[2], d[3])));
         if let Some(keep) = self.keep.as_mut() {
-            keep(self.kept_from, &self.kept[..4 * self.quads]);
+            keep(self.kept_from, &self.kept[..4 * self.pending]);
         }
         self.d = _mm256_setzero_pd();
-        self.quads = 0;
+        self.pending = 0;
     }
 
     /// Σ over the rows seen of log(1 + e^zᵢ) − yᵢzᵢ.
@@ -459,10 +469,10 @@ impl crate::kernels::Quads for LogisticQuads<'_, '_> {
     unsafe fn quad(&mut self, row: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
         use std::arch::x86_64::*;
         if self.keep.is_some() {
-            if self.quads == 0 {
+            if self.pending == 0 {
                 self.kept_from = row;
             }
-            let kept = &mut self.kept[4 * self.quads..4 * self.quads + 4];
+            let kept = &mut self.kept[4 * self.pending..4 * self.pending + 4];
             // SAFETY: stores four entries into `kept`
             unsafe { _mm256_storeu_pd(kept.as_mut_ptr(), z) };
         }
@@ -478,15 +488,16 @@ impl crate::kernels::Quads for LogisticQuads<'_, '_> {
         self.acc = _mm256_add_pd(self.acc, _mm256_fnmadd_pd(yv, z, _mm256_max_pd(z, zero)));
         let nonneg = _mm256_cmp_pd::<_CMP_GE_OQ>(z, zero);
         let sig = _mm256_blendv_pd(_mm256_mul_pd(e, q), q, nonneg);
-        self.quads += 1;
-        if self.quads == CHUNK / 4 {
+        self.pending += 1;
+        if self.pending == CHUNK / 4 {
             self.flush();
         }
         _mm256_sub_pd(sig, yv)
     }
 
     fn rows(&mut self, start: usize, z: &mut [f64]) {
-        // SAFETY: the sweep calling this has AVX2 and FMA
+        // SAFETY: a LogisticQuads is made only by `new`, compiled for AVX2 and FMA, so the CPU
+        // has them
         unsafe { self.flush() };
         if let Some(keep) = self.keep.as_mut() {
             keep(start, z);
@@ -648,9 +659,11 @@ mod tests {
         v
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn four_lane_exp_is_the_scalar_exp_to_the_bit() {
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+        if !avx2() {
+            eprintln!("no AVX2 + FMA here: exp4 is not tested");
             return;
         }
         let mut v = grid();
@@ -770,12 +783,99 @@ mod tests {
 
     /// (loss, σ − y) from the portable path and from the dispatched one (AVX2 where the CPU
     /// has it).
-    fn both_logistic_paths(zs: &[f64], ys: &[f64]) -> [(f64, Vec<f64>); 2] {
+    fn both_logistic_paths(zs: &[f64], ys: &[f64]) -> Vec<(f64, Vec<f64>)> {
         let mut portable = zs.to_vec();
         let lp = logistic_terms_portable(&mut portable, ys);
         let mut dispatched = zs.to_vec();
         let ld = logistic_terms(&mut dispatched, ys);
-        [(lp, portable), (ld, dispatched)]
+        let mut paths = vec![(lp, portable), (ld, dispatched)];
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: the CPU has AVX2 and FMA (checked)
+            paths.push(unsafe { quads_path(zs, ys, None) });
+        } else {
+            eprintln!("no AVX2 + FMA here: the four-row logistic terms are not tested");
+        }
+        paths
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// (loss, σ − y) from [`LogisticQuads`], fed the scores four at a time as a sweep does and
+    /// the last fewer than four by `rows`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn quads_path(zs: &[f64], ys: &[f64], keep: Keep<'_>) -> (f64, Vec<f64>) {
+        use crate::kernels::Quads;
+        use std::arch::x86_64::*;
+        let mut c = zs.to_vec();
+        let mut quads = LogisticQuads::new(ys, keep);
+        let whole = zs.len() / 4 * 4;
+        for row in (0..whole).step_by(4) {
+            // SAFETY: four-entry load and store at row + 4 ≤ whole; the CPU has AVX2 and FMA
+            unsafe {
+                let cq = quads.quad(row, _mm256_loadu_pd(zs[row..row + 4].as_ptr()));
+                _mm256_storeu_pd(c[row..row + 4].as_mut_ptr(), cq);
+            }
+        }
+        quads.rows(whole, &mut c[whole..]);
+        (quads.total(), c)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn four_row_terms_at_the_edges_and_their_scores_kept_in_order() {
+        if !avx2() {
+            eprintln!("no AVX2 + FMA here: the four-row logistic terms are not tested");
+            return;
+        }
+        // one NaN lane: its loss is NaN and its σ − y, the other lanes' are untouched
+        let zs = [
+            800.0,
+            -800.0,
+            f64::NAN,
+            3.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -2.0,
+            5.0,
+        ];
+        let ys = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0];
+        let mut seen: Vec<(usize, Vec<f64>)> = Vec::new();
+        let mut keep = |row: usize, z: &[f64]| seen.push((row, z.to_vec()));
+        // SAFETY: the CPU has AVX2 and FMA (checked above)
+        let (total, c) = unsafe { quads_path(&zs, &ys, Some(&mut keep)) };
+        assert!(total.is_nan());
+        let mut want = zs.to_vec();
+        logistic_terms(&mut want, &ys);
+        for (i, (ci, wi)) in c.iter().zip(&want).enumerate() {
+            assert!(
+                ci.to_bits() == wi.to_bits() || (i == 2 && ci.is_nan()),
+                "row {i}: {ci} against {wi}"
+            );
+        }
+        assert_eq!(&c[..2], &[0.0, 0.0]);
+        assert_eq!(&c[4..6], &[0.0, 0.0]);
+        // every score once, in order (the quads, then the row left over), NaN kept as NaN
+        let rows: Vec<usize> = seen.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rows, [0, 8]);
+        let kept: Vec<f64> = seen.into_iter().flat_map(|(_, z)| z).collect();
+        assert_eq!(kept.len(), zs.len());
+        assert!(kept.iter().zip(&zs).all(|(k, z)| k.to_bits() == z.to_bits()));
+        // the finite rows alone: the limits at ±800 and ±∞ as on the other paths
+        let (total, _) = {
+            let (zs, ys) = ([800.0, -800.0, 800.0, -800.0, 1.0], [1.0, 0.0, 1.0, 0.0, 0.0]);
+            // SAFETY: as above
+            unsafe { quads_path(&zs, &ys, None) }
+        };
+        assert!(
+            (total - log1p_exp(1.0)).abs() <= 2.0 * f64::EPSILON * total,
+            "{total}"
+        );
     }
 
     /// Scores near 0, where every uᵢ = 1 + e^(−|zᵢ|) is near 2 and a chunk's product near 2⁶⁴,

@@ -181,10 +181,13 @@ impl Logistic {
 impl Logistic {
     /// Rows lo..hi: returns Σᵢ log(1 + e^zᵢ) − yᵢzᵢ and, unless `g` is empty, adds
     /// Σᵢ (σ(zᵢ) − yᵢ)aᵢ to it. Blocks of rows small enough to stay in L1 between the dot
-    /// products and the axpys, so the exponentials and logarithms run vectorized over a block.
+    /// products and the axpys; the exponentials and logarithms run vectorized, over a block
+    /// ([`Logistic::pass_portable`]) or four rows at a time inside the sweep
+    /// ([`Logistic::pass_avx2`]).
     ///
-    /// `keep` receives each block's zᵢ (its first row's index and the block's z) before they
-    /// are turned into coefficients.
+    /// `keep` receives every zᵢ of lo..hi once, in order, before they are turned into
+    /// coefficients: runs of consecutive rows (the first row's index and their z), a block's
+    /// or up to 64 rows at a time.
     fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
@@ -517,14 +520,17 @@ mod tests {
         assert_eq!(h.as_slice(), &[0.5 + 6.0, 0.0, 0.0, 0.5]);
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn sweep_with_the_terms_inside_matches_the_block_pass() {
         // the AVX2 pass (terms four rows at a time inside the sweeps) against the pass that
         // takes each block's terms after its sweep: the same z and σ − y to the bit, so the
         // same gradient to the bit; the loss only summed in another order. Row ranges as one
         // thread and two take them, ragged ends, rows with a tail of n mod 4, long rows (the
-        // sweep without the axpys), logits far out (±800) and a NaN x.
+        // sweep without the axpys), logits far out (±800) and a NaN x. The scores handed to
+        // `keep`: each row's once, in order, equal to A's row times x to the bit.
         if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            eprintln!("no AVX2 + FMA here: the four-row pass is not tested");
             return;
         }
         for (m, n) in [
@@ -552,7 +558,16 @@ mod tests {
             for (lo, hi) in [(0, m), (0, mid), (mid, m), (m / 3, m)] {
                 let (mut g_quads, mut g_blocks) = (vec![0.0; n], vec![0.0; n]);
                 // SAFETY: the CPU has AVX2 and FMA (checked above)
-                let f_quads = unsafe { p.pass_avx2(&x, lo, hi, &mut g_quads, None) };
+                let mut seen = (lo, Vec::new());
+                let mut keep = |row: usize, z: &[f64]| {
+                    assert_eq!(row, seen.0, "{m}×{n} rows {lo}..{hi}: scores out of order");
+                    seen.0 += z.len();
+                    seen.1.extend_from_slice(z);
+                };
+                let f_quads = unsafe { p.pass_avx2(&x, lo, hi, &mut g_quads, Some(&mut keep)) };
+                let mut z = vec![0.0; hi - lo];
+                dots_block(&p.at.as_slice()[lo * n..hi * n], n, x.as_slice(), &mut z);
+                assert_eq!(seen, (hi, z), "{m}×{n} rows {lo}..{hi}: kept scores");
                 let f_blocks = p.pass_portable(&x, lo, hi, &mut g_blocks, None);
                 assert_eq!(g_quads, g_blocks, "{m}×{n} rows {lo}..{hi}");
                 let scale: f64 = (lo..hi).map(|i| (a.row(i) * &x)[0].abs() + 1.0).sum();
