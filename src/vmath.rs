@@ -385,6 +385,30 @@ fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
     _mm256_mul_pd(_mm256_mul_pd(p, pow2(k1)), pow2(k2))
 }
 
+/// [`logistic_entry`] on four lanes given e = e^(−|z|): adds max(z, 0) − yz to `acc`, grows
+/// `d` to d + e + d·e, and returns σ(z) − y; shared by `logistic_lanes_avx2` and
+/// [`LogisticQuads`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn logistic_vec(
+    z: std::arch::x86_64::__m256d,
+    y: std::arch::x86_64::__m256d,
+    e: std::arch::x86_64::__m256d,
+    acc: &mut std::arch::x86_64::__m256d,
+    d: &mut std::arch::x86_64::__m256d,
+) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    let (one, zero) = (_mm256_set1_pd(1.0), _mm256_setzero_pd());
+    let q = _mm256_div_pd(one, _mm256_add_pd(one, e));
+    *d = _mm256_fmadd_pd(*d, e, _mm256_add_pd(*d, e));
+    // vmaxpd returns its second operand when either is NaN, as z.max(0.0) drops NaN
+    *acc = _mm256_add_pd(*acc, _mm256_fnmadd_pd(y, z, _mm256_max_pd(z, zero)));
+    let nonneg = _mm256_cmp_pd::<_CMP_GE_OQ>(z, zero);
+    let sig = _mm256_blendv_pd(_mm256_mul_pd(e, q), q, nonneg);
+    _mm256_sub_pd(sig, y)
+}
+
 /// Where a logistic pass hands its scores zᵢ (the first row's index and the scores), if
 /// anywhere.
 pub(crate) type Keep<'k> = Option<&'k mut dyn FnMut(usize, &[f64])>;
@@ -402,9 +426,11 @@ pub(crate) struct LogisticQuads<'a, 'k> {
     /// The scores of the quads since the last flush, from row `kept_from` on.
     kept: [f64; CHUNK],
     kept_from: usize,
-    /// Quads (of four rows) since the last flush: 16 at most, one chunk's rows.
+    /// Each lane's Σ max(z, 0) − yz and its product of the 1 + e less one, as in
+    /// `logistic_lanes_avx2`.
     acc: std::arch::x86_64::__m256d,
     d: std::arch::x86_64::__m256d,
+    /// Quads (of four rows) since the last flush: 16 at most, one chunk's rows.
     pending: usize,
     logs: f64,
 }
@@ -479,20 +505,14 @@ impl crate::kernels::Quads for LogisticQuads<'_, '_> {
         let y = &self.y[row..row + 4];
         // SAFETY: loads the four entries of `y`
         let yv = unsafe { _mm256_loadu_pd(y.as_ptr()) };
-        let (one, zero) = (_mm256_set1_pd(1.0), _mm256_setzero_pd());
         // −|z| by setting the sign bit
         let e = exp4(_mm256_or_pd(z, _mm256_set1_pd(-0.0)));
-        let q = _mm256_div_pd(one, _mm256_add_pd(one, e));
-        self.d = _mm256_fmadd_pd(self.d, e, _mm256_add_pd(self.d, e));
-        // vmaxpd returns its second operand when either is NaN, as z.max(0.0) drops NaN
-        self.acc = _mm256_add_pd(self.acc, _mm256_fnmadd_pd(yv, z, _mm256_max_pd(z, zero)));
-        let nonneg = _mm256_cmp_pd::<_CMP_GE_OQ>(z, zero);
-        let sig = _mm256_blendv_pd(_mm256_mul_pd(e, q), q, nonneg);
+        let c = logistic_vec(z, yv, e, &mut self.acc, &mut self.d);
         self.pending += 1;
         if self.pending == CHUNK / 4 {
             self.flush();
         }
-        _mm256_sub_pd(sig, yv)
+        c
     }
 
     fn rows(&mut self, start: usize, z: &mut [f64]) {
@@ -552,7 +572,6 @@ fn logistic_lanes_avx2(z: &mut [f64], y: &[f64], e: &[f64], acc: &mut [f64; LANE
     // SAFETY: every load and store touches entries k..k + 4 with k + 4 ≤ n of z, y and e, or
     // the two halves of the eight-entry arrays
     unsafe {
-        let (one, zero) = (_mm256_set1_pd(1.0), _mm256_setzero_pd());
         let mut a = [
             _mm256_loadu_pd(acc.as_ptr()),
             _mm256_loadu_pd(acc.as_ptr().add(4)),
@@ -567,13 +586,7 @@ fn logistic_lanes_avx2(z: &mut [f64], y: &[f64], e: &[f64], acc: &mut [f64; LANE
                     _mm256_loadu_pd(pe.add(k)),
                     _mm256_loadu_pd(py.add(k)),
                 );
-                let q = _mm256_div_pd(one, _mm256_add_pd(one, ev));
-                p[h] = _mm256_fmadd_pd(p[h], ev, _mm256_add_pd(p[h], ev));
-                // vmaxpd returns its second operand when either is NaN, as z.max(0.0) drops NaN
-                a[h] = _mm256_add_pd(a[h], _mm256_fnmadd_pd(yv, zv, _mm256_max_pd(zv, zero)));
-                let nonneg = _mm256_cmp_pd::<_CMP_GE_OQ>(zv, zero);
-                let sig = _mm256_blendv_pd(_mm256_mul_pd(ev, q), q, nonneg);
-                _mm256_storeu_pd(pz.add(k), _mm256_sub_pd(sig, yv));
+                _mm256_storeu_pd(pz.add(k), logistic_vec(zv, yv, ev, &mut a[h], &mut p[h]));
             }
             i += LANES;
         }
@@ -740,7 +753,7 @@ mod tests {
         for chunk in [zs.len(), 130, 65, 13, 7, 3] {
             let (zs, ys) = (&zs[..chunk.min(zs.len())], &ys[..chunk.min(zs.len())]);
             let (want_total, scale) = logistic_total(zs, ys);
-            for (path, (total, g)) in both_logistic_paths(zs, ys).into_iter().enumerate() {
+            for (path, (total, g)) in logistic_paths(zs, ys).into_iter().enumerate() {
                 for ((z, y), gi) in zs.iter().zip(ys).zip(&g) {
                     let s = sigmoid(*z);
                     // σ − y: within 2 ulp of σ, or of the difference when it is the larger
@@ -781,9 +794,9 @@ mod tests {
         (s + comp, scale)
     }
 
-    /// (loss, σ − y) from the portable path and from the dispatched one (AVX2 where the CPU
-    /// has it).
-    fn both_logistic_paths(zs: &[f64], ys: &[f64]) -> Vec<(f64, Vec<f64>)> {
+    /// (loss, σ − y) from the portable path, the dispatched one (AVX2 where the CPU has it)
+    /// and, with AVX2, [`LogisticQuads`].
+    fn logistic_paths(zs: &[f64], ys: &[f64]) -> Vec<(f64, Vec<f64>)> {
         let mut portable = zs.to_vec();
         let lp = logistic_terms_portable(&mut portable, ys);
         let mut dispatched = zs.to_vec();
@@ -895,7 +908,7 @@ mod tests {
             .collect();
         let ys: Vec<f64> = (0..zs.len()).map(|i| f64::from(i % 7 < 3)).collect();
         let (want, scale) = logistic_total(&zs, &ys);
-        for (path, (total, _)) in both_logistic_paths(&zs, &ys).into_iter().enumerate() {
+        for (path, (total, _)) in logistic_paths(&zs, &ys).into_iter().enumerate() {
             let err = (total - want).abs() / scale;
             assert!(
                 err <= 16.0 * f64::EPSILON,
@@ -909,7 +922,7 @@ mod tests {
             .collect();
         let zeros = vec![0.0; tiny.len()];
         let (want, _) = logistic_total(&tiny, &zeros);
-        for (path, (total, _)) in both_logistic_paths(&tiny, &zeros).into_iter().enumerate() {
+        for (path, (total, _)) in logistic_paths(&tiny, &zeros).into_iter().enumerate() {
             assert!(
                 (total - want).abs() <= 4.0 * f64::EPSILON * want,
                 "path {path}: {total:e} vs {want:e}"
@@ -985,14 +998,14 @@ mod tests {
         assert!(total.is_nan() && z[0].is_nan());
         // the limits: log(1 + e^800) − 800 and log(1 + e^−800) are 0 to within a subnormal,
         // σ(±∞) − y exactly 0 (the loss at ±∞ is ∞ − ∞)
-        for (path, (total, g)) in both_logistic_paths(&[800.0, -800.0], &[1.0, 0.0])
+        for (path, (total, g)) in logistic_paths(&[800.0, -800.0], &[1.0, 0.0])
             .into_iter()
             .enumerate()
         {
             assert!((0.0..1e-300).contains(&total), "path {path}: {total:e}");
             assert_eq!(g, [0.0, 0.0], "path {path}");
         }
-        for (path, (_, g)) in both_logistic_paths(&z[1..3], &[1.0, 0.0]).into_iter().enumerate() {
+        for (path, (_, g)) in logistic_paths(&z[1..3], &[1.0, 0.0]).into_iter().enumerate() {
             assert_eq!(g, [0.0, 0.0], "path {path}");
         }
         let mut c = [0.0, 40.0, -40.0, f64::NAN];
