@@ -14,8 +14,8 @@
 //! 90% of the core's multiply-add peak (scores 660 µs, rank update 740 µs, against 610 µs for
 //! the 3·10⁶ cycles each needs at 2.45 GHz).
 
+use crate::aligned::AlignedT;
 use crate::kernels::{block_rows, rows_block, scores_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
-use crate::Matrix;
 
 /// Entries (128 bytes) between the two threads' halves of a scratch buffer, so that the two
 /// threads never write to the same cache line. Measured at 20000 × 50 with 2 classes: without
@@ -60,7 +60,7 @@ pub(crate) struct ClassPass {
 
 impl ClassPass {
     /// out ← the scores of all rows (row i's k at out[i·k..]), on one thread.
-    pub(crate) fn scores_all(&mut self, at: &Matrix, w: &[f64], k: usize, how: Scores, out: &mut [f64]) {
+    pub(crate) fn scores_all(&mut self, at: &AlignedT, w: &[f64], k: usize, how: Scores, out: &mut [f64]) {
         let (n, m) = (at.nrows(), at.ncols());
         if how == Scores::Tiles {
             interleave(w, n, k, &mut self.wt);
@@ -81,7 +81,7 @@ impl ClassPass {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &mut self,
-        at: &Matrix,
+        at: &AlignedT,
         w: &[f64],
         k: usize,
         how: Scores,
@@ -176,7 +176,7 @@ fn class_block_rows(n: usize) -> usize {
 /// z ← the scores of rows lo..hi, by `how`.
 #[allow(clippy::too_many_arguments)]
 fn block_scores(
-    at: &Matrix,
+    at: &AlignedT,
     lo: usize,
     hi: usize,
     w: &[f64],

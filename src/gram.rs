@@ -27,6 +27,7 @@
 //! says which): a weight of the other sign has no real square root and makes the result NaN,
 //! never a wrong number.
 
+use crate::aligned::AlignedT;
 use crate::vmath::madd;
 use crate::Matrix;
 
@@ -94,11 +95,16 @@ struct Pack {
 /// triangle mirrors the lower). Entries of h outside every block and its mirror are zero.
 /// Every weight of block b must have the block's sign (≤ 0 if `negative`, else ≥ 0): a row
 /// enters as √|w|·aᵢ, and a weight of the other sign makes the block NaN.
-pub(crate) fn weighted_gram<W>(at: &Matrix, blocks: &[Block], w: W, h: &mut Matrix, scratch: &mut GramScratch)
-where
+pub(crate) fn weighted_gram<W>(
+    at: &AlignedT,
+    blocks: &[Block],
+    w: W,
+    h: &mut Matrix,
+    scratch: &mut GramScratch,
+) where
     W: Fn(usize, usize) -> f64 + Sync,
 {
-    let (n, m) = at.shape();
+    let (n, m) = (at.features(), at.ncols());
     debug_assert!(blocks.iter().all(|b| b.diagonal || b.row >= b.col + n));
     h.fill(0.0);
     let work = m.saturating_mul(n * n).saturating_mul(blocks.len());
@@ -136,8 +142,15 @@ where
 /// Adds rows lo..hi's contributions to the lower triangle of `h` (and to whole off-diagonal
 /// blocks). The MR×NR output tiles stay in `pack.c` across slabs, so each slab costs its
 /// packing and the tile products only; they are added to h once at the end.
-fn accumulate<W>(at: &Matrix, lo: usize, hi: usize, blocks: &[Block], w: &W, h: &mut Matrix, pack: &mut Pack)
-where
+fn accumulate<W>(
+    at: &AlignedT,
+    lo: usize,
+    hi: usize,
+    blocks: &[Block],
+    w: &W,
+    h: &mut Matrix,
+    pack: &mut Pack,
+) where
     W: Fn(usize, usize) -> f64,
 {
     #[cfg(target_arch = "x86_64")]
@@ -155,7 +168,7 @@ where
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn accumulate_avx2<W>(
-    at: &Matrix,
+    at: &AlignedT,
     lo: usize,
     hi: usize,
     blocks: &[Block],
@@ -170,7 +183,7 @@ fn accumulate_avx2<W>(
 
 #[inline(always)]
 fn accumulate_body<const FMA: bool, W>(
-    at: &Matrix,
+    at: &AlignedT,
     lo: usize,
     hi: usize,
     blocks: &[Block],
@@ -180,7 +193,8 @@ fn accumulate_body<const FMA: bool, W>(
 ) where
     W: Fn(usize, usize) -> f64,
 {
-    let n = at.nrows();
+    // rows of `pitch` entries, of which the first n are A's (the rest padding)
+    let (pitch, n) = (at.nrows(), at.features());
     let (ni, nj) = (n.div_ceil(MR), n.div_ceil(NR));
     // panels of MR features: the tiles' rows take the first ni, their columns (NR at a time)
     // may reach one panel further, which is all zero
@@ -199,13 +213,13 @@ fn accumulate_body<const FMA: bool, W>(
     while k0 < hi {
         let kc = KC.min(hi - k0);
         let mut t = 0;
-        let slab = &at.as_slice()[k0 * n..(k0 + kc) * n];
+        let slab = &at.as_slice()[k0 * pitch..(k0 + kc) * pitch];
         for (b, block) in blocks.iter().enumerate() {
             let sign = block.sign();
             // panels[p][kk][r] = √|wᵢ|·a_{k0+kk}[p·MR + r], zero past n
-            for (kk, a) in slab.chunks_exact(n.max(1)).enumerate() {
+            for (kk, a) in slab.chunks_exact(pitch.max(1)).enumerate() {
                 let s = (sign * w(b, k0 + kk)).sqrt();
-                pack_row(panels, kc, kk, a, (whole, np), |v| s * v);
+                pack_row(panels, kc, kk, &a[..n], (whole, np), |v| s * v);
             }
             let panel = |p: usize| &panels[p * stride(kc)..][..kc * MR];
             for jt in 0..nj {
@@ -445,7 +459,13 @@ mod tests {
             let want = a.transpose() * aw;
             let mut h = Matrix::zeros(n, n);
             let mut scratch = GramScratch::default();
-            weighted_gram(&a.transpose(), &Block::WHOLE, |_, i| w[i], &mut h, &mut scratch);
+            weighted_gram(
+                &AlignedT::of(&a),
+                &Block::WHOLE,
+                |_, i| w[i],
+                &mut h,
+                &mut scratch,
+            );
             let err = (&h - &want).amax() / want.amax();
             assert!(err < 1e-13, "{m}×{n}: relative error {err}");
             assert_eq!(h, h.transpose());
@@ -455,7 +475,7 @@ mod tests {
     #[test]
     fn a_weight_of_the_wrong_sign_gives_nan_not_a_wrong_matrix() {
         let (m, n) = (300, 9);
-        let at = data(m, n).transpose();
+        let at = AlignedT::of(&data(m, n));
         let mut h = Matrix::zeros(n, n);
         let w = |_: usize, i: usize| if i == 137 { -1e-3 } else { 1.0 };
         weighted_gram(&at, &Block::WHOLE, w, &mut h, &mut GramScratch::default());
@@ -463,7 +483,7 @@ mod tests {
         // a positive weight in a negative block, split between two threads (when there are
         // two): that block and its mirror are NaN, the others are not
         let (m, n) = (3000, 9);
-        let at = data(m, n).transpose();
+        let at = AlignedT::of(&data(m, n));
         let blocks = [
             Block::WHOLE[0],
             Block {
@@ -491,7 +511,7 @@ mod tests {
 
     fn several_blocks(m: usize, n: usize) {
         let a = data(m, n);
-        let at = a.transpose();
+        let at = AlignedT::of(&a);
         let blocks = [
             Block {
                 row: 0,

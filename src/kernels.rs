@@ -2,8 +2,8 @@
 //! one fused pass reads each row aᵢ once and uses it twice while it is in L1: rᵢ = aᵢᵀx − bᵢ,
 //! then g += rᵢaᵢ.
 
+use crate::aligned::AlignedT;
 use crate::vmath::madd;
-use crate::Matrix;
 
 /// xᵀy: with AVX2 and FMA when the CPU has them (checked at run time, cached by std), else
 /// portable code the compiler vectorizes for the baseline target. Either way four independent
@@ -212,7 +212,7 @@ fn axpys_avx2(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
 /// at 20000 × 200 (32 MB, past the caches): four interleaved streams read 13 GB/s where one
 /// sequential stream reads 23, and the pass went from 9.5 to 16 GB/s; in cache (500 × 200)
 /// the four-row kernel stays ahead, and at 50 entries a row the two are even.
-const LONG_ROW: usize = 128;
+pub(crate) const LONG_ROW: usize = 128;
 
 /// xᵀy with sixteen independent lanes (four AVX2 vectors): one long row against x.
 #[inline(always)]
@@ -618,7 +618,7 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub(crate) fn pipelined_quads_avx2<Q: Quads>(
-    at: &Matrix,
+    at: &AlignedT,
     lo: usize,
     hi: usize,
     x: &[f64],
@@ -663,7 +663,7 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
 /// keeps whatever sums it needs), then g ← g + (block)ᵀc, done by [`dots_axpys`] in the same
 /// sweep as the next block's dot products. With `g` empty only the dot products and `coef`
 /// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`].
-pub(crate) fn pipelined_rows<F>(at: &Matrix, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
+pub(crate) fn pipelined_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
 where
     F: FnMut(usize, &mut [f64], &mut [f64]),
 {
@@ -736,8 +736,9 @@ pub(crate) fn row_blocks(n: usize, lo: usize, hi: usize) -> impl Iterator<Item =
 
 /// Σᵢ wᵢ(aᵢᵀv)aᵢ, the product of Aᵀdiag(w)A with v without forming it: one pass over A in
 /// blocks, split over two threads like [`fused_rows`]. `spare` is the second thread's buffer.
+/// v and out have n entries (padded here if A is).
 pub(crate) fn weighted_gram_vec(
-    at: &Matrix,
+    at: &AlignedT,
     w: impl Fn(usize) -> f64 + Sync,
     v: &[f64],
     out: &mut [f64],
@@ -745,17 +746,21 @@ pub(crate) fn weighted_gram_vec(
 ) {
     let n = at.nrows();
     out.fill(0.0);
-    fused_rows(at, out, spare, |lo, hi, g| {
-        let mut z = [0.0; ROW_BLOCK];
-        for (start, end) in row_blocks(n, lo, hi) {
-            let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
-            dots_block(block, n, v, z);
-            for (i, zi) in (start..end).zip(z.iter_mut()) {
-                *zi *= w(i);
-            }
-            axpys_block(block, n, z, g);
-        }
-        0.0
+    at.with_padded(v, |v| {
+        at.with_padded_mut(out, |out| {
+            fused_rows(at, out, spare, |lo, hi, g| {
+                let mut z = [0.0; ROW_BLOCK];
+                for (start, end) in row_blocks(n, lo, hi) {
+                    let (block, z) = (rows_block(at, start, end), &mut z[..end - start]);
+                    dots_block(block, n, v, z);
+                    for (i, zi) in (start..end).zip(z.iter_mut()) {
+                        *zi *= w(i);
+                    }
+                    axpys_block(block, n, z, g);
+                }
+                0.0
+            })
+        })
     });
 }
 
@@ -768,7 +773,7 @@ pub(crate) const PARALLEL_MIN_ENTRIES: usize = 1 << 16;
 /// Runs `f(lo, hi, g)` (accumulate rows lo..hi into g, return their part of f) over all rows:
 /// on one thread for small A, else on two halves at once, the second half accumulating into
 /// `spare` (sized once, then reused) before it is added to g.
-pub(crate) fn fused_rows<F>(at: &Matrix, g: &mut [f64], spare: &std::sync::Mutex<Vec<f64>>, f: F) -> f64
+pub(crate) fn fused_rows<F>(at: &AlignedT, g: &mut [f64], spare: &std::sync::Mutex<Vec<f64>>, f: F) -> f64
 where
     F: Fn(usize, usize, &mut [f64]) -> f64 + Sync,
 {
@@ -779,7 +784,7 @@ where
 /// (more where each entry costs several multiply-adds), compared with [`PARALLEL_MIN_ENTRIES`].
 pub(crate) fn fused_rows_work<F>(
     work: usize,
-    at: &Matrix,
+    at: &AlignedT,
     g: &mut [f64],
     spare: &std::sync::Mutex<Vec<f64>>,
     f: F,
@@ -797,7 +802,7 @@ where
 /// combines the halves' results and gradients into g.
 pub(crate) fn split_rows<R, F, M>(
     work: usize,
-    at: &Matrix,
+    at: &AlignedT,
     g: &mut [f64],
     spare: &std::sync::Mutex<Vec<f64>>,
     f: F,
@@ -837,21 +842,21 @@ pub(crate) fn split_point(m: usize) -> usize {
 
 /// Rows lo..hi of A, contiguous (row i at [(i − lo)·n..]).
 #[inline]
-pub(crate) fn rows_block(at: &Matrix, lo: usize, hi: usize) -> &[f64] {
+pub(crate) fn rows_block(at: &AlignedT, lo: usize, hi: usize) -> &[f64] {
     let n = at.nrows().max(1);
     &at.as_slice()[lo * n..hi * n]
 }
 
 /// Rows lo..hi of A as slices of `at`.
 #[inline]
-pub(crate) fn rows_range(at: &Matrix, lo: usize, hi: usize) -> std::slice::ChunksExact<'_, f64> {
+pub(crate) fn rows_range(at: &AlignedT, lo: usize, hi: usize) -> std::slice::ChunksExact<'_, f64> {
     let n = at.nrows().max(1);
     at.as_slice()[lo * n..hi * n].chunks_exact(n)
 }
 
 /// The rows of A (m×n) as slices of its transpose `at` (n×m, column-major).
 #[inline]
-pub(crate) fn rows(at: &Matrix) -> std::slice::ChunksExact<'_, f64> {
+pub(crate) fn rows(at: &AlignedT) -> std::slice::ChunksExact<'_, f64> {
     at.as_slice().chunks_exact(at.nrows().max(1))
 }
 
@@ -973,7 +978,9 @@ mod tests {
             (3, 7),
             (1, 4),
         ] {
-            let at = Matrix::from_fn(n, m, |j, i| ((i * n + j) as f64 * 0.29).sin());
+            let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
+                ((i * n + j) as f64 * 0.29).sin()
+            }));
             let x: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();
             for (lo, hi) in [(0, m), (m / 3, m), (0, m / 2 + 1)] {
                 let mut g = vec![0.0; n];

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod aligned;
 pub mod check;
 mod class_kernels;
 pub mod data;

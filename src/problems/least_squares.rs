@@ -3,6 +3,7 @@ use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x,
     repeat_diagonal_block, ridge_value, Objective,
 };
+use crate::aligned::AlignedT;
 use crate::class_kernels::{ClassPass, Scores};
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
@@ -31,7 +32,7 @@ use crate::{Matrix, Vector};
 /// (each target's intercept) is not penalized: λ‖X‖_F² then sums over the other rows.
 #[derive(Debug)]
 pub struct LeastSquares {
-    at: Matrix,
+    at: AlignedT,
     b: Matrix,
     lambda: f64,
     intercept: bool,
@@ -72,7 +73,7 @@ impl LeastSquares {
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
         Ok(LeastSquares {
-            at: a.transpose(),
+            at: AlignedT::of(&a),
             b,
             lambda,
             intercept: false,
@@ -98,7 +99,7 @@ impl LeastSquares {
     /// ```
     pub fn with_intercept(mut self, intercept: bool) -> Result<Self> {
         let n = self.n();
-        if intercept && self.at.row(n - 1).iter().any(|&v| v != 1.0) {
+        if intercept && self.at.view().row(n - 1).iter().any(|&v| v != 1.0) {
             return Err(crate::Error::Data {
                 what: "least squares: with an intercept the last column of A must be all ones".into(),
             });
@@ -126,7 +127,7 @@ impl LeastSquares {
 
     /// The design matrix A (a copy: it is stored transposed, row-contiguous).
     pub fn a(&self) -> Matrix {
-        self.at.transpose()
+        self.at.view().transpose()
     }
 
     /// The right-hand sides B (m×k).

@@ -1,3 +1,4 @@
+use crate::aligned::AlignedT;
 use std::sync::Mutex;
 
 use super::{check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
@@ -25,7 +26,7 @@ use crate::{Matrix, Vector};
 /// shift, and the halves are rescaled to the larger one when merged.
 #[derive(Debug)]
 pub struct LogSumExp {
-    at: Matrix,
+    at: AlignedT,
     b: Vector,
     lambda: f64,
     scratch: Mutex<Scratch>,
@@ -59,7 +60,7 @@ impl LogSumExp {
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
         Ok(LogSumExp {
-            at: a.transpose(),
+            at: AlignedT::of(&a),
             b,
             lambda,
             scratch: Mutex::new(Scratch::default()),

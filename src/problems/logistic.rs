@@ -1,3 +1,4 @@
+use crate::aligned::AlignedT;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, TryLockError};
 
@@ -36,7 +37,7 @@ use crate::{Matrix, Vector};
 /// zᵢ = aᵢᵀw then ∇f += (σ(zᵢ) − yᵢ)aᵢ.
 #[derive(Debug)]
 pub struct Logistic {
-    at: Matrix,
+    at: AlignedT,
     y: Vector,
     lambda: f64,
     intercept: bool,
@@ -107,7 +108,7 @@ impl Logistic {
             });
         }
         Ok(Logistic {
-            at: a.transpose(),
+            at: AlignedT::padded(&a),
             y,
             lambda,
             intercept,
@@ -118,8 +119,10 @@ impl Logistic {
         })
     }
 
-    /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
-    /// over the data reads. For benchmarks that compare a pass with a plain read of it.
+    /// A as stored: the rows of A one after another (Aᵀ column-major), each padded with zeros
+    /// to a multiple of 4 entries when it has fewer than 128 (on data with at least as many rows
+    /// as that), the memory every pass over the data reads. For benchmarks that compare a pass
+    /// with a plain read of it.
     pub fn stored_rows(&self) -> &[f64] {
         self.at.as_slice()
     }
@@ -158,7 +161,7 @@ impl Logistic {
             hit
         };
         let weights = |rows: &[f64], s: &mut [f64]| {
-            dots_block(rows, n, x.as_slice(), s);
+            self.at.with_padded(x.as_slice(), |x| dots_block(rows, n, x, s));
             sigmoid_curvature_in_place(s);
         };
         if from_kept {
@@ -188,7 +191,9 @@ impl Logistic {
     /// `keep` receives every zᵢ of lo..hi once, in order, before they are turned into
     /// coefficients: runs of consecutive rows (the first row's index and their z), a block's
     /// or up to 64 rows at a time.
-    fn pass(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
+    ///
+    /// x and g (unless empty) are padded to the pitch of A as stored ([`AlignedT`]).
+    fn pass(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -207,16 +212,16 @@ impl Logistic {
     /// the fused sweep, so only the dot products carry the terms) 0.98–1.0×.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn pass_avx2(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
+    fn pass_avx2(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
         let mut quads = LogisticQuads::new(self.y.as_slice(), keep);
-        pipelined_quads_avx2(&self.at, lo, hi, x.as_slice(), g, &mut quads);
+        pipelined_quads_avx2(&self.at, lo, hi, x, g, &mut quads);
         quads.total()
     }
 
     /// [`Logistic::pass`] for any CPU: each block's dot products, then its terms by
     /// [`logistic_terms`], then its axpys (in the sweep of the next block's dot products).
-    fn pass_portable(&self, x: &Vector, lo: usize, hi: usize, g: &mut [f64], mut keep: Keep<'_>) -> f64 {
-        let (at, y, w) = (&self.at, self.y.as_slice(), x.as_slice());
+    fn pass_portable(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64], mut keep: Keep<'_>) -> f64 {
+        let (at, y, w) = (&self.at, self.y.as_slice(), x);
         let mut data = 0.0;
         pipelined_rows(at, lo, hi, w, g, |start, z, _| {
             if let Some(keep) = keep.as_mut() {
@@ -228,8 +233,15 @@ impl Logistic {
     }
 
     /// The fused pass over all rows, keeping z = Ax in `kept` (one half of it per thread,
-    /// each behind its own lock, so the two threads never wait for each other).
-    fn fused_keeping(&self, x: &Vector, g: &mut [f64], mut kept: std::sync::MutexGuard<'_, Kept>) -> f64 {
+    /// each behind its own lock, so the two threads never wait for each other). `xp` is x
+    /// padded to the pitch, and g has the pitch's length too.
+    fn fused_keeping(
+        &self,
+        x: &Vector,
+        xp: &[f64],
+        g: &mut [f64],
+        mut kept: std::sync::MutexGuard<'_, Kept>,
+    ) -> f64 {
         let m = self.at.ncols();
         kept.x.clear();
         kept.z.resize(m, 0.0);
@@ -241,7 +253,7 @@ impl Logistic {
             let mut first = (lo < mid).then(|| super::lock(&halves[0]));
             let mut second = (hi > mid).then(|| super::lock(&halves[1]));
             self.pass(
-                x,
+                xp,
                 lo,
                 hi,
                 g,
@@ -271,15 +283,17 @@ impl Objective for Logistic {
     }
 
     fn dim(&self) -> usize {
-        self.at.nrows()
+        self.at.features()
     }
 
     /// f = Σ log1p_exp(zᵢ) − yᵢzᵢ + λ‖w_penalized‖²: the same pass (and rows per thread) as
     /// the fused evaluation, without its gradient, so the two agree to the last bit.
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let data = fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
-            self.pass(x, lo, hi, g, None)
+        let data = self.at.with_padded(x.as_slice(), |xp| {
+            fused_rows(&self.at, &mut [], &self.spare, |lo, hi, g| {
+                self.pass(xp, lo, hi, g, None)
+            })
         });
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -297,12 +311,14 @@ impl Objective for Logistic {
             },
             false => None,
         };
-        let data = match kept {
-            Some(kept) => self.fused_keeping(x, g.as_mut_slice(), kept),
-            None => fused_rows(&self.at, g.as_mut_slice(), &self.spare, |lo, hi, g| {
-                self.pass(x, lo, hi, g, None)
-            }),
-        };
+        let data = self.at.with_padded(x.as_slice(), |xp| {
+            self.at.with_padded_mut(g.as_mut_slice(), |gp| match kept {
+                Some(kept) => self.fused_keeping(x, xp, gp, kept),
+                None => fused_rows(&self.at, gp, &self.spare, |lo, hi, g| {
+                    self.pass(xp, lo, hi, g, None)
+                }),
+            })
+        });
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(data + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -408,7 +424,9 @@ mod tests {
             {
                 let kept = super::super::lock(&p.kept);
                 let mut z = vec![0.0; m];
-                dots_block(p.at.as_slice(), n, x.as_slice(), &mut z);
+                p.at.with_padded(x.as_slice(), |xp| {
+                    dots_block(p.at.as_slice(), p.at.nrows(), xp, &mut z)
+                });
                 assert_eq!(kept.x, x.as_slice());
                 assert_eq!(kept.z, z, "{m}×{n}: kept z is not Ax to the bit");
             }
@@ -554,9 +572,13 @@ mod tests {
             let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 != 1)));
             let p = Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap();
             let x = Vector::from_element(n, 1.0);
+            // the passes take x and g padded to the pitch of A as stored
+            let pitch = p.at.nrows();
+            let mut xp = vec![0.0; pitch];
+            xp[..n].copy_from_slice(x.as_slice());
             let mid = split_point(m);
             for (lo, hi) in [(0, m), (0, mid), (mid, m), (m / 3, m)] {
-                let (mut g_quads, mut g_blocks) = (vec![0.0; n], vec![0.0; n]);
+                let (mut g_quads, mut g_blocks) = (vec![0.0; pitch], vec![0.0; pitch]);
                 // SAFETY: the CPU has AVX2 and FMA (checked above)
                 let mut seen = (lo, Vec::new());
                 let mut keep = |row: usize, z: &[f64]| {
@@ -564,11 +586,11 @@ mod tests {
                     seen.0 += z.len();
                     seen.1.extend_from_slice(z);
                 };
-                let f_quads = unsafe { p.pass_avx2(&x, lo, hi, &mut g_quads, Some(&mut keep)) };
+                let f_quads = unsafe { p.pass_avx2(&xp, lo, hi, &mut g_quads, Some(&mut keep)) };
                 let mut z = vec![0.0; hi - lo];
-                dots_block(&p.at.as_slice()[lo * n..hi * n], n, x.as_slice(), &mut z);
+                dots_block(&p.at.as_slice()[lo * pitch..hi * pitch], pitch, &xp, &mut z);
                 assert_eq!(seen, (hi, z), "{m}×{n} rows {lo}..{hi}: kept scores");
-                let f_blocks = p.pass_portable(&x, lo, hi, &mut g_blocks, None);
+                let f_blocks = p.pass_portable(&xp, lo, hi, &mut g_blocks, None);
                 assert_eq!(g_quads, g_blocks, "{m}×{n} rows {lo}..{hi}");
                 let scale: f64 = (lo..hi).map(|i| (a.row(i) * &x)[0].abs() + 1.0).sum();
                 assert!(
@@ -578,17 +600,73 @@ mod tests {
                 // the value alone: the same sweep without the axpys, the same loss to the bit
                 // SAFETY: as above
                 assert_eq!(
-                    unsafe { p.pass_avx2(&x, lo, hi, &mut [], None) }.to_bits(),
+                    unsafe { p.pass_avx2(&xp, lo, hi, &mut [], None) }.to_bits(),
                     f_quads.to_bits()
                 );
             }
             // A is checked finite, so a NaN score comes from x
-            let mut x = x.clone();
-            x[0] = f64::NAN;
-            let mut g = vec![0.0; n];
+            xp[0] = f64::NAN;
+            let mut g = vec![0.0; pitch];
             // SAFETY: as above
-            assert!(unsafe { p.pass_avx2(&x, 0, m, &mut g, None) }.is_nan(), "{m}×{n}");
+            assert!(
+                unsafe { p.pass_avx2(&xp, 0, m, &mut g, None) }.is_nan(),
+                "{m}×{n}"
+            );
             assert!(g.iter().all(|gj| gj.is_nan()), "{m}×{n}");
+        }
+    }
+
+    #[test]
+    fn padded_rows_give_the_closed_forms() {
+        // rows padded to a multiple of 4 (one thread, and two at 2003 × 37): f, ∇f, ∇²f and
+        // ∇²f·v against the formulas evaluated by nalgebra on the unpadded A
+        for (m, n) in [(37, 5), (203, 50), (130, 7), (2003, 37)] {
+            let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
+            let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 == 0)));
+            let lambda = 0.25;
+            let p = Logistic::new(a.clone(), y.clone(), lambda, false).unwrap();
+            assert!(
+                p.at.nrows() > n && p.at.nrows().is_multiple_of(4),
+                "{m}×{n}: not padded"
+            );
+            assert_eq!(p.stored_rows().as_ptr() as usize % 64, 0);
+            let x = Vector::from_fn(n, |j, _| 0.2 * (j as f64 * 1.3).cos());
+            let v = Vector::from_fn(n, |j, _| (j as f64 * 0.7).sin());
+            let z = &a * &x;
+            let sigma = z.map(|t| 1.0 / (1.0 + (-t).exp()));
+            let f_want = z
+                .iter()
+                .zip(&y)
+                .map(|(t, yi)| (1.0 + t.exp()).ln() - yi * t)
+                .sum::<f64>()
+                + lambda * x.norm_squared();
+            let g_want = a.transpose() * (&sigma - &y) + 2.0 * lambda * &x;
+            let s = sigma.map(|t| t * (1.0 - t));
+            let h_want =
+                a.transpose() * Matrix::from_diagonal(&s) * &a + 2.0 * lambda * Matrix::identity(n, n);
+            let (f, g) = p.cost_and_gradient(&x).unwrap();
+            assert!(
+                (f - f_want).abs() <= 1e-12 * f_want.abs(),
+                "{m}×{n}: f {f} against {f_want}"
+            );
+            assert_eq!(p.value(&x).unwrap(), f, "{m}×{n}: the value alone");
+            let close = |got: &[f64], want: &[f64]| {
+                let (err, size) = got.iter().zip(want).fold((0.0f64, 0.0f64), |(e, s), (u, w)| {
+                    (e.max((u - w).abs()), s.max(w.abs()))
+                });
+                got.len() == want.len() && err <= 1e-12 * size
+            };
+            assert!(close(g.as_slice(), g_want.as_slice()), "{m}×{n}: gradient");
+            let mut h = Matrix::zeros(n, n);
+            p.hessian_into(&x, &mut h).unwrap();
+            assert!(close(h.as_slice(), h_want.as_slice()), "{m}×{n}: Hessian");
+            let mut hv = Vector::zeros(n);
+            p.hessian_vec_into(&x, &v, &mut hv).unwrap();
+            let hv_want = &h_want * &v;
+            assert!(
+                close(hv.as_slice(), hv_want.as_slice()),
+                "{m}×{n}: Hessian-vector product"
+            );
         }
     }
 

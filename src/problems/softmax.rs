@@ -1,3 +1,4 @@
+use crate::aligned::AlignedT;
 use std::sync::Mutex;
 
 use super::{
@@ -44,7 +45,7 @@ use crate::{Matrix, Vector};
 /// once its buffers are sized.
 #[derive(Debug)]
 pub struct Softmax {
-    at: Matrix,
+    at: AlignedT,
     y: Vec<usize>,
     k: usize,
     lambda: f64,
@@ -106,7 +107,7 @@ impl Softmax {
             });
         }
         Ok(Softmax {
-            at: a.transpose(),
+            at: AlignedT::of(&a),
             y,
             k,
             lambda,

@@ -21,13 +21,15 @@
 //! its error grows like ε‖AAᵀ‖/c; [`Dual::refine`] (used by least squares, whose one Newton
 //! step should land on the minimum) corrects it by iterative refinement.
 
+use crate::aligned::AlignedT;
 use crate::kernels::{axpys_block, dots_block};
 use crate::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
 use crate::Matrix;
 
-/// Whether the m×m route applies: c > 0 and fewer rows than penalized weights.
-pub(crate) fn applies(at: &Matrix, lambda: f64, intercept: bool) -> bool {
-    let (n, m) = at.shape();
+/// Whether the m×m route applies: c > 0 and fewer rows than penalized weights. Such an A is
+/// never padded ([`AlignedT::padded`] pads only m ≥ n), so the route reads rows of n entries.
+pub(crate) fn applies(at: &AlignedT, lambda: f64, intercept: bool) -> bool {
+    let (n, m) = (at.features(), at.ncols());
     lambda > 0.0 && m + usize::from(intercept) < n
 }
 
@@ -65,13 +67,15 @@ const MAX_REFINE: usize = 3;
 impl Dual {
     /// Forms and factors K = cI + S^½ÃÃᵀS^½ for the m diagonal entries s of S, with `at` = Aᵀ
     /// (n×m); false if K does not factor.
-    pub(crate) fn factor(&mut self, at: &Matrix, s: &[f64], c: f64, intercept: bool) -> bool {
+    pub(crate) fn factor(&mut self, at: &AlignedT, s: &[f64], c: f64, intercept: bool) -> bool {
+        debug_assert_eq!(at.nrows(), at.features(), "the m×m route reads unpadded rows");
         let (n, m) = at.shape();
         if self.aat.shape() != (m, m) || self.intercept != intercept || self.p.len() != n {
             // ÃÃᵀ from Ã's own columns (A's without the ones), not AAᵀ − 11ᵀ, which would
             // lose the small part of each entry when the features are small
             let rows = if intercept { n - 1 } else { n };
-            let part = at.rows(0, rows);
+            let view = at.view();
+            let part = view.rows(0, rows);
             *self = Dual {
                 aat: part.tr_mul(&part),
                 intercept,
@@ -109,7 +113,7 @@ impl Dual {
     /// (cI + BᵀB)⁻¹Bᵀ = Bᵀ(cI + BBᵀ)⁻¹ with B = S^½Ã: q = ÃᵀS^½t, hᵀp = tᵀS^½Ãg_w and the
     /// Schur complement η − hᵀq = c·uᵀt, positive by construction. (η − hᵀq computed as it
     /// stands cancels: it is of order c while η and hᵀq are of order Σsᵢ.)
-    pub(crate) fn direction(&mut self, at: &Matrix, g: &[f64], d: &mut [f64]) -> bool {
+    pub(crate) fn direction(&mut self, at: &AlignedT, g: &[f64], d: &mut [f64]) -> bool {
         let n = at.nrows();
         let Dual {
             k,
@@ -176,7 +180,7 @@ impl Dual {
     /// until ‖r‖ ≤ `REFINED`·‖g‖ or `MAX_REFINE` corrections. With a small c the m×m
     /// formula loses digits to cancellation (rhs − ÃᵀS^½K⁻¹S^½Ã·rhs, then divided by c), and a
     /// least-squares Newton step, which should finish in one, took 2–4; refined, it takes one.
-    pub(crate) fn refine(&mut self, at: &Matrix, g: &[f64], d: &mut [f64]) {
+    pub(crate) fn refine(&mut self, at: &AlignedT, g: &[f64], d: &mut [f64]) {
         let (mut r, mut e) = (std::mem::take(&mut self.r), std::mem::take(&mut self.e));
         let scale = REFINED * norm(g);
         let mut rn = self.residual(at, g, d, &mut r);
@@ -197,7 +201,7 @@ impl Dual {
     }
 
     /// r ← g + ∇²f·d, ∇²f = AᵀSA + c·I (the intercept's entry unpenalized); returns ‖r‖.
-    fn residual(&mut self, at: &Matrix, g: &[f64], d: &[f64], r: &mut [f64]) -> f64 {
+    fn residual(&mut self, at: &AlignedT, g: &[f64], d: &[f64], r: &mut [f64]) -> f64 {
         let n = at.nrows();
         let v = &mut self.v;
         dots_block(at.as_slice(), n, d, v);
@@ -221,7 +225,7 @@ fn norm(x: &[f64]) -> f64 {
 /// (cI + ÃᵀSÃ)⁻¹ by the Woodbury identity, from the Cholesky factor of
 /// K = cI + S^½ÃÃᵀS^½; Ã is A, or A without its last column (the intercept's ones).
 struct Woodbury<'a> {
-    at: &'a Matrix,
+    at: &'a AlignedT,
     k: &'a Matrix,
     root: &'a [f64],
     c: f64,
