@@ -3,8 +3,9 @@
 //!
 //! A `Vec<f64>` (and so a nalgebra `DMatrix`) is only as aligned as the allocator makes it:
 //! glibc hands out large blocks 16 bytes past a page boundary (measured here: 16 mod 64). With
-//! rows of a multiple of 4 entries every row then starts 16 bytes into a cache line, and every
-//! other 32-byte load of the AVX2 kernels straddles two lines. Measured on this machine (Zen 3,
+//! rows of a multiple of 8 entries every row then starts 16 bytes into a cache line (with 4 mod
+//! 8, at 16 and 48 in turn), and every other 32-byte load of the AVX2 kernels straddles two
+//! lines. Measured on this machine (Zen 3,
 //! one thread, logistic 20000 × 200, A 32 MB), against A in a `DMatrix`: the fused
 //! cost-and-gradient 0.90× the time (1500–1575 µs against 1670–1760, `cargo bench --bench
 //! floor -- logistic`, old and new binaries one after the other), a whole L-BFGS solve 0.91×.
@@ -20,8 +21,9 @@ use crate::Matrix;
 #[repr(C, align(64))]
 struct Line([f64; 8]);
 
-/// The most entries a padded row has: rows padded by [`AlignedT::padded`] are shorter than the
-/// kernels' long rows, so a padded copy of x or g fits on the stack.
+/// Room for a padded copy of x or g on the stack: [`AlignedT::padded`] pads only rows whose
+/// pitch stays below the kernels' long rows (`LONG_ROW`, 128), the ones the four-row sweeps
+/// take.
 pub(crate) const PADDED_MAX: usize = crate::kernels::LONG_ROW;
 
 /// A padded copy of x or g, its lanes as aligned as A's rows.
@@ -48,8 +50,8 @@ impl AlignedT {
         Self::with_pitch(a, a.ncols())
     }
 
-    /// Aᵀ of `a` (m×n), rows of fewer than [`PADDED_MAX`] entries padded to a multiple of 4
-    /// when A has at least as many rows as the pitch. Every row then starts 32 bytes aligned,
+    /// Aᵀ of `a` (m×n), rows padded to a multiple of 4 entries (the pitch) when the pitch is
+    /// below [`PADDED_MAX`] and A has at least as many rows as the pitch. Every row then starts 32 bytes aligned,
     /// so no 4-lane load of the kernels straddles two cache lines, and the four-row sweeps take
     /// the whole row in vectors. Measured on logistic 20000 × 50 (pitch 52), one thread, against
     /// the unpadded `DMatrix`: the fused cost-and-gradient 0.93× the time (270–275 µs against
@@ -59,7 +61,7 @@ impl AlignedT {
     pub(crate) fn padded(a: &Matrix) -> AlignedT {
         let (m, n) = a.shape();
         let pitch = n.div_ceil(4) * 4;
-        if n < PADDED_MAX && m >= pitch {
+        if pitch < PADDED_MAX && m >= pitch {
             Self::with_pitch(a, pitch)
         } else {
             Self::of(a)
@@ -93,8 +95,8 @@ impl AlignedT {
         self.n
     }
 
-    /// `f` of x (n entries) followed by zeros to the pitch: x itself when there is no padding,
-    /// else a copy on the stack.
+    /// `f` of x's first n entries followed by zeros to the pitch: x itself when there is no
+    /// padding (x then has n entries), else a copy on the stack.
     pub(crate) fn with_padded<R>(&self, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
         if self.pitch == self.n {
             return f(x);
@@ -104,8 +106,9 @@ impl AlignedT {
         f(&buf.0[..self.pitch])
     }
 
-    /// `f` of g (n entries) followed by zeros to the pitch, then g ← its first n entries: g
-    /// itself when there is no padding, else a copy on the stack.
+    /// `f` of g (n entries) followed by zeros to the pitch, then the copy's first n entries
+    /// back into g (what `f` left in the padding is dropped): g itself when there is no
+    /// padding, else a copy on the stack.
     pub(crate) fn with_padded_mut<R>(&self, g: &mut [f64], f: impl FnOnce(&mut [f64]) -> R) -> R {
         if self.pitch == self.n {
             return f(g);
@@ -169,6 +172,35 @@ mod tests {
             assert_eq!((t.nrows(), t.ncols(), t.shape(), t.len()), (n, m, (n, m), m * n));
             assert_eq!(t.as_slice(), a.transpose().as_slice());
             assert_eq!(t.view(), a.transpose());
+        }
+    }
+
+    #[test]
+    fn pads_short_rows_of_tall_data_only() {
+        for (m, n, pitch) in [
+            (200, 50, 52),
+            (200, 5, 8),
+            (200, 48, 48),
+            (200, 123, 124),
+            (200, 125, 125),
+            (51, 50, 50),
+        ] {
+            let a = Matrix::from_fn(m, n, |i, j| (i * n + j) as f64 + 1.0);
+            let t = AlignedT::padded(&a);
+            assert_eq!((t.nrows(), t.features(), t.ncols()), (pitch, n, m), "{m}×{n}");
+            assert_eq!(t.as_slice().as_ptr() as usize % 64, 0);
+            for (i, row) in t.as_slice().chunks_exact(pitch).enumerate() {
+                assert_eq!(&row[..n], a.row(i).transpose().as_slice(), "{m}×{n} row {i}");
+                assert!(row[n..].iter().all(|&v| v == 0.0), "{m}×{n} row {i}: padding");
+            }
+            let x: Vec<f64> = (0..n).map(|j| j as f64 + 0.5).collect();
+            t.with_padded(&x, |xp| {
+                assert_eq!((xp.len(), &xp[..n]), (pitch, &x[..]));
+                assert!(xp[n..].iter().all(|&v| v == 0.0));
+            });
+            let mut g = x.clone();
+            t.with_padded_mut(&mut g, |gp| gp.iter_mut().for_each(|v| *v *= 2.0));
+            assert!(g.iter().zip(&x).all(|(gj, xj)| *gj == 2.0 * xj), "{m}×{n}");
         }
     }
 }

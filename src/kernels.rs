@@ -736,7 +736,7 @@ pub(crate) fn row_blocks(n: usize, lo: usize, hi: usize) -> impl Iterator<Item =
 
 /// Σᵢ wᵢ(aᵢᵀv)aᵢ, the product of Aᵀdiag(w)A with v without forming it: one pass over A in
 /// blocks, split over two threads like [`fused_rows`]. `spare` is the second thread's buffer.
-/// v and out have n entries (padded here if A is).
+/// v and out have A's n entries (`features`), padded here to the pitch if A is padded.
 pub(crate) fn weighted_gram_vec(
     at: &AlignedT,
     w: impl Fn(usize) -> f64 + Sync,

@@ -140,8 +140,9 @@ impl LeastSquares {
         self.lambda
     }
 
+    /// A's columns; also the kernels' row length, as A is stored unpadded ([`AlignedT::of`]).
     pub(super) fn n(&self) -> usize {
-        self.at.nrows()
+        self.at.features()
     }
 
     pub(super) fn k(&self) -> usize {

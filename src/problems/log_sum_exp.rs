@@ -142,7 +142,7 @@ impl Objective for LogSumExp {
     }
 
     fn dim(&self) -> usize {
-        self.at.nrows()
+        self.at.features()
     }
 
     /// f = lse(Ax + b) + λ‖x‖², one pass with a running max.

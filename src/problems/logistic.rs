@@ -119,10 +119,10 @@ impl Logistic {
         })
     }
 
-    /// A as stored: the rows of A one after another (Aᵀ column-major), each padded with zeros
-    /// to a multiple of 4 entries when it has fewer than 128 (on data with at least as many rows
-    /// as that), the memory every pass over the data reads. For benchmarks that compare a pass
-    /// with a plain read of it.
+    /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
+    /// over the data reads, for benchmarks that compare a pass with a plain read of it. Rows
+    /// of up to 124 entries are padded with zeros to a multiple of 4 when A has at least as many
+    /// rows as that padded length, so this holds m times that many entries.
     pub fn stored_rows(&self) -> &[f64] {
         self.at.as_slice()
     }
@@ -150,7 +150,8 @@ impl Logistic {
         if sc.s.len() == self.at.ncols() && sc.at_x.as_slice() == x.as_slice() {
             return;
         }
-        let (n, m) = self.at.shape();
+        // rows of `pitch` entries, x padded to match
+        let (pitch, m) = self.at.shape();
         sc.s.resize(m, 0.0);
         let from_kept = {
             let kept = super::lock(&self.kept);
@@ -161,7 +162,8 @@ impl Logistic {
             hit
         };
         let weights = |rows: &[f64], s: &mut [f64]| {
-            self.at.with_padded(x.as_slice(), |x| dots_block(rows, n, x, s));
+            self.at
+                .with_padded(x.as_slice(), |x| dots_block(rows, pitch, x, s));
             sigmoid_curvature_in_place(s);
         };
         if from_kept {
@@ -171,7 +173,7 @@ impl Logistic {
             // every Newton iteration otherwise)
             let mid = split_point(m);
             let (s1, s2) = sc.s.split_at_mut(mid);
-            let (r1, r2) = self.at.as_slice().split_at(mid * n);
+            let (r1, r2) = self.at.as_slice().split_at(mid * pitch);
             rayon::join(|| weights(r1, s1), || weights(r2, s2));
         } else {
             weights(self.at.as_slice(), &mut sc.s);
@@ -400,7 +402,8 @@ mod tests {
         // as a pass over A, so the Hessian from them is the fresh one to the bit; the gradient
         // is unchanged by the keeping; kept z from another point is not used. Sizes: one
         // thread (both halves of the kept z written by it), two (the rows split), m odd.
-        for (m, n) in [(37, 5), (2003, 40)] {
+        // (37, 5) and (2003, 37) with rows padded to 8 and 40
+        for (m, n) in [(37, 5), (2003, 40), (2003, 37)] {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 == 0)));
             let new = || Logistic::new(a.clone(), y.clone(), 0.1, false).unwrap();

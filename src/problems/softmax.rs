@@ -127,8 +127,9 @@ impl Softmax {
         self.k
     }
 
+    /// A's columns; also the kernels' row length, as A is stored unpadded ([`AlignedT::of`]).
     fn n(&self) -> usize {
-        self.at.nrows()
+        self.at.features()
     }
 
     fn m(&self) -> usize {
