@@ -314,19 +314,24 @@ shared machine the floor moves in between: the two-thread stream read of 20000 �
 the size of the L3) has measured anywhere from 350 to 684 µs between runs. `cargo bench --bench
 floor` instead times one stream read and one fused cost-and-gradient back to back, in
 alternating order, a few hundred times, on the memory the fused pass reads (gradfit's own
-row-major copy of A), and reports the distribution of the per-pair ratio. This is the figure
+row-major copy of A: since 1356edb aligned to a cache line, which also made the stream read
+itself faster, and for logistic with rows of up to 124 entries padded to a multiple of 4, so
+its 20000 × 50 read covers 52 entries a row), and reports the distribution of the per-pair
+ratio. This is the figure
 the 1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read runs
 near 55 GB/s on one core and the pass's arithmetic (two multiply-adds an entry, and the
 exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
 sits on the edge between the two: how much of it a stream read finds in the L3 depends on the
 other tenant, and the one-thread stream read measured 1.58 ms in one full run of this bench
 (ratios 1.17–1.31×), 1.23 ms in a second (1.26–1.42×), 0.97–0.99 ms in a third (1.32–1.49×),
-1.42–1.51 ms in a fourth (1.18–1.32×), 1.36–1.47 ms in a fifth (1.21–1.35×) and 0.97–0.99 ms
-in the run below (1.33–1.47×; least squares, logistic and log-sum-exp), while the fused pass,
-which does not speed up as much from the L3, measured 1.88–2.06, 1.54–1.75, 1.30–1.47,
-1.78–2.01, 1.76–1.92 and 1.38–1.49 ms. So at this size the 1.3× target is met in the runs
-where the stream read comes from memory and missed where it finds the L3. At 100000 × 200
-(160 MB, from memory) the ratios have stayed at 1.14–1.32× in every run.
+1.42–1.51 ms in a fourth (1.18–1.32×), 1.36–1.47 ms in a fifth (1.21–1.35×), 0.97–0.99 ms
+in a sixth (1.33–1.47×) and, with A aligned, 1.30 ms in the run below (1.18–1.25×; least
+squares, logistic and log-sum-exp), while the fused pass, which does not speed up as much
+from the L3, measured 1.88–2.06, 1.54–1.75, 1.30–1.47, 1.78–2.01, 1.76–1.92, 1.38–1.49 and
+1.54–1.62 ms. So at this size the 1.3× target is met in the runs where the stream read comes
+from memory and missed where it finds the L3; in the run below it is met on one thread and
+missed on two for logistic (1.35×) and log-sum-exp (1.33×). At 100000 × 200 (160 MB, from
+memory) the ratios have stayed at 1.14–1.32× in every run (1.15–1.22× below).
 
 {floor_section()}
 ## Which solver is fastest: the crossover map
@@ -356,21 +361,24 @@ softmax), or only just meets them, the limit is the machine, not overhead:
 - **`lbfgs` on logistic 20000 × 50, one thread.** A is 8 MB and stays in the L3. An
   evaluation is one pass over it, plus an exponential per row and a logarithm per 64 rows (of
   the product of their 1 + e^(−|z|)), the exponentials four rows at a time inside the sweep;
-  the floor table above puts that pass at 2.06× a bare read of A on one thread (2.26× in the
-  previous run, with the exponentials in a step of their own between sweeps; 2.45–2.8× in the
-  earlier runs of 2026-11-22 and 23, with one logarithm per row). Of the pass, the dot
-  products alone run at the speed of a bare read; the axpys that follow them from L1 add to
-  that time instead of hiding under it (least squares, the same pass without
-  transcendentals, is 1.96× a read here). scipy's evaluation
+  the floor table above puts that pass at 1.85× a bare read of A on one thread, with A
+  aligned and its rows padded from 50 to 52 entries (2.06× in the previous run, unaligned;
+  2.26× before that, with the exponentials in a step of their own between sweeps; 2.45–2.8×
+  in the earlier runs of 2026-11-22 and 23, with one logarithm per row). The pass is bound by
+  the core, not by memory: in a standalone copy the same sweep over a block that fits the L2
+  takes about 7 cycles per 16 entries against 8.5 from the L3, for 10 loads, 1 store and 8
+  multiply-adds (each entry is loaded twice, for its dot product and, from L1, for its axpy;
+  sixteen AVX2 registers cannot hold four rows between the two). Least squares, the same pass
+  without transcendentals and not padded, is 1.95× a read here. scipy's evaluation
   is two BLAS passes plus numpy's elementwise work plus Python. A 5× ratio would need the
   fused pass at about 1.5–1.7× a bare read, exponentials included (5× of scipy's 25–28 ms
   leaves 0.21–0.24 ms for each of 24 evaluations, against a read of 0.14 ms): below what the
-  same pass without any exponential reaches. In the table above gradfit took 6.8 ms against
-  scipy's 25.8 ms (3.8×; 3.6× in the previous run, before the exponentials moved into the
-  sweep, and 3.1× before the logarithms were batched). With both cores gradfit splits the
-  pass and passes 5× (7.1×); scipy given two BLAS threads is slower, not faster, on this
-  2-core machine (165 ms here, against 25.8 ms on one), so its one-thread time is the one
-  that ratio is taken against.
+  same pass without any exponential reaches. In the table above gradfit took 6.6 ms against
+  scipy's 26.6 ms (4.0×; 3.8× in the previous run, before A was aligned and padded, 3.6×
+  before the exponentials moved into the sweep, and 3.1× before the logarithms were
+  batched). With both cores gradfit splits the pass and passes 5× (7.4×); scipy given two
+  BLAS threads is slower, not faster, on this 2-core machine (165 ms here, against 26.6 ms
+  on one), so its one-thread time is the one that ratio is taken against.
 - **`newton` on samples ≫ features, one thread, near the 3× target.** Forming AᵀDA takes about 80% of the time
   (logistic 20000 × 50: 1.7 ms a Hessian, against 0.36 ms a cost and gradient). gradfit forms only its lower triangle, about half the multiply-adds
   of scipy's `a.T @ (a * d[:, None])` (a general matrix product), in a packed kernel that
@@ -386,8 +394,8 @@ softmax), or only just meets them, the limit is the machine, not overhead:
   slab once, gradfit takes 8.6–9.0 ms, and two runs of the peer script on 2026-11-23 with
   that kernel (at d583ee5 and 5e567b7) gave 2.9× and 3.3× as scipy's own time moved from
   26.5 to 29.3 ms, a third (at a437525) 3.4× (28.9 ms against 8.6), a fourth (at
-  e1eb555) 3.3× (27.9 ms against 8.4), and a fifth (at c9ba604, the table above) 3.4× (29.3
-  ms against 8.5).
+  e1eb555) 3.3× (27.9 ms against 8.4), a fifth (at c9ba604) 3.4× (29.3 ms against 8.5),
+  and a sixth (at 1356edb, the table above) 3.6× (29.9 ms against 8.4).
   Two cores split the rows.
 - **The `--gram off` rows of least squares** stream A in every evaluation, as scipy does, to
   compare evaluations. gradfit's default, the Gram form, is the row above each.
