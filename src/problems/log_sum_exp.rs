@@ -286,27 +286,12 @@ mod tests {
             let g_want = a.transpose() * &pr + 2.0 * lambda * &x;
             let w = Matrix::from_diagonal(&pr) - &pr * pr.transpose();
             let h_want = a.transpose() * w * &a + 2.0 * lambda * Matrix::identity(n, n);
-            let close = |got: &[f64], want: &[f64]| {
-                let (err, size) = got.iter().zip(want).fold((0.0f64, 0.0f64), |(e, s), (u, w)| {
-                    (e.max((u - w).abs()), s.max(w.abs()))
-                });
-                got.len() == want.len() && err <= 1e-12 * size
-            };
-            let (f, g) = p.cost_and_gradient(&x).unwrap();
-            assert!(
-                (f - f_want).abs() <= 1e-13 * f_want.abs(),
-                "{m}×{n}: f {f} against {f_want}"
-            );
-            assert_eq!(p.value(&x).unwrap(), f, "{m}×{n}: the value alone");
-            assert!(close(g.as_slice(), g_want.as_slice()), "{m}×{n}: gradient");
-            let h = p.hessian_matrix(&x).unwrap();
-            assert!(close(h.as_slice(), h_want.as_slice()), "{m}×{n}: Hessian");
-            let mut hv = Vector::zeros(n);
-            p.hessian_vec_into(&x, &v, &mut hv).unwrap();
-            let hv_want = &h_want * &v;
-            assert!(
-                close(hv.as_slice(), hv_want.as_slice()),
-                "{m}×{n}: Hessian-vector product"
+            super::super::agrees_with_closed_forms(
+                &p,
+                &x,
+                &v,
+                (f_want, &g_want, &h_want),
+                &format!("{m}×{n}"),
             );
         }
     }
