@@ -32,10 +32,10 @@ struct PaddedCopy([f64; PADDED_MAX]);
 
 /// Aᵀ of an m×n matrix A, as a p×m column-major matrix would hold it, p ≥ n the pitch: row i
 /// of A at `as_slice()[i·p..i·p + n]`, followed by p − n zeros, the first row on a cache-line
-/// boundary. The shape methods follow nalgebra's for that p×m matrix, so `nrows()` is the
-/// pitch and the kernels, which take it for the length of a row, see A with p − n columns of
-/// zeros: they need x and g padded to p entries ([`AlignedT::with_padded`],
-/// [`AlignedT::with_padded_mut`]). [`AlignedT::features`] is n.
+/// boundary. [`AlignedT::pitch`] is p, [`AlignedT::features`] is n, and `ncols`, `shape` and
+/// `len` are those of the stored p×m matrix. The kernels take the pitch for the length of a
+/// row, so they see A with p − n columns of zeros and need x and g padded to p entries
+/// ([`AlignedT::with_padded`], [`AlignedT::with_padded_mut`]).
 #[derive(Clone, Debug)]
 pub(crate) struct AlignedT {
     buf: Vec<Line>,
@@ -85,8 +85,9 @@ impl AlignedT {
         t
     }
 
-    /// The pitch: entries per stored row, n and the zeros after it.
-    pub(crate) fn nrows(&self) -> usize {
+    /// The pitch: entries per stored row, n and the zeros after it (the number of rows of the
+    /// stored pitch × m matrix Aᵀ).
+    pub(crate) fn pitch(&self) -> usize {
         self.pitch
     }
 
@@ -169,7 +170,7 @@ mod tests {
             let a = Matrix::from_fn(m, n, |i, j| (i * 1000 + j) as f64 + 0.5);
             let t = AlignedT::of(&a);
             assert_eq!(t.as_slice().as_ptr() as usize % 64, 0);
-            assert_eq!((t.nrows(), t.ncols(), t.shape(), t.len()), (n, m, (n, m), m * n));
+            assert_eq!((t.pitch(), t.ncols(), t.shape(), t.len()), (n, m, (n, m), m * n));
             assert_eq!(t.as_slice(), a.transpose().as_slice());
             assert_eq!(t.view(), a.transpose());
         }
@@ -187,7 +188,7 @@ mod tests {
         ] {
             let a = Matrix::from_fn(m, n, |i, j| (i * n + j) as f64 + 1.0);
             let t = AlignedT::padded(&a);
-            assert_eq!((t.nrows(), t.features(), t.ncols()), (pitch, n, m), "{m}×{n}");
+            assert_eq!((t.pitch(), t.features(), t.ncols()), (pitch, n, m), "{m}×{n}");
             assert_eq!(t.as_slice().as_ptr() as usize % 64, 0);
             for (i, row) in t.as_slice().chunks_exact(pitch).enumerate() {
                 assert_eq!(&row[..n], a.row(i).transpose().as_slice(), "{m}×{n} row {i}");

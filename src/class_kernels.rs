@@ -61,7 +61,7 @@ pub(crate) struct ClassPass {
 impl ClassPass {
     /// out ← the scores of all rows (row i's k at out[i·k..]), on one thread.
     pub(crate) fn scores_all(&mut self, at: &AlignedT, w: &[f64], k: usize, how: Scores, out: &mut [f64]) {
-        let (n, m) = (at.nrows(), at.ncols());
+        let (n, m) = (at.pitch(), at.ncols());
         if how == Scores::Tiles {
             interleave(w, n, k, &mut self.wt);
         }
@@ -88,7 +88,7 @@ impl ClassPass {
         grad: Option<&mut [f64]>,
         then: impl Fn(usize, usize, &mut [f64]) -> f64 + Sync,
     ) -> f64 {
-        let (n, m) = (at.nrows(), at.ncols());
+        let (n, m) = (at.pitch(), at.ncols());
         let nkp = n * padded(k);
         let want_grad = grad.is_some();
         if want_grad && self.gt.len() != 2 * nkp + GAP {
@@ -185,7 +185,7 @@ fn block_scores(
     how: Scores,
     z: &mut [f64],
 ) {
-    let (n, block) = (at.nrows(), rows_block(at, lo, hi));
+    let (n, block) = (at.pitch(), rows_block(at, lo, hi));
     match how {
         Scores::Rowwise => scores_block(block, n, w, k, z),
         Scores::Tiles => class_scores(block, n, wt, k, z),

@@ -1,7 +1,8 @@
 //! Weighted Gram matrices Aᵀdiag(w)A, the Hessians of every model here, formed by a small
 //! symmetric matrix-multiply kernel (a weighted SYRK) that computes only the lower triangle.
 //!
-//! A is stored row-contiguous (`at` is Aᵀ, n×m, column-major), so row aᵢ is a slice. The rows
+//! A is stored row-contiguous (`at` is Aᵀ, column-major, rows of `pitch` entries of which the
+//! first n are A's), so row aᵢ is a slice. The rows
 //! are taken `KC` at a time; each slab is packed once per output block (once for a plain Gram
 //! matrix) into panels of `MR` features × KC rows, row i scaled by √|wᵢ|, so that
 //! Aᵀdiag(w)A = ±(diag(√|w|)A)ᵀ(diag(√|w|)A) is a product of the packed slab with itself: each
@@ -194,7 +195,7 @@ fn accumulate_body<const FMA: bool, W>(
     W: Fn(usize, usize) -> f64,
 {
     // rows of `pitch` entries, of which the first n are A's (the rest padding)
-    let (pitch, n) = (at.nrows(), at.features());
+    let (pitch, n) = (at.pitch(), at.features());
     let (ni, nj) = (n.div_ceil(MR), n.div_ceil(NR));
     // panels of MR features: the tiles' rows take the first ni, their columns (NR at a time)
     // may reach one panel further, which is all zero

@@ -1,6 +1,7 @@
-//! Row kernels for data stored row-contiguous (the transpose Aᵀ, n×m, column-major), so that
-//! one fused pass reads each row aᵢ once and uses it twice while it is in L1: rᵢ = aᵢᵀx − bᵢ,
-//! then g += rᵢaᵢ.
+//! Row kernels for data stored row-contiguous (the transpose Aᵀ, column-major, in an
+//! [`AlignedT`]), so that one fused pass reads each row aᵢ once and uses it twice while it is in
+//! L1: rᵢ = aᵢᵀx − bᵢ, then g += rᵢaᵢ. A row here is the stored row, `pitch` entries (A's n and
+//! any zero padding), and x and g have that many entries too.
 
 use crate::aligned::AlignedT;
 use crate::vmath::madd;
@@ -625,7 +626,7 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
     g: &mut [f64],
     quads: &mut Q,
 ) {
-    let n = at.nrows().max(1);
+    let n = at.pitch().max(1);
     let mut blocks = row_blocks(n, lo, hi);
     let Some((mut start, mut end)) = blocks.next() else {
         return;
@@ -667,7 +668,7 @@ pub(crate) fn pipelined_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], 
 where
     F: FnMut(usize, &mut [f64], &mut [f64]),
 {
-    let n = at.nrows().max(1);
+    let n = at.pitch().max(1);
     let mut blocks = row_blocks(n, lo, hi);
     let Some((mut start, mut end)) = blocks.next() else {
         return;
@@ -744,7 +745,7 @@ pub(crate) fn weighted_gram_vec(
     out: &mut [f64],
     spare: &std::sync::Mutex<Vec<f64>>,
 ) {
-    let n = at.nrows();
+    let n = at.pitch();
     out.fill(0.0);
     at.with_padded(v, |v| {
         at.with_padded_mut(out, |out| {
@@ -840,24 +841,25 @@ pub(crate) fn split_point(m: usize) -> usize {
     }
 }
 
-/// Rows lo..hi of A, contiguous (row i at [(i − lo)·n..]).
+/// Rows lo..hi of A, contiguous (row i at [(i − lo)·p..], p the pitch).
 #[inline]
 pub(crate) fn rows_block(at: &AlignedT, lo: usize, hi: usize) -> &[f64] {
-    let n = at.nrows().max(1);
+    let n = at.pitch().max(1);
     &at.as_slice()[lo * n..hi * n]
 }
 
-/// Rows lo..hi of A as slices of `at`.
+/// Rows lo..hi of A as slices of `at` (each of the pitch's length, padding included).
 #[inline]
 pub(crate) fn rows_range(at: &AlignedT, lo: usize, hi: usize) -> std::slice::ChunksExact<'_, f64> {
-    let n = at.nrows().max(1);
+    let n = at.pitch().max(1);
     at.as_slice()[lo * n..hi * n].chunks_exact(n)
 }
 
-/// The rows of A (m×n) as slices of its transpose `at` (n×m, column-major).
+/// The rows of A as slices of its transpose `at` (each of the pitch's length, padding
+/// included).
 #[inline]
 pub(crate) fn rows(at: &AlignedT) -> std::slice::ChunksExact<'_, f64> {
-    at.as_slice().chunks_exact(at.nrows().max(1))
+    at.as_slice().chunks_exact(at.pitch().max(1))
 }
 
 #[cfg(test)]

@@ -275,7 +275,7 @@ mod tests {
             let b = Vector::from_fn(m, |i, _| (i as f64 * 0.11).cos());
             let lambda = 0.25;
             let p = LogSumExp::new(a.clone(), b.clone(), lambda).unwrap();
-            assert!(p.at.nrows() > n, "{m}×{n}: not padded");
+            assert!(p.at.pitch() > n, "{m}×{n}: not padded");
             let x = Vector::from_fn(n, |j, _| 0.2 * (j as f64 * 1.3).cos());
             let v = Vector::from_fn(n, |j, _| (j as f64 * 0.7).sin());
             let z = &a * &x + &b;

@@ -428,7 +428,7 @@ mod tests {
                 let kept = super::super::lock(&p.kept);
                 let mut z = vec![0.0; m];
                 p.at.with_padded(x.as_slice(), |xp| {
-                    dots_block(p.at.as_slice(), p.at.nrows(), xp, &mut z)
+                    dots_block(p.at.as_slice(), p.at.pitch(), xp, &mut z)
                 });
                 assert_eq!(kept.x, x.as_slice());
                 assert_eq!(kept.z, z, "{m}×{n}: kept z is not Ax to the bit");
@@ -576,7 +576,7 @@ mod tests {
             let p = Logistic::new(a.clone(), y.clone(), 0.0, false).unwrap();
             let x = Vector::from_element(n, 1.0);
             // the passes take x and g padded to the pitch of A as stored
-            let pitch = p.at.nrows();
+            let pitch = p.at.pitch();
             let mut xp = vec![0.0; pitch];
             xp[..n].copy_from_slice(x.as_slice());
             let mid = split_point(m);
@@ -629,7 +629,7 @@ mod tests {
             let lambda = 0.25;
             let p = Logistic::new(a.clone(), y.clone(), lambda, false).unwrap();
             assert!(
-                p.at.nrows() > n && p.at.nrows().is_multiple_of(4),
+                p.at.pitch() > n && p.at.pitch().is_multiple_of(4),
                 "{m}×{n}: not padded"
             );
             assert_eq!(p.stored_rows().as_ptr() as usize % 64, 0);

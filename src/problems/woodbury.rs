@@ -68,7 +68,7 @@ impl Dual {
     /// Forms and factors K = cI + S^½ÃÃᵀS^½ for the m diagonal entries s of S, with `at` = Aᵀ
     /// (n×m); false if K does not factor.
     pub(crate) fn factor(&mut self, at: &AlignedT, s: &[f64], c: f64, intercept: bool) -> bool {
-        debug_assert_eq!(at.nrows(), at.features(), "the m×m route reads unpadded rows");
+        debug_assert_eq!(at.pitch(), at.features(), "the m×m route reads unpadded rows");
         let (n, m) = at.shape();
         if self.aat.shape() != (m, m) || self.intercept != intercept || self.p.len() != n {
             // ÃÃᵀ from Ã's own columns (A's without the ones), not AAᵀ − 11ᵀ, which would
@@ -114,7 +114,7 @@ impl Dual {
     /// Schur complement η − hᵀq = c·uᵀt, positive by construction. (η − hᵀq computed as it
     /// stands cancels: it is of order c while η and hᵀq are of order Σsᵢ.)
     pub(crate) fn direction(&mut self, at: &AlignedT, g: &[f64], d: &mut [f64]) -> bool {
-        let n = at.nrows();
+        let n = at.pitch();
         let Dual {
             k,
             root,
@@ -202,7 +202,7 @@ impl Dual {
 
     /// r ← g + ∇²f·d, ∇²f = AᵀSA + c·I (the intercept's entry unpenalized); returns ‖r‖.
     fn residual(&mut self, at: &AlignedT, g: &[f64], d: &[f64], r: &mut [f64]) -> f64 {
-        let n = at.nrows();
+        let n = at.pitch();
         let v = &mut self.v;
         dots_block(at.as_slice(), n, d, v);
         v.iter_mut().zip(&self.root).for_each(|(vi, ri)| *vi *= ri * ri);
@@ -236,7 +236,7 @@ impl Woodbury<'_> {
     /// out ← (rhs − ÃᵀS^½K⁻¹S^½Ã·rhs)/c, with `v` (m entries) as scratch. With an intercept,
     /// rhs's last entry must be 0, and out's is set to 0.
     fn solve(&self, rhs: &[f64], v: &mut [f64], out: &mut [f64]) {
-        let n = self.at.nrows();
+        let n = self.at.pitch();
         dots_block(self.at.as_slice(), n, rhs, v);
         v.iter_mut().zip(self.root).for_each(|(vi, ri)| *vi *= ri);
         solve_lower_in_place(self.k, v);
