@@ -1,16 +1,16 @@
-//! The data matrix as every pass reads it: Aᵀ (n×m, column-major, so A's rows lie one after
-//! another) in a buffer aligned to 64 bytes.
+//! The data matrix as every pass reads it: Aᵀ (column-major, so A's rows lie one after
+//! another, each possibly padded with zeros to a pitch) in a buffer aligned to 64 bytes.
 //!
 //! A `Vec<f64>` (and so a nalgebra `DMatrix`) is only as aligned as the allocator makes it:
 //! glibc hands out large blocks 16 bytes past a page boundary (measured here: 16 mod 64). With
 //! rows of a multiple of 8 entries every row then starts 16 bytes into a cache line (with 4 mod
 //! 8, at 16 and 48 in turn), and every other 32-byte load of the AVX2 kernels straddles two
-//! lines. Measured on this machine (Zen 3,
-//! one thread, logistic 20000 × 200, A 32 MB), against A in a `DMatrix`: the fused
-//! cost-and-gradient 0.90× the time (1500–1575 µs against 1670–1760, `cargo bench --bench
-//! floor -- logistic`, old and new binaries one after the other), a whole L-BFGS solve 0.91×.
-//! Rows of other lengths start at every offset whatever the base, and aligning the base alone
-//! made logistic 20000 × 50 1.05× slower; [`AlignedT::padded`] pads them.
+//! lines. Measured on this machine (Zen 3, one thread, logistic 20000 × 200, A 32 MB), against
+//! A in a `DMatrix`: the fused cost-and-gradient 0.90× the time (1500–1575 µs against
+//! 1670–1760, `cargo bench --bench floor -- logistic`, old and new binaries one after the
+//! other), a whole L-BFGS solve 0.91×. Rows of other lengths start at every offset whatever
+//! the base, and aligning the base alone made logistic 20000 × 50 1.05× slower;
+//! [`AlignedT::padded`] pads them.
 
 use nalgebra::DMatrixView;
 
@@ -51,9 +51,9 @@ impl AlignedT {
     }
 
     /// Aᵀ of `a` (m×n), rows padded to a multiple of 4 entries (the pitch) when the pitch is
-    /// below [`PADDED_MAX`] and A has at least as many rows as the pitch. Every row then starts 32 bytes aligned,
-    /// so no 4-lane load of the kernels straddles two cache lines, and the four-row sweeps take
-    /// the whole row in vectors. Measured on logistic 20000 × 50 (pitch 52), one thread, against
+    /// below [`PADDED_MAX`] and A has at least as many rows as the pitch. Every row then starts
+    /// 32 bytes aligned, so no 4-lane load of the kernels straddles two cache lines, and the
+    /// four-row sweeps take the whole row in vectors. Measured on logistic 20000 × 50 (pitch 52), one thread, against
     /// the unpadded `DMatrix`: the fused cost-and-gradient 0.93× the time (270–275 µs against
     /// 292–295), an L-BFGS solve 0.95×, Newton 0.97–0.98×; A takes 4% more memory. Short wide
     /// data (m below the pitch) is left unpadded: it is small, and the m×m Newton system

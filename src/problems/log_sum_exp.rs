@@ -1,7 +1,7 @@
-use crate::aligned::AlignedT;
 use std::sync::Mutex;
 
 use super::{check_h, check_nonempty, check_out, check_x, ridge_value, Objective};
+use crate::aligned::AlignedT;
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{axpy, dot, pipelined_rows, rows, split_rows};

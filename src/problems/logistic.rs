@@ -1,4 +1,3 @@
-use crate::aligned::AlignedT;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, TryLockError};
 
@@ -7,6 +6,7 @@ use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
     Objective,
 };
+use crate::aligned::AlignedT;
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 #[cfg(target_arch = "x86_64")]

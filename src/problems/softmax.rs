@@ -1,10 +1,10 @@
-use crate::aligned::AlignedT;
 use std::sync::Mutex;
 
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
     Objective,
 };
+use crate::aligned::AlignedT;
 use crate::class_kernels::{ClassPass, Scores};
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
