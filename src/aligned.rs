@@ -53,11 +53,12 @@ impl AlignedT {
     /// Aᵀ of `a` (m×n), rows padded to a multiple of 4 entries (the pitch) when the pitch is
     /// below [`PADDED_MAX`] and A has at least as many rows as the pitch. Every row then starts
     /// 32 bytes aligned, so no 4-lane load of the kernels straddles two cache lines, and the
-    /// four-row sweeps take the whole row in vectors. Measured on logistic 20000 × 50 (pitch 52), one thread, against
-    /// the unpadded `DMatrix`: the fused cost-and-gradient 0.93× the time (270–275 µs against
-    /// 292–295), an L-BFGS solve 0.95×, Newton 0.97–0.98×; A takes 4% more memory. Short wide
-    /// data (m below the pitch) is left unpadded: it is small, and the m×m Newton system
-    /// (`crate::problems::woodbury`) reads A row by row with x and g of n entries.
+    /// four-row sweeps take the whole row in vectors. Measured on logistic 20000 × 50 (pitch
+    /// 52), one thread, against the unpadded `DMatrix`: the fused cost-and-gradient 0.93× the
+    /// time (270–275 µs against 292–295), an L-BFGS solve 0.95×, Newton 0.97–0.98×; A takes 4%
+    /// more memory. Short wide data (m below the pitch) is left unpadded: it is small, and the
+    /// m×m Newton system (`crate::problems::woodbury`) reads A row by row with x and g of n
+    /// entries.
     pub(crate) fn padded(a: &Matrix) -> AlignedT {
         let (m, n) = a.shape();
         let pitch = n.div_ceil(4) * 4;
