@@ -22,7 +22,7 @@ use crate::Matrix;
 struct Line([f64; 8]);
 
 /// Room for a padded copy of x or g on the stack: [`AlignedT::padded`] pads only rows whose
-/// pitch stays below the kernels' long rows (`LONG_ROW`, 128), the ones the four-row sweeps
+/// pitch stays below the kernels' long rows (`LONG_ROW`, 128), the ones the fused sweeps
 /// take.
 pub(crate) const PADDED_MAX: usize = crate::kernels::LONG_ROW;
 
@@ -53,7 +53,8 @@ impl AlignedT {
     /// Aᵀ of `a` (m×n), rows padded to a multiple of 4 entries (the pitch) when the pitch is
     /// below [`PADDED_MAX`] and A has at least as many rows as the pitch. Every row then starts
     /// 32 bytes aligned, so no 4-lane load of the kernels straddles two cache lines, and the
-    /// four-row sweeps take the whole row in vectors. Measured on logistic 20000 × 50 (pitch
+    /// kernels take the whole row in vectors (rows of up to 52 entries in registers,
+    /// `crate::kernels::register_rows`). Measured on logistic 20000 × 50 (pitch
     /// 52), one thread, against the unpadded `DMatrix`: the fused cost-and-gradient 0.93× the
     /// time (270–275 µs against 292–295), an L-BFGS solve 0.95×, Newton 0.97–0.98×; A takes 4%
     /// more memory. Short wide data (m below the pitch) is left unpadded: it is small, and the

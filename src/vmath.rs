@@ -413,8 +413,9 @@ fn logistic_vec(
 /// anywhere.
 pub(crate) type Keep<'k> = Option<&'k mut dyn FnMut(usize, &[f64])>;
 
-/// [`logistic_terms`] four rows at a time, for a sweep that yields the scores in fours
-/// (`crate::kernels::Quads`), so the exponentials run while the sweep waits on memory: the
+/// [`logistic_terms`] four rows at a time, for a pass that yields the scores in fours
+/// (`crate::kernels::Quads`: between a block's dot products and axpys, or inside a sweep, so
+/// the exponentials run while the sweep waits on memory): the
 /// same operations per entry as `logistic_lanes_avx2` (each lane its own loss and product),
 /// one logarithm per 64 rows; the rows left at the end of a range go through
 /// [`logistic_terms`]. `keep(row, z)` sees the scores before they become σ − y, up to 64 rows

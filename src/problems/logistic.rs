@@ -187,8 +187,7 @@ impl Logistic {
     /// Rows lo..hi: returns Σᵢ log(1 + e^zᵢ) − yᵢzᵢ and, unless `g` is empty, adds
     /// Σᵢ (σ(zᵢ) − yᵢ)aᵢ to it. Blocks of rows small enough to stay in L1 between the dot
     /// products and the axpys; the exponentials and logarithms run vectorized, over a block
-    /// ([`Logistic::pass_portable`]) or four rows at a time inside the sweep
-    /// ([`Logistic::pass_avx2`]).
+    /// ([`Logistic::pass_portable`]) or four rows at a time ([`Logistic::pass_avx2`]).
     ///
     /// `keep` receives every zᵢ of lo..hi once, in order, before they are turned into
     /// coefficients: runs of consecutive rows (the first row's index and their z), a block's
@@ -206,12 +205,15 @@ impl Logistic {
         self.pass_portable(x, lo, hi, g, keep)
     }
 
-    /// [`Logistic::pass`] with the exponentials inside the sweeps over A, four rows at a time
-    /// (`crate::vmath::LogisticQuads`), where they run while the sweep's loads wait on the
-    /// cache. Measured against the block pass ([`Logistic::pass_portable`], which AVX2 CPUs
-    /// took before), whole solves alternating, 8 pairs: lbfgs on logistic 20000 × 50 0.92× the
-    /// time on one thread (0.93× on two), newton 0.98–0.99×; at 20000 × 200 (rows too long for
-    /// the fused sweep, so only the dot products carry the terms) 0.98–1.0×.
+    /// [`Logistic::pass`] with the exponentials four rows at a time
+    /// (`crate::vmath::LogisticQuads`): for rows of up to 52 entries (padded, so a multiple of
+    /// 4) a block at a time between its dot products and axpys, with x, then g, held in
+    /// registers (`crate::kernels::register_rows`); for longer rows inside the sweeps over A,
+    /// where they run while the sweep's loads wait on the cache. Inside the sweeps, measured
+    /// against the block pass ([`Logistic::pass_portable`], which AVX2 CPUs took before),
+    /// whole solves alternating, 8 pairs: lbfgs on logistic 20000 × 50 0.92× the time on one
+    /// thread (0.93× on two), newton 0.98–0.99×; at 20000 × 200 (rows too long for the fused
+    /// sweep, so only the dot products carry the terms) 0.98–1.0×.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn pass_avx2(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64], keep: Keep<'_>) -> f64 {
@@ -544,7 +546,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn sweep_with_the_terms_inside_matches_the_block_pass() {
-        // the AVX2 pass (terms four rows at a time inside the sweeps) against the pass that
+        // the AVX2 pass (terms four rows at a time) against the pass that
         // takes each block's terms after its sweep: the same z and σ − y to the bit, so the
         // same gradient to the bit; the loss only summed in another order. Row ranges as one
         // thread and two take them, ragged ends, rows with a tail of n mod 4, long rows (the
