@@ -317,8 +317,8 @@ alternating order, a few hundred times, on the memory the fused pass reads (grad
 row-major copy of A: since 1356edb aligned to a cache line, which also made the stream read
 itself faster, and for logistic and log-sum-exp with rows of up to 124 entries padded to a
 multiple of 4, so their 20000 × 50 reads cover 52 entries a row), and reports the
-distribution of the per-pair ratio. (The table below ran at fa0ec1b, with both paddings; the
-criterion tables above and the peer table at 1356edb, with log-sum-exp not yet padded.) This is the figure
+distribution of the per-pair ratio. (Every table on this page ran at 27fec98, where rows of up
+to 52 entries go through the pass with x and g held in registers.) This is the figure
 the 1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read runs
 near 55 GB/s on one core and the pass's arithmetic (two multiply-adds an entry, and the
 exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
@@ -326,14 +326,15 @@ sits on the edge between the two: how much of it a stream read finds in the L3 d
 other tenant, and the one-thread stream read measured 1.58 ms in one full run of this bench
 (ratios 1.17–1.31×), 1.23 ms in a second (1.26–1.42×), 0.97–0.99 ms in a third (1.32–1.49×),
 1.42–1.51 ms in a fourth (1.18–1.32×), 1.36–1.47 ms in a fifth (1.21–1.35×), 0.97–0.99 ms
-in a sixth (1.33–1.47×), with A aligned 1.30 ms in a seventh (1.18–1.25×) and 1.81–2.02 ms
-in the run below (1.11–1.18×; least squares, logistic and log-sum-exp), while the fused
-pass, which does not speed up as much from the L3, measured 1.88–2.06, 1.54–1.75, 1.30–1.47,
-1.78–2.01, 1.76–1.92, 1.38–1.49, 1.54–1.62 and 2.12–2.24 ms. So at this size the 1.3× target
-is met in the runs where the stream read comes from memory and missed where it finds the L3;
-on two threads the seventh run missed it for logistic (1.35×) and log-sum-exp (1.33×), the
-one below met it for all three (1.19–1.26×). At 100000 × 200 (160 MB, from memory) the
-ratios have stayed at 1.14–1.32× in every run (1.16–1.22× below).
+in a sixth (1.33–1.47×), with A aligned 1.30 ms in a seventh (1.18–1.25×), 1.81–2.02 ms
+in an eighth (1.11–1.18×) and 1.37–1.58 ms in the run below (1.18–1.27×; least squares,
+logistic and log-sum-exp), while the fused pass, which does not speed up as much from the L3,
+measured 1.88–2.06, 1.54–1.75, 1.30–1.47, 1.78–2.01, 1.76–1.92, 1.38–1.49, 1.54–1.62,
+2.12–2.24 and 1.60–1.95 ms. So at this size the 1.3× target is met in the runs where the
+stream read comes from memory and missed where it finds the L3; on two threads the seventh
+run missed it for logistic (1.35×) and log-sum-exp (1.33×), the eighth met it for all three
+(1.19–1.26×), and so did the one below (1.19–1.29×). At 100000 × 200 (160 MB, from memory)
+the ratios have stayed at 1.12–1.32× in every run (1.12–1.19× below).
 
 {floor_section()}
 ## Which solver is fastest: the crossover map
@@ -362,25 +363,33 @@ softmax), or only just meets them, the limit is the machine, not overhead:
 
 - **`lbfgs` on logistic 20000 × 50, one thread.** A is 8 MB and stays in the L3. An
   evaluation is one pass over it, plus an exponential per row and a logarithm per 64 rows (of
-  the product of their 1 + e^(−|z|)), the exponentials four rows at a time inside the sweep;
-  the floor table above puts that pass at 1.85× a bare read of A on one thread, with A
-  aligned and its rows padded from 50 to 52 entries (2.06× in the previous run, unaligned;
-  2.26× before that, with the exponentials in a step of their own between sweeps; 2.45–2.8×
-  in the earlier runs of 2026-11-22 and 23, with one logarithm per row). The pass is bound by
-  the core, not by memory: in a standalone copy the same sweep over a block that fits the L2
-  takes about 7 cycles per 16 entries against 8.5 from the L3, for 10 loads, 1 store and 8
-  multiply-adds (each entry is loaded twice, for its dot product and, from L1, for its axpy;
-  sixteen AVX2 registers cannot hold four rows between the two). Least squares, the same pass
-  without transcendentals and not padded, is 1.88× a read here. scipy's evaluation
-  is two BLAS passes plus numpy's elementwise work plus Python. A 5× ratio would need the
-  fused pass at about 1.5–1.7× a bare read, exponentials included (5× of scipy's 25–28 ms
-  leaves 0.21–0.24 ms for each of 24 evaluations, against a read of 0.14 ms): below what the
-  same pass without any exponential reaches. In the table above gradfit took 6.6 ms against
-  scipy's 26.6 ms (4.0×; 3.8× in the previous run, before A was aligned and padded, 3.6×
-  before the exponentials moved into the sweep, and 3.1× before the logarithms were
-  batched). With both cores gradfit splits the pass and passes 5× (7.4×); scipy given two
-  BLAS threads is slower, not faster, on this 2-core machine (165 ms here, against 26.6 ms
-  on one), so its one-thread time is the one that ratio is taken against.
+  the product of their 1 + e^(−|z|)). Its rows, padded from 50 to 52 entries, go through the
+  pass 64 at a time: the block's dot products with x held in 13 AVX2 registers, then its
+  exponentials four rows at a time, then its axpys with g held in registers, so each entry of
+  A is loaded once for its dot product and once, from L1, for its axpy (`register_rows` in
+  `src/kernels.rs`; the four-row sweep before it also loaded x and g, and stored g, every
+  four rows, and was bound by the core at about 7 cycles per 16 entries). The floor table
+  above puts that pass at 1.57× a bare read of A on one thread (1.85× in the previous run,
+  with the four-row sweep; 2.06× before A was aligned and padded; 2.26× before that, with the
+  exponentials in a step of their own between sweeps; 2.45–2.8× in the earlier runs of
+  2026-11-22 and 23, with one logarithm per row). Least squares, the same pass without
+  transcendentals but with rows of 50 entries (not padded, so still the four-row sweep), is
+  1.98× a read here. What is left is the exponentials and σ's division: in a throwaway build
+  that replaced them with an affine map the pass was 1.19–1.32× a read, so they take about a
+  fifth of it, with no memory traffic to overlap. Putting them back inside the next block's
+  dot products, where the four-row sweep had them, made the pass slower (1.75–1.88× a read:
+  x no longer fits the registers beside the exponential's constants), and so did software
+  prefetches of the next block (1.68–1.97×); an exponential with ten fewer vector operations
+  per four rows, and the terms eight rows at a time, measured no faster. scipy's evaluation is
+  two BLAS passes plus numpy's elementwise work plus Python. A 5× ratio needs the whole
+  evaluation, exponentials included, at about 1.5× a bare read (5× of scipy's 25–28 ms
+  leaves 0.21–0.24 ms for each of 24 evaluations, against a read of 0.13–0.15 ms). In the
+  table above gradfit took 5.9 ms against scipy's 27.3 ms (4.6×; 4.0× in the previous run,
+  with the four-row sweep, 3.8× before A was aligned and padded, 3.6× before the
+  exponentials moved into the sweep, and 3.1× before the logarithms were batched). With both
+  cores gradfit splits the pass and passes 5× (7.4×); scipy given two BLAS threads is slower,
+  not faster, on this 2-core machine (161 ms here, against 27.3 ms on one), so its
+  one-thread time is the one that ratio is taken against.
 - **`newton` on samples ≫ features, one thread, near the 3× target.** Forming AᵀDA takes about 80% of the time
   (logistic 20000 × 50: 1.7 ms a Hessian, against 0.36 ms a cost and gradient). gradfit forms only its lower triangle, about half the multiply-adds
   of scipy's `a.T @ (a * d[:, None])` (a general matrix product), in a packed kernel that
@@ -397,7 +406,8 @@ softmax), or only just meets them, the limit is the machine, not overhead:
   that kernel (at d583ee5 and 5e567b7) gave 2.9× and 3.3× as scipy's own time moved from
   26.5 to 29.3 ms, a third (at a437525) 3.4× (28.9 ms against 8.6), a fourth (at
   e1eb555) 3.3× (27.9 ms against 8.4), a fifth (at c9ba604) 3.4× (29.3 ms against 8.5),
-  and a sixth (at 1356edb, the table above) 3.6× (29.9 ms against 8.4).
+  a sixth (at 1356edb) 3.6× (29.9 ms against 8.4), and a seventh (at 27fec98, the table
+  above) 3.6× (29.6 ms against 8.3).
   Two cores split the rows.
 - **The `--gram off` rows of least squares** stream A in every evaluation, as scipy does, to
   compare evaluations. gradfit's default, the Gram form, is the row above each.
