@@ -22,8 +22,8 @@ use crate::Matrix;
 struct Line([f64; 8]);
 
 /// Room for a padded copy of x or g on the stack: [`AlignedT::padded`] pads only rows whose
-/// pitch stays below the kernels' long rows (`LONG_ROW`, 128), the ones the fused sweeps
-/// take.
+/// pitch stays below the kernels' long rows (`LONG_ROW`, 128), the ones the short-row
+/// kernels take.
 pub(crate) const PADDED_MAX: usize = crate::kernels::LONG_ROW;
 
 /// A padded copy of x or g, its lanes as aligned as A's rows.
@@ -54,8 +54,9 @@ impl AlignedT {
     /// below [`PADDED_MAX`] and A has at least as many rows as the pitch. Every row then starts
     /// 32 bytes aligned, so no 4-lane load of the kernels straddles two cache lines, and the
     /// kernels take the whole row in vectors (rows of up to 52 entries in registers,
-    /// `crate::kernels::register_rows`). Measured on logistic 20000 × 50 (pitch
-    /// 52), one thread, against the unpadded `DMatrix`: the fused cost-and-gradient 0.93× the
+    /// `crate::kernels::register_rows`). Measured on logistic 20000 × 50 (pitch 52), one
+    /// thread, against the unpadded `DMatrix`, both through the four-row sweep (before
+    /// `register_rows`): the fused cost-and-gradient 0.93× the
     /// time (270–275 µs against 292–295), an L-BFGS solve 0.95×, Newton 0.97–0.98×; A takes 4%
     /// more memory. Short wide data (m below the pitch) is left unpadded: it is small, and the
     /// m×m Newton system (`crate::problems::woodbury`) reads A row by row with x and g of n

@@ -740,10 +740,13 @@ where
 
 /// The longest row, in 4-entry chunks, that [`register_rows`] takes: x's chunks (or g's) in
 /// that many AVX2 registers, with the two dot accumulators, fill 15 of the 16.
+#[cfg(target_arch = "x86_64")]
 pub(crate) const REGISTER_CHUNKS: usize = 13;
 
 /// Whether [`register_rows`] takes rows of n entries: a multiple of 4, at most
-/// 4·[`REGISTER_CHUNKS`] (padding makes A's short rows so, [`AlignedT::padded`]).
+/// 4·[`REGISTER_CHUNKS`] (padding makes the short rows of tall data so, for the problems that
+/// pad: [`AlignedT::padded`]).
+#[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn fits_registers(n: usize) -> bool {
     n > 0 && n.is_multiple_of(4) && n / 4 <= REGISTER_CHUNKS
@@ -798,6 +801,8 @@ where
                     }
                 };
             }
+            // the arms of `chunks!` below cover 1..=REGISTER_CHUNKS
+            const _: () = assert!(REGISTER_CHUNKS == 13);
             chunks!(1 2 3 4 5 6 7 8 9 10 11 12 13);
             return true;
         }
@@ -1223,14 +1228,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn register_rows_equal_the_block_kernels_to_the_bit() {
         // every row length the registers take (4 to 52 entries), rows spanning one block and
-        // several with a ragged last one, ranges as one thread and two take them; the scores
-        // handed to `coef` and g against `dots_block` and `axpys_block` over the same rows
+        // several with a ragged last one, ranges as one thread and two take them (and an
+        // empty one); against `dots_block` and `axpys_block` over the same rows: the scores
+        // handed to `coef`, in `row_blocks`' blocks, g as `coef` sees it (every earlier block
+        // added) and g at the end
         if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
             eprintln!("no AVX2 + FMA here: the register kernels are not tested");
             return;
         }
+        let shift = |i: usize| i as f64 * 0.01;
         for v in 1..=REGISTER_CHUNKS {
             let n = 4 * v;
             for m in [3, 66, 203] {
@@ -1238,24 +1247,32 @@ mod tests {
                     ((i * n + j) as f64 * 0.31).sin()
                 }));
                 let x: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();
-                for (lo, hi) in [(0, m), (0, split_point(m)), (split_point(m), m), (1, m)] {
-                    let (mut z, mut g) = (Vec::new(), vec![0.5; n]);
-                    let mut coef = |start: usize, zs: &mut [f64], _: &mut [f64]| {
-                        assert_eq!(start, lo + z.len(), "{m}×{n} rows {lo}..{hi}: out of order");
-                        z.extend_from_slice(zs);
-                        for (r, zr) in zs.iter_mut().enumerate() {
-                            *zr -= (start + r) as f64 * 0.01;
-                        }
-                    };
-                    assert!(register_rows(&at, lo, hi, &x, &mut g, &mut coef));
+                let mid = split_point(m);
+                for (lo, hi) in [(0, m), (0, mid), (mid, m), (1, m), (m, m)] {
                     let block = rows_block(&at, lo, hi);
                     let mut want_z = vec![0.0; hi - lo];
                     dots_block(block, n, &x, &mut want_z);
+                    let c: Vec<f64> = (lo..hi).map(|i| want_z[i - lo] - shift(i)).collect();
+                    // g after rows lo..end, from 0.5
+                    let g_after = |end: usize| {
+                        let mut g = vec![0.5; n];
+                        axpys_block(rows_block(&at, lo, end), n, &c[..end - lo], &mut g);
+                        g
+                    };
+                    let (mut z, mut seen, mut g) = (Vec::new(), Vec::new(), vec![0.5; n]);
+                    let mut coef = |start: usize, zs: &mut [f64], g: &mut [f64]| {
+                        assert_eq!(g, g_after(start), "{m}×{n} rows {lo}..{hi}: g before {start}");
+                        seen.push((start, start + zs.len()));
+                        z.extend_from_slice(zs);
+                        for (r, zr) in zs.iter_mut().enumerate() {
+                            *zr -= shift(start + r);
+                        }
+                    };
+                    assert!(register_rows(&at, lo, hi, &x, &mut g, &mut coef));
+                    let blocks: Vec<_> = row_blocks(n, lo, hi).collect();
+                    assert_eq!(seen, blocks, "{m}×{n} rows {lo}..{hi}: blocks");
                     assert_eq!(z, want_z, "{m}×{n} rows {lo}..{hi}: scores");
-                    let c: Vec<f64> = (lo..hi).map(|i| want_z[i - lo] - i as f64 * 0.01).collect();
-                    let mut want_g = vec![0.5; n];
-                    axpys_block(block, n, &c, &mut want_g);
-                    assert_eq!(g, want_g, "{m}×{n} rows {lo}..{hi}: gradient");
+                    assert_eq!(g, g_after(hi), "{m}×{n} rows {lo}..{hi}: gradient");
                     // the scores alone, g empty
                     let mut again = Vec::new();
                     let mut keep = |_: usize, zs: &mut [f64], _: &mut [f64]| again.extend_from_slice(zs);
@@ -1264,14 +1281,17 @@ mod tests {
                 }
             }
         }
-        // rows the registers do not take: not a multiple of 4, or past 52 entries
+        // rows the registers do not take (not a multiple of 4, or past 52 entries): nothing
+        // done
         for n in [3, 6, 56] {
             let at = AlignedT::of(&crate::Matrix::from_element(8, n, 1.0));
             let (x, mut g) = (vec![1.0; n], vec![0.0; n]);
+            let mut called = false;
             assert!(
-                !register_rows(&at, 0, 8, &x, &mut g, &mut |_, _, _| {}),
+                !register_rows(&at, 0, 8, &x, &mut g, &mut |_, _, _| called = true),
                 "n = {n}"
             );
+            assert!(!called && g.iter().all(|gj| *gj == 0.0), "n = {n}");
         }
     }
 

@@ -1,5 +1,5 @@
 //! eˣ and log(1 + eᶻ) over whole slices, written so the compiler vectorizes them, and the
-//! logistic terms four rows at a time in AVX2 intrinsics for a sweep over A that yields its
+//! logistic terms four rows at a time in AVX2 intrinsics for a pass over A that yields its
 //! dot products in fours ([`LogisticQuads`], with [`exp4`], [`exp1`]'s operations lane by
 //! lane).
 //!
@@ -414,11 +414,10 @@ fn logistic_vec(
 pub(crate) type Keep<'k> = Option<&'k mut dyn FnMut(usize, &[f64])>;
 
 /// [`logistic_terms`] four rows at a time, for a pass that yields the scores in fours
-/// (`crate::kernels::Quads`: between a block's dot products and axpys, or inside a sweep, so
-/// the exponentials run while the sweep waits on memory): the
-/// same operations per entry as `logistic_lanes_avx2` (each lane its own loss and product),
-/// one logarithm per 64 rows; the rows left at the end of a range go through
-/// [`logistic_terms`]. `keep(row, z)` sees the scores before they become σ − y, up to 64 rows
+/// (`crate::kernels::Quads`): between a block's dot products and its axpys, or inside a sweep
+/// over A, where the exponentials run while the sweep waits on memory. The same operations
+/// per entry as `logistic_lanes_avx2` (each lane its own loss and product), one logarithm per
+/// 64 rows; the rows left at the end of a range go through [`logistic_terms`]. `keep(row, z)` sees the scores before they become σ − y, up to 64 rows
 /// at a time (row is the first's index).
 #[cfg(target_arch = "x86_64")]
 pub(crate) struct LogisticQuads<'a, 'k> {

@@ -206,10 +206,11 @@ impl Logistic {
     }
 
     /// [`Logistic::pass`] with the exponentials four rows at a time
-    /// (`crate::vmath::LogisticQuads`): for rows of up to 52 entries (padded, so a multiple of
-    /// 4) a block at a time between its dot products and axpys, with x, then g, held in
-    /// registers (`crate::kernels::register_rows`); for longer rows inside the sweeps over A,
-    /// where they run while the sweep's loads wait on the cache. Inside the sweeps, measured
+    /// (`crate::vmath::LogisticQuads`): for rows whose pitch fits the registers (a multiple of
+    /// 4, at most 52: short rows of tall data, padded) a block at a time between its dot
+    /// products and axpys, with x, then g, held in registers (`crate::kernels::register_rows`);
+    /// for other rows inside the sweeps over A, where they run while the sweep's loads wait on
+    /// the cache. Inside the sweeps, measured
     /// against the block pass ([`Logistic::pass_portable`], which AVX2 CPUs took before),
     /// whole solves alternating, 8 pairs: lbfgs on logistic 20000 × 50 0.92× the time on one
     /// thread (0.93× on two), newton 0.98–0.99×; at 20000 × 200 (rows too long for the fused
@@ -223,7 +224,8 @@ impl Logistic {
     }
 
     /// [`Logistic::pass`] for any CPU: each block's dot products, then its terms by
-    /// [`logistic_terms`], then its axpys (in the sweep of the next block's dot products).
+    /// [`logistic_terms`], then its axpys (in the sweep of the next block's dot products, or,
+    /// for rows that fit the registers on AVX2, right after: `crate::kernels::register_rows`).
     fn pass_portable(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64], mut keep: Keep<'_>) -> f64 {
         let (at, y, w) = (&self.at, self.y.as_slice(), x);
         let mut data = 0.0;
@@ -549,9 +551,11 @@ mod tests {
         // the AVX2 pass (terms four rows at a time) against the pass that
         // takes each block's terms after its sweep: the same z and σ − y to the bit, so the
         // same gradient to the bit; the loss only summed in another order. Row ranges as one
-        // thread and two take them, ragged ends, rows with a tail of n mod 4, long rows (the
-        // sweep without the axpys), logits far out (±800) and a NaN x. The scores handed to
-        // `keep`: each row's once, in order, equal to A's row times x to the bit.
+        // thread and two take them, ragged ends, rows through the registers (padded pitch up
+        // to 52) and through the four-row sweep with the axpys (pitch 72, and 101 unpadded, m
+        // below it, with a tail of n mod 4), long rows (the sweep without the axpys), logits far out
+        // (±800) and a NaN x. The scores handed to `keep`: each row's once, in order, equal to
+        // A's row times x to the bit.
         if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
             eprintln!("no AVX2 + FMA here: the four-row pass is not tested");
             return;
@@ -565,6 +569,8 @@ mod tests {
             (90, 130),
             (2003, 40),
             (9000, 2),
+            (300, 70),
+            (100, 101),
         ] {
             let mut a = Matrix::from_fn(m, n, |i, j| {
                 ((i * n + j) as f64 * 0.37).sin() * (1.0 + (i % 5) as f64)
