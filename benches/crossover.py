@@ -379,7 +379,7 @@ softmax), or only just meets them, the limit is the machine, not overhead:
   fifth of it, with no memory traffic to overlap. Putting them back inside the next block's
   dot products, where the four-row sweep had them, made the pass slower (1.75–1.88× a read:
   x no longer fits the registers beside the exponential's constants), and so did software
-  prefetches of the next block (1.68–1.97×); an exponential with ten fewer vector operations
+  prefetches of the next block (1.68–2.04×); an exponential with ten fewer vector operations
   per four rows, and the terms eight rows at a time, measured no faster. scipy's evaluation is
   two BLAS passes plus numpy's elementwise work plus Python. A 5× ratio needs the whole
   evaluation, exponentials included, at about 1.5× a bare read (5× of scipy's 25–28 ms

@@ -769,7 +769,7 @@ pub(crate) fn fits_registers(n: usize) -> bool {
 /// read of A against 1.94–2.0× (`cargo bench --bench floor -- 20000x50`), log-sum-exp 1.59–1.61×
 /// against 2.13–2.60×. Two variants lost: the logistic terms of a block inside the next block's
 /// dot products (1.75–1.88× a stream read: x no longer fits the registers beside the
-/// exponential's), and software prefetches of the next block (1.68–1.97×).
+/// exponential's), and software prefetches of the next block (1.68–2.04×).
 ///
 /// Returns false (having done nothing) when the rows do not fit the registers or the CPU
 /// lacks AVX2 and FMA.
