@@ -5,7 +5,7 @@
 //! glibc hands out large blocks 16 bytes past a page boundary (measured here: 16 mod 64). With
 //! rows of a multiple of 8 entries every row then starts 16 bytes into a cache line (with 4 mod
 //! 8, at 16 and 48 in turn), and every other 32-byte load of the AVX2 kernels straddles two
-//! lines. Measured on this machine (Zen 3, one thread, logistic 20000 × 200, A 32 MB), against
+//! lines. Measured on this machine (AMD EPYC, one thread, logistic 20000 × 200, A 32 MB), against
 //! A in a `DMatrix`: the fused cost-and-gradient 0.90× the time (1500–1575 µs against
 //! 1670–1760, `cargo bench --bench floor -- logistic`, old and new binaries one after the
 //! other), a whole L-BFGS solve 0.91×. Rows of other lengths start at every offset whatever

@@ -771,6 +771,15 @@ pub(crate) fn fits_registers(n: usize) -> bool {
 /// dot products (1.75–1.88× a stream read: x no longer fits the registers beside the
 /// exponential's), and software prefetches of the next block (1.68–2.04×).
 ///
+/// AVX-512 lost too (this machine, family 25 model 17, has it; the floor bench's fused pass,
+/// logistic 20000 × 50, one thread, pinned, against this path's 181–183 µs in the same runs):
+/// this path with x and g in 512-bit registers and four rows' sums reduced together, 193–195
+/// µs; a software pipeline (a quad's dot products while the previous quad's terms and axpys
+/// run), 188 µs, with `Quads::quad` not inlined, so every call spilled the registers; the same
+/// a 16-row group at a time, 205 µs; and with a pitch of 56, so that no 64-byte load straddles
+/// two lines, 210 µs. Backing A with transparent huge pages (`madvise`) left L-BFGS solves
+/// unchanged (1.00×, ten alternating runs, twice).
+///
 /// Returns false (having done nothing) when the rows do not fit the registers or the CPU
 /// lacks AVX2 and FMA.
 pub(crate) fn register_rows<F>(
