@@ -228,6 +228,77 @@ fn least_squares_json_matches_the_direct_solution() {
 }
 
 #[test]
+fn memory_sets_the_lbfgs_pairs_and_both_reach_the_direct_solution() {
+    // diabetes' raw columns are ill-conditioned: the number of pairs kept matters
+    let file = "problems/diabetes.csv";
+    let (header, rows) = plain_csv(file);
+    let n = header.len() - 1;
+    let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
+    let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
+    let x_star = a.svd(true, true).solve(&b, 1e-14).unwrap();
+    let mut iterations = Vec::new();
+    // argmin's own L-BFGS stops on a failed line search here with fewer than 5 pairs, or
+    // below a tolerance of 1e-10
+    for (solver, memory, tol) in [
+        ("lbfgs", "1", "1e-12"),
+        ("lbfgs", "30", "1e-12"),
+        ("argmin-lbfgs", "5", "1e-10"),
+        ("argmin-lbfgs", "30", "1e-10"),
+    ] {
+        let o = gradfit(&[
+            "solve",
+            file,
+            "--model",
+            "least-squares",
+            "--intercept",
+            "--gram",
+            "off",
+            "--solver",
+            solver,
+            "--memory",
+            memory,
+            "--tol",
+            tol,
+            "--max-iters",
+            "200000",
+            "--format",
+            "json",
+        ]);
+        let v = json(&o);
+        assert_eq!(v["status"], "converged", "{solver} --memory {memory}: {v}");
+        let err = v["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(x_star.iter())
+            .map(|(p, want)| (p.as_f64().unwrap() - want).abs())
+            .fold(0.0, f64::max);
+        let within = if tol == "1e-12" { 1e-6 } else { 1e-4 };
+        assert!(
+            err <= within * x_star.amax(),
+            "{solver} --memory {memory}: max error {err}"
+        );
+        iterations.push(v["iterations"].as_u64().unwrap());
+    }
+    // a few pairs model the Hessian far worse than thirty on this condition number
+    assert!(
+        iterations[0] > 10 * iterations[1],
+        "lbfgs iterations {iterations:?}"
+    );
+    assert!(
+        iterations[2] > 10 * iterations[3],
+        "argmin-lbfgs iterations {iterations:?}"
+    );
+    // 1 to 1000 pairs; the error names the option
+    for bad in ["0", "1001", "-3", "ten"] {
+        let o = gradfit(&["solve", file, "--model", "least-squares", "--memory", bad]);
+        assert_eq!(o.status.code(), Some(1), "--memory {bad}");
+        assert!(stderr(&o).contains("--memory"), "--memory {bad}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn repeat_reports_the_fastest_of_identical_runs() {
     let args = [
         "solve",

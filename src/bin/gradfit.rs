@@ -80,6 +80,14 @@ fn parse_positive(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
+/// `--memory`: 1 to 1000 pairs (each pair holds two vectors of the parameters' length).
+fn parse_memory(s: &str) -> std::result::Result<u64, String> {
+    match parse_positive(s)? {
+        v if v <= 1000 => Ok(v),
+        _ => Err(format!("{s:?} is more than 1000 pairs")),
+    }
+}
+
 /// `check --points`: 1 to 1000 (each point costs 2n cost and 4n gradient evaluations).
 fn parse_points(s: &str) -> std::result::Result<u64, String> {
     match parse_positive(s)? {
@@ -144,6 +152,10 @@ struct RunArgs {
     /// Iteration limit.
     #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
     max_iters: u64,
+    /// L-BFGS memory (lbfgs, argmin-lbfgs): the last m steps and gradient changes kept, 1 to
+    /// 1000 (scipy's maxcor, Optim.jl's m).
+    #[arg(long, default_value = "10", value_parser = parse_memory, allow_negative_numbers = true)]
+    memory: u64,
     /// Least squares: precompute AᵀA (factored once; each evaluation then costs O(n²)
     /// instead of a pass over the rows). auto: when rows ≥ 2·features, features ≤ 128 (256 when
     /// A has 2²¹ entries or more) and the solver is not newton or trust-region. The answer is
@@ -169,6 +181,8 @@ impl RunArgs {
         Ok(SolveOptions {
             tol: self.tol,
             max_iters: self.max_iters,
+            // at most 1000 (parse_memory)
+            memory: self.memory as usize,
             time_limit: self
                 .time_limit
                 .map(|t| {

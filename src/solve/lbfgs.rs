@@ -39,7 +39,7 @@ pub(crate) struct Lbfgs {
 
 impl Lbfgs {
     pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Self {
-        let m = opts.memory;
+        let m = opts.pairs();
         Lbfgs {
             max_ls: opts.max_line_search,
             s: Matrix::zeros(n, m),

@@ -180,6 +180,14 @@ impl SolveOptions {
         }
     }
 
+    /// The L-BFGS pairs to make room for: `memory`, or `max_iters` if fewer (a run adds at
+    /// most one pair an iteration), so a large memory on a short run allocates only what it
+    /// can use.
+    pub(crate) fn pairs(&self) -> usize {
+        self.memory
+            .min(usize::try_from(self.max_iters).unwrap_or(usize::MAX))
+    }
+
     /// Checks every option's range; the error names the option.
     ///
     /// ```

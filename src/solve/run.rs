@@ -261,7 +261,7 @@ fn drive<P: Objective + ?Sized>(
         Method::Bfgs => run.execute(guarded, bfgs::Bfgs::new(n, opts, observed), false),
         Method::Cg => run.execute(guarded, argmin_wrapped::cg(n)?, true),
         Method::TrustRegion => run.execute(guarded, argmin_wrapped::trust_region(n), true),
-        Method::ArgminLbfgs => run.execute(guarded, argmin_wrapped::lbfgs(opts.memory)?, true),
+        Method::ArgminLbfgs => run.execute(guarded, argmin_wrapped::lbfgs(opts.pairs())?, true),
     }?;
     let seconds = start.elapsed().as_secs_f64();
     let trace = rows.map(|r| r.take());
