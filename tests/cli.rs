@@ -13,6 +13,24 @@ fn gradfit(args: &[&str]) -> Output {
         .expect("the gradfit binary runs")
 }
 
+/// gradfit with `input` on its standard input.
+fn gradfit_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradfit"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the gradfit binary runs");
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    // gradfit may stop reading early (an error), so a broken pipe here is not a failure
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().expect("gradfit exits")
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -296,6 +314,41 @@ fn memory_sets_the_lbfgs_pairs_and_both_reach_the_direct_solution() {
         assert!(stderr(&o).contains("--memory"), "--memory {bad}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     }
+}
+
+#[test]
+fn dash_reads_the_data_from_standard_input() {
+    let file = "problems/breast_cancer.csv";
+    let args = |data: &'static str| -> Vec<&'static str> {
+        vec![
+            "solve",
+            data,
+            "--model",
+            "logistic",
+            "--intercept",
+            "--standardize",
+            "--l2",
+            "1",
+            "--format",
+            "json",
+        ]
+    };
+    let from_file = json(&gradfit(&args(file)));
+    let piped = gradfit_with_stdin(&args("-"), &std::fs::read(file).unwrap());
+    assert_eq!(piped.status.code(), Some(0), "{}", stderr(&piped));
+    let from_stdin = json(&piped);
+    assert_eq!(from_stdin["status"], "converged");
+    // the same data, so the same fit to the bit
+    assert_eq!(from_stdin["parameters"], from_file["parameters"]);
+    assert_eq!(from_stdin["cost"], from_file["cost"]);
+    // errors name <stdin> with the line and column
+    let o = gradfit_with_stdin(&["solve", "-", "--model", "least-squares"], b"a,y\n1,2\n3,x\n");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("<stdin>: line 3") && err.contains("\"y\""), "{err}");
+    let o = gradfit_with_stdin(&["check", "-", "--model", "least-squares"], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("<stdin>: line 1"), "{}", stderr(&o));
 }
 
 #[test]

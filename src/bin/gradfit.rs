@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gradfit::check::{
     check_directional, check_gradient_scaled, check_hessian_scaled, order_study, Tolerance,
 };
-use gradfit::data::{read_csv, read_named_vector};
+use gradfit::data::{read_csv, read_csv_from, read_named_vector};
 use gradfit::generate::{generate, Spec};
 use gradfit::model::{build, random_point, solve_fit_monitored, typical_scale, Fit, FitSpec};
 use gradfit::problems::{ModelKind, Objective};
@@ -99,7 +99,7 @@ fn parse_points(s: &str) -> std::result::Result<u64, String> {
 /// The data and model options shared by solve, compare and check.
 #[derive(Args)]
 struct DataArgs {
-    /// The CSV file: a header row, then one row per sample.
+    /// The CSV file (`-` for standard input): a header row, then one row per sample.
     data: PathBuf,
     /// least-squares, quadratic, log-sum-exp, logistic or softmax.
     #[arg(long, value_parser = parse_model)]
@@ -122,8 +122,26 @@ struct DataArgs {
 }
 
 impl DataArgs {
+    /// Whether the data come from standard input (`-`).
+    fn is_stdin(&self) -> bool {
+        self.data.as_os_str() == "-"
+    }
+
+    /// The data's name in titles and errors: the path, or `<stdin>`.
+    fn name(&self) -> String {
+        if self.is_stdin() {
+            "<stdin>".to_string()
+        } else {
+            self.data.display().to_string()
+        }
+    }
+
     fn load(&self) -> Result<Fit> {
-        let table = read_csv(&self.data)?;
+        let table = if self.is_stdin() {
+            read_csv_from(std::io::stdin().lock(), Path::new("<stdin>"))?
+        } else {
+            read_csv(&self.data)?
+        };
         let spec = FitSpec {
             model: self.model,
             target: self.target.clone(),
@@ -239,7 +257,10 @@ impl RunArgs {
 
 /// The files a run reads, which no output may replace.
 fn inputs<'a>(data: &'a DataArgs, run: &'a RunArgs) -> Vec<(&'a Path, &'static str)> {
-    let mut v = vec![(data.data.as_path(), "data file")];
+    let mut v = Vec::new();
+    if !data.is_stdin() {
+        v.push((data.data.as_path(), "data file"));
+    }
     if let Some(x0) = &run.x0 {
         v.push((x0.as_path(), "--x0 file"));
     }
@@ -620,11 +641,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
     if let Some(path) = &a.plot {
-        let svg = plot(
-            &reports,
-            best,
-            &format!("{} — {}", a.data.data.display(), a.data.model),
-        )?;
+        let svg = plot(&reports, best, &format!("{} — {}", a.data.name(), a.data.model))?;
         write_all_or_none(&[(path, "--plot", svg.into_bytes())], &a.inputs())?;
     }
     match a.format {

@@ -24,10 +24,25 @@ pub fn read_csv(path: &Path) -> Result<Table> {
         path: path.to_path_buf(),
         error,
     })?;
+    parse_csv(&bytes, path)
+}
+
+/// [`read_csv`] from a reader (standard input, say), read to its end; errors name it `name`.
+pub fn read_csv_from(mut reader: impl std::io::Read, name: &Path) -> Result<Table> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).map_err(|error| Error::Io {
+        path: name.to_path_buf(),
+        error,
+    })?;
+    parse_csv(&bytes, name)
+}
+
+/// The CSV text `bytes`, read from `path`.
+fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
     // line numbers come from byte offsets: after a "\r\n" line end the csv crate's own count
     // is one short, and its offset points at the "\n" (BurntSushi/rust-csv#395)
     let mut lines = Lines {
-        bytes: &bytes,
+        bytes,
         at: 0,
         line: 1,
     };
@@ -39,7 +54,7 @@ pub fn read_csv(path: &Path) -> Result<Table> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
-        .from_reader(bytes.as_slice());
+        .from_reader(bytes);
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| describe(path, e, &mut lines))?
