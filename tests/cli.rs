@@ -615,6 +615,103 @@ fn not_converging_exits_with_two_and_still_reports() {
 }
 
 #[test]
+fn a_standardized_params_out_file_applies_the_fit_to_raw_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("p.csv");
+    let file = "problems/diabetes.csv";
+    let o = gradfit(&[
+        "solve",
+        file,
+        "--model",
+        "least-squares",
+        "--intercept",
+        "--standardize",
+        "--l2",
+        "10",
+        "--tol",
+        "1e-10",
+        "--params-out",
+        params.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v = json(&o);
+    assert_eq!(v["status"], "converged", "{v}");
+    let text = std::fs::read_to_string(&params).unwrap();
+    assert_eq!(text.lines().next(), Some("name,value,mean,scale"));
+    // name, value, mean, scale; the intercept's mean and scale are empty
+    let fields: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        fields.last().unwrap(),
+        &["intercept", fields.last().unwrap()[1], "", ""]
+    );
+    let number = |s: &str| s.parse::<f64>().unwrap();
+    let w: Vec<(f64, f64, f64)> = fields[..fields.len() - 1]
+        .iter()
+        .map(|f| (number(f[1]), number(f[2]), number(f[3])))
+        .collect();
+    let intercept = number(fields.last().unwrap()[1]);
+    // the file alone reproduces the reported cost on the raw rows:
+    // Σᵢ (Σⱼ wⱼ(xᵢⱼ − meanⱼ)/scaleⱼ + b − yᵢ)² + λ Σⱼ wⱼ²
+    let (data_header, data) = plain_csv(file);
+    let y_col = data_header.iter().position(|h| h == "y").unwrap();
+    let mut cost = 0.0;
+    for row in &data {
+        let features = row
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != y_col)
+            .map(|(_, v)| *v);
+        let score: f64 = features
+            .zip(&w)
+            .map(|(x, (wj, m, s))| wj * (x - m) / s)
+            .sum::<f64>()
+            + intercept;
+        cost += (score - row[y_col]).powi(2);
+    }
+    cost += 10.0 * w.iter().map(|(wj, _, _)| wj * wj).sum::<f64>();
+    let reported = v["cost"].as_f64().unwrap();
+    assert!(
+        (cost - reported).abs() <= 1e-10 * reported,
+        "{cost} vs {reported}"
+    );
+    // softmax: every class's row of a feature carries that feature's mean and scale
+    let o = gradfit(&[
+        "solve",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--intercept",
+        "--standardize",
+        "--l2",
+        "1",
+        "--params-out",
+        params.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v = json(&o);
+    let st = v["standardization"].as_array().unwrap();
+    let text = std::fs::read_to_string(&params).unwrap();
+    let mut rows_seen = 0;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let feature = f[0].split_once(':').unwrap().1;
+        match st.iter().find(|e| e["feature"] == feature) {
+            Some(e) => {
+                // (serde_json's default parser may land an ulp off the written value)
+                let near = |a: f64, b: f64| (a - b).abs() <= 1e-15 * a.abs();
+                assert!(near(number(f[2]), e["mean"].as_f64().unwrap()), "{line}");
+                assert!(near(number(f[3]), e["scale"].as_f64().unwrap()), "{line}");
+            }
+            None => assert_eq!((feature, f[2], f[3]), ("intercept", "", ""), "{line}"),
+        }
+        rows_seen += 1;
+    }
+    assert_eq!(rows_seen, 15);
+}
+
+#[test]
 fn params_out_trace_and_x0_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let params = dir.path().join("p.csv");

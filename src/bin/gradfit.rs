@@ -293,7 +293,8 @@ struct SolveArgs {
     /// Write the per-iteration trace to this CSV file.
     #[arg(long)]
     trace: Option<PathBuf>,
-    /// Write the parameters (name,value) to this CSV file.
+    /// Write the parameters (name,value; after --standardize also mean,scale of each
+    /// parameter's feature) to this CSV file.
     #[arg(long)]
     params_out: Option<PathBuf>,
 }
@@ -488,6 +489,37 @@ fn run_one(fit: &Fit, x0: &Vector, opts: &SolveOptions, gram: GramMode) -> Resul
     }
 }
 
+/// The `--params-out` file: `name,value`, and for a standardized fit `mean,scale`, the
+/// standardization of the feature each parameter multiplies (empty for an intercept), so the
+/// fit applies to raw data: the score is Σⱼ wⱼ·(xⱼ − meanⱼ)/scaleⱼ + intercept. Fields are
+/// quoted where a name needs it.
+fn params_csv(fit: &Fit, intercept: bool, x: &gradfit::Vector) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let st = fit.standardization.as_ref();
+    if st.is_some() {
+        w.write_record(["name", "value", "mean", "scale"])?;
+    } else {
+        w.write_record(["name", "value"])?;
+    }
+    // parameters come in groups (one per class or target) of the features, then the intercept
+    let group = fit.features.len() + usize::from(intercept);
+    for (p, (name, v)) in fit.parameter_names.iter().zip(x.iter()).enumerate() {
+        let value = format!("{v:e}");
+        match st {
+            Some(st) => {
+                let (mean, scale) = st
+                    .get(p % group.max(1))
+                    .map(|(m, s)| (format!("{m:e}"), format!("{s:e}")))
+                    .unwrap_or_default();
+                w.write_record([name.as_str(), &value, &mean, &scale])?;
+            }
+            None => w.write_record([name.as_str(), &value])?,
+        }
+    }
+    w.into_inner()
+        .map_err(|e| anyhow::anyhow!("--params-out: {}", e.error()))
+}
+
 fn exit_for(converged: bool) -> ExitCode {
     if converged {
         ExitCode::SUCCESS
@@ -598,11 +630,7 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
         files.push((path, "--trace", s.into_bytes()));
     }
     if let Some(path) = &a.params_out {
-        let mut s = String::from("name,value\n");
-        for (n, v) in fit.parameter_names.iter().zip(r.x.iter()) {
-            s += &format!("{n},{v:e}\n");
-        }
-        files.push((path, "--params-out", s.into_bytes()));
+        files.push((path, "--params-out", params_csv(&fit, a.data.intercept, &r.x)?));
     }
     write_all_or_none(&files, &a.inputs())?;
     match a.format {
