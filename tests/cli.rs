@@ -151,15 +151,27 @@ fn plain_csv(path: &str) -> (Vec<String>, Vec<Vec<f64>>) {
     (header, rows)
 }
 
+/// [A, 1], b and the x minimizing ‖[A, 1]x − b‖ for a CSV whose last column is b, by
+/// nalgebra's SVD (not by any gradfit code).
+fn direct_least_squares(
+    file: &str,
+) -> (
+    nalgebra::DMatrix<f64>,
+    nalgebra::DVector<f64>,
+    nalgebra::DVector<f64>,
+) {
+    let (header, rows) = plain_csv(file);
+    let n = header.len() - 1;
+    let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
+    let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
+    let x_star = a.clone().svd(true, true).solve(&b, 1e-14).unwrap();
+    (a, b, x_star)
+}
+
 #[test]
 fn least_squares_json_matches_the_direct_solution() {
     for file in ["problems/diabetes.csv", "problems/ill_conditioned_ls.csv"] {
-        let (header, rows) = plain_csv(file);
-        let n = header.len() - 1;
-        // [A, 1] and b; solve min ‖[A, 1]x − b‖ by nalgebra's SVD (not by any gradfit code)
-        let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
-        let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
-        let x_star = a.clone().svd(true, true).solve(&b, 1e-14).unwrap();
+        let (a, b, x_star) = direct_least_squares(file);
         // every solver in both forms of least squares: the rows, and AᵀA factored once
         for (solver, gram) in [
             ("newton", "auto"),
@@ -249,11 +261,7 @@ fn least_squares_json_matches_the_direct_solution() {
 fn memory_sets_the_lbfgs_pairs_and_both_reach_the_direct_solution() {
     // diabetes' raw columns are ill-conditioned: the number of pairs kept matters
     let file = "problems/diabetes.csv";
-    let (header, rows) = plain_csv(file);
-    let n = header.len() - 1;
-    let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
-    let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
-    let x_star = a.svd(true, true).solve(&b, 1e-14).unwrap();
+    let (_, _, x_star) = direct_least_squares(file);
     let mut iterations = Vec::new();
     // argmin's own L-BFGS stops on a failed line search here with fewer than 5 pairs, or
     // below a tolerance of 1e-10
@@ -493,11 +501,7 @@ fn compare_starts_every_solver_at_x0_and_repeats() {
     // the least-squares optimum by nalgebra's SVD, written as --x0: every solver starts there,
     // stops at once, and reports the optimum's cost
     let file = "problems/diabetes.csv";
-    let (header, rows) = plain_csv(file);
-    let n = header.len() - 1;
-    let a = nalgebra::DMatrix::from_fn(rows.len(), n + 1, |i, j| if j < n { rows[i][j] } else { 1.0 });
-    let b = nalgebra::DVector::from_fn(rows.len(), |i, _| rows[i][n]);
-    let x_star = a.clone().svd(true, true).solve(&b, 1e-14).unwrap();
+    let (a, b, x_star) = direct_least_squares(file);
     let best = (&a * &x_star - &b).norm_squared();
     let dir = tempfile::tempdir().unwrap();
     let x0 = dir.path().join("x0.csv");
