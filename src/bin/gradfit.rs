@@ -121,6 +121,9 @@ struct DataArgs {
     standardize: bool,
 }
 
+/// How data read from standard input are named in errors and titles.
+const STDIN_NAME: &str = "<stdin>";
+
 impl DataArgs {
     /// Whether the data come from standard input (`-`).
     fn is_stdin(&self) -> bool {
@@ -130,7 +133,7 @@ impl DataArgs {
     /// The data's name in titles and errors: the path, or `<stdin>`.
     fn name(&self) -> String {
         if self.is_stdin() {
-            "<stdin>".to_string()
+            STDIN_NAME.to_string()
         } else {
             self.data.display().to_string()
         }
@@ -138,7 +141,7 @@ impl DataArgs {
 
     fn load(&self) -> Result<Fit> {
         let table = if self.is_stdin() {
-            read_csv_from(std::io::stdin().lock(), Path::new("<stdin>"))?
+            read_csv_from(std::io::stdin().lock(), Path::new(STDIN_NAME))?
         } else {
             read_csv(&self.data)?
         };
