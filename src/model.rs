@@ -94,6 +94,9 @@ impl Objective for AnyProblem {
     fn has_minimum(&self) -> bool {
         dispatch!(self, p => p.has_minimum())
     }
+    fn no_minimum(&self) -> Option<String> {
+        dispatch!(self, p => p.no_minimum())
+    }
 }
 
 crate::impl_argmin_traits!(AnyProblem);

@@ -865,3 +865,53 @@ fn a_cost_unbounded_below_is_reported_as_running_off_not_as_a_wrong_gradient() {
     assert!(!r.converged && r.x.amax() > 1e8, "{r}");
     assert!(!r.message.clone().unwrap_or_default().contains("ran off"), "{r}");
 }
+
+/// A = Q·diag(d)·Qᵀ/2 + K with Q a rotation and K skew-symmetric: A is not symmetric, and
+/// ∇²f = A + Aᵀ + 2λI = Q·diag(d)·Qᵀ + 2λI has the eigenvalues dᵢ + 2λ by construction.
+fn quadratic_with_spectrum(d: [f64; 3], b_along: [f64; 3], lambda: f64) -> Quadratic {
+    let (c, s) = (0.6_f64, 0.8_f64);
+    let r1 = Matrix::from_row_slice(3, 3, &[c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0]);
+    let r2 = Matrix::from_row_slice(3, 3, &[1.0, 0.0, 0.0, 0.0, c, -s, 0.0, s, c]);
+    let q = r1 * r2;
+    let k = Matrix::from_row_slice(3, 3, &[0.0, 0.7, -0.2, -0.7, 0.0, 1.1, 0.2, -1.1, 0.0]);
+    let a = &q * Matrix::from_diagonal(&Vector::from_row_slice(&d)) * q.transpose() * 0.5 + k;
+    let b = &q * Vector::from_row_slice(&b_along);
+    Quadratic::new(a, b, lambda).unwrap()
+}
+
+#[test]
+fn a_quadratic_without_a_minimum_is_proven_so_by_every_solver() {
+    // eigenvalue −1.5: f falls quadratically along the second column of Q (b has a part
+    // along it, or gradient methods from 0 never leave the saddle's subspace)
+    let indefinite = quadratic_with_spectrum([3.0, -1.5, 0.5], [0.3, 0.1, -0.2], 0.0);
+    // eigenvalue 0 with b = 0.7 along its eigenvector: f falls linearly
+    let linear = quadratic_with_spectrum([2.0, 0.0, 1.0], [0.4, 0.7, 0.0], 0.0);
+    for (p, words, number) in [(&indefinite, "eigenvalue", -1.5_f64), (&linear, "singular", 0.7)] {
+        let proof = p.no_minimum().unwrap();
+        assert!(proof.contains(words), "{proof}");
+        for method in Method::ALL {
+            let mut o = opts(method);
+            o.max_iters = 300;
+            let r = solve(p, &Vector::zeros(3), &o).unwrap();
+            assert!(!r.converged, "{method}: {r}");
+            let m = r.message.clone().unwrap_or_default();
+            assert!(m.contains(&proof), "{method}: {m}");
+            assert!(r.gradient_check.is_none(), "{method}: {r}");
+            // the number in the proof is the one built in (the null vector's sign is free)
+            let at = proof.find(words).unwrap();
+            let found: f64 = proof[at..]
+                .split_whitespace()
+                .find_map(|w| w.parse().ok())
+                .unwrap();
+            assert!((found.abs() - number.abs()).abs() < 1e-9, "{proof}");
+        }
+    }
+    // the same spectra with a minimum: λ = 1 shifts −1.5 to 0.5; b off the null vector
+    let ridge = quadratic_with_spectrum([3.0, -1.5, 0.5], [0.3, 0.0, -0.2], 1.0);
+    let in_range = quadratic_with_spectrum([2.0, 0.0, 1.0], [0.4, 0.0, -0.3], 0.0);
+    for p in [&ridge, &in_range] {
+        assert_eq!(p.no_minimum(), None);
+        let r = solve(p, &Vector::zeros(3), &opts(Method::Lbfgs)).unwrap();
+        assert!(r.converged, "{r}");
+    }
+}

@@ -84,6 +84,14 @@ pub trait Objective {
         false
     }
 
+    /// Why f has no minimum, when the problem can prove it (a quadratic whose Hessian has a
+    /// negative eigenvalue, or is singular with b not in its range); `None` means "no proof",
+    /// not "has a minimum". Asked only after a run that did not converge, so it may cost a
+    /// factorization. The default proves nothing.
+    fn no_minimum(&self) -> Option<String> {
+        None
+    }
+
     /// f(x) and ∇f(x) in one pass, as new values.
     ///
     /// ```
@@ -145,6 +153,9 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
     fn has_minimum(&self) -> bool {
         (**self).has_minimum()
+    }
+    fn no_minimum(&self) -> Option<String> {
+        (**self).no_minimum()
     }
 }
 

@@ -110,6 +110,38 @@ impl Objective for Quadratic {
         out.axpy(2.0 * self.lambda, v, 1.0);
         Ok(())
     }
+
+    /// f has a minimum iff H = A + Aᵀ + 2λI is positive semidefinite and b lies in its range
+    /// (then Hx = −b is solvable). From the eigenpairs (μ, v) of H: if some μ < 0, f falls
+    /// quadratically along v (f(tv) = t²μ/2 + t·bᵀv); if some μ is 0 to rounding
+    /// (|μ| ≤ 64·n·ε·max|μ|) and bᵀv ≠ 0, it falls linearly along ±v.
+    fn no_minimum(&self) -> Option<String> {
+        let n = self.dim();
+        let mut h = Matrix::zeros(n, n);
+        self.hessian_into(&Vector::zeros(n), &mut h).ok()?;
+        let eig = nalgebra::SymmetricEigen::try_new(h, f64::EPSILON, 1000 * n.max(1))?;
+        let zero = 64.0 * n as f64 * f64::EPSILON * eig.eigenvalues.amax();
+        let mu = eig.eigenvalues.min();
+        if mu < -zero {
+            return Some(format!(
+                "f has no minimum: its Hessian A + Aᵀ + 2λI has the eigenvalue {mu:.6e} < 0, and f falls \
+                 without bound along that eigenvector"
+            ));
+        }
+        let b_norm = self.b.norm();
+        eig.eigenvalues
+            .iter()
+            .zip(eig.eigenvectors.column_iter())
+            .filter(|(mu, _)| mu.abs() <= zero)
+            .map(|(_, v)| v.dot(&self.b))
+            .find(|c| c.abs() > 1e-8 * b_norm)
+            .map(|c| {
+                format!(
+                    "f has no minimum: its Hessian A + Aᵀ + 2λI is singular, and b has the component \
+                     {c:.6e} along a null vector v of it, so f falls linearly along −sign(bᵀv)·v"
+                )
+            })
+    }
 }
 
 crate::impl_argmin_traits!(Quadratic);

@@ -121,6 +121,9 @@ impl<P: Objective + ?Sized> Objective for Guarded<'_, P> {
     fn has_minimum(&self) -> bool {
         self.inner.has_minimum()
     }
+    fn no_minimum(&self) -> Option<String> {
+        self.inner.no_minimum()
+    }
 }
 
 impl<P: Objective + ?Sized> CostFunction for Guarded<'_, P> {

@@ -354,8 +354,8 @@ pub struct Report {
     /// After a failed line search, the iteration limit or non-finite values: the gradient
     /// checked against the cost along random directions at `x`. A failed check means the
     /// gradient is probably wrong. Not run when the parameters ran off (|x|∞ > 1e8) on a
-    /// problem not known to have a minimum (`Objective::has_minimum`): the message says so
-    /// instead.
+    /// problem not known to have a minimum (`Objective::has_minimum`), or when the problem
+    /// proves it has none (`Objective::no_minimum`): the message says so instead.
     pub gradient_check: Option<EntryReport>,
     /// The per-iteration trace, if asked for.
     pub trace: Option<Vec<TraceRow>>,

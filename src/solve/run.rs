@@ -383,9 +383,21 @@ fn finish<P: Objective + ?Sized>(
     // 1e16), and across such a step a correct gradient of a curved f disagrees with the
     // difference quotient (log-sum-exp unbounded below was blamed on its gradient)
     let far = raw.x.amax();
+    let no_minimum = if suspicious && !problem.has_minimum() {
+        problem.no_minimum()
+    } else {
+        None
+    };
     let ran_off =
         suspicious && !problem.has_minimum() && (far > RAN_OFF || raw.x.iter().any(|v| !v.is_finite()));
-    let message = if ran_off {
+    let message = if let Some(proof) = no_minimum.as_ref() {
+        // a proof (an indefinite quadratic) says more than "ran off", and holds however far
+        // the solver went: trust-region's radius cap keeps |x|∞ small over 1000 iterations
+        Some(format!(
+            "{}{proof} (|x|∞ = {far:.1e}, cost {cost:.6e} at the stop)",
+            message.map(|m| format!("{m}; ")).unwrap_or_default(),
+        ))
+    } else if ran_off {
         Some(format!(
             "{}the parameters ran off to |x|∞ = {far:.1e} with the cost at {:.6e}: f may have no minimum \
              (unbounded below along some direction, or classes a hyperplane separates at --l2 0)",
@@ -395,7 +407,7 @@ fn finish<P: Objective + ?Sized>(
     } else {
         message
     };
-    let gradient_check = if suspicious && !ran_off {
+    let gradient_check = if suspicious && !ran_off && no_minimum.is_none() {
         check_directional(&Guarded::new(problem, 64), &raw.x, 4, 0, Tolerance { rel: 1e-5 }).ok()
     } else {
         None
