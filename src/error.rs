@@ -77,6 +77,16 @@ pub enum Error {
         /// The legal range.
         reason: String,
     },
+    /// An option that is valid in itself but does not apply to this model.
+    #[error("{name} does not apply to the {model} model: {reason}")]
+    NotApplicable {
+        /// The option's name.
+        name: String,
+        /// The model it was given with.
+        model: String,
+        /// Why it does not apply.
+        reason: String,
+    },
     /// The evaluation budget given to a guarded problem was used up.
     #[error("evaluation budget of {budget} exhausted")]
     Budget {

@@ -193,15 +193,16 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
         // a quadratic's columns are the matrix A, not features; log-sum-exp's rows are not
         // samples: centring them subtracts μᵀx from f, which bounds a function that was
         // unbounded below (a review saw "converged" where the plain problem runs off)
-        return Err(Error::option(
-            "standardize",
-            "on",
-            if spec.model == ModelKind::Quadratic {
-                "quadratic's columns are the matrix A, not features; standardizing them would change the problem"
+        return Err(Error::NotApplicable {
+            name: "standardize".into(),
+            model: spec.model.to_string(),
+            reason: if spec.model == ModelKind::Quadratic {
+                "its columns are the matrix A, not features; standardizing them would change the problem"
             } else {
-                "log-sum-exp's rows are not samples: centring them subtracts a linear term from f and changes the problem"
-            },
-        ));
+                "its rows are not samples: centring them subtracts a linear term from f and changes the problem"
+            }
+            .into(),
+        });
     }
     if spec.target.is_empty() {
         return Err(Error::option("target", "", "name at least one column"));

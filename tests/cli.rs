@@ -952,7 +952,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "quadratic",
                 "--standardize",
             ],
-            &["standardize", "quadratic"],
+            &["standardize does not apply to the quadratic model"],
         ),
         (
             vec![
@@ -962,7 +962,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "log-sum-exp",
                 "--standardize",
             ],
-            &["standardize", "log-sum-exp"],
+            &["standardize does not apply to the log-sum-exp model"],
         ),
         (
             vec![
