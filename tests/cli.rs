@@ -703,10 +703,9 @@ fn a_standardized_params_out_file_applies_the_fit_to_raw_data() {
         let feature = f[0].split_once(':').unwrap().1;
         match st.iter().find(|e| e["feature"] == feature) {
             Some(e) => {
-                // (serde_json's default parser may land an ulp off the written value)
-                let near = |a: f64, b: f64| (a - b).abs() <= 1e-15 * a.abs();
-                assert!(near(number(f[2]), e["mean"].as_f64().unwrap()), "{line}");
-                assert!(near(number(f[3]), e["scale"].as_f64().unwrap()), "{line}");
+                // both written shortest-round-trip, and read back with float_roundtrip
+                assert_eq!(number(f[2]), e["mean"].as_f64().unwrap(), "{line}");
+                assert_eq!(number(f[3]), e["scale"].as_f64().unwrap(), "{line}");
             }
             None => assert_eq!((feature, f[2], f[3]), ("intercept", "", ""), "{line}"),
         }
