@@ -108,6 +108,9 @@ pub struct Fit {
     pub problem: AnyProblem,
     /// One name per parameter, in parameter order.
     pub parameter_names: Vec<String>,
+    /// Per parameter: the index in `features` of the column it multiplies; `None` for an
+    /// intercept. With `standardization`, this is how a parameter applies to raw data.
+    pub parameter_features: Vec<Option<usize>>,
     /// For logistic and softmax: the label of class 0, 1, … (sorted).
     pub classes: Option<Vec<String>>,
     /// The feature columns used, in order.
@@ -364,9 +367,19 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
             )
         }
     };
+    // every model's parameters come in groups (one per class or target; one group for the
+    // others) of A's columns in order: the features, then the intercept
+    let columns: Vec<Option<usize>> = (0..features.len())
+        .map(Some)
+        .chain(spec.intercept.then_some(None))
+        .collect();
+    let parameter_features = (0..parameter_names.len())
+        .map(|p| columns.get(p % columns.len().max(1)).copied().flatten())
+        .collect();
     Ok(Fit {
         problem,
         parameter_names,
+        parameter_features,
         classes,
         features,
         standardization,
@@ -475,4 +488,45 @@ pub fn random_point(fit: &Fit, seed: u64) -> Vector {
     use rand::{Rng, SeedableRng};
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
     typical_scale(fit).map(|t| t * r.sample::<f64, _>(rand_distr::StandardNormal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::read_csv_from;
+    use std::path::Path;
+
+    /// Every parameter's feature is the one its name gives ("class:feature" or "target:feature"),
+    /// and `None` exactly for the intercept, for each model that groups its parameters.
+    #[test]
+    fn parameter_features_match_the_names() {
+        let csv = "u,v,w,y,z\n1,2,0.5,a,3\n2,1,1.5,b,1\n0,3,2.5,c,4\n4,0,1,a,2\n3,3,0,b,0\n";
+        let table = read_csv_from(csv.as_bytes(), Path::new("t.csv")).unwrap();
+        let mut softmax = FitSpec::new(ModelKind::Softmax);
+        softmax.features = Some(vec!["w".into(), "u".into()]);
+        softmax.intercept = true;
+        softmax.standardize = true;
+        let mut ls = FitSpec::new(ModelKind::LeastSquares);
+        ls.target = vec!["v".into(), "z".into()];
+        ls.features = Some(vec!["u".into(), "w".into()]);
+        ls.intercept = true;
+        let mut plain = FitSpec::new(ModelKind::LeastSquares);
+        plain.target = vec!["z".into()];
+        plain.features = Some(vec!["w".into(), "u".into(), "v".into()]);
+        for (spec, groups) in [(softmax, 3), (ls, 2), (plain, 1)] {
+            let fit = build(&table, &spec).unwrap();
+            assert_eq!(fit.parameter_features.len(), fit.parameter_names.len());
+            assert_eq!(
+                fit.parameter_names.len(),
+                groups * (fit.features.len() + usize::from(spec.intercept))
+            );
+            for (name, j) in fit.parameter_names.iter().zip(&fit.parameter_features) {
+                let feature = name.rsplit(':').next().unwrap();
+                match j {
+                    Some(j) => assert_eq!(fit.features[*j], feature, "{name}"),
+                    None => assert_eq!(feature, "intercept", "{name}"),
+                }
+            }
+        }
+    }
 }

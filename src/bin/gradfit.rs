@@ -496,7 +496,7 @@ fn run_one(fit: &Fit, x0: &Vector, opts: &SolveOptions, gram: GramMode) -> Resul
 /// standardization of the feature each parameter multiplies (empty for an intercept), so the
 /// fit applies to raw data: the score is Σⱼ wⱼ·(xⱼ − meanⱼ)/scaleⱼ + intercept. Fields are
 /// quoted where a name needs it.
-fn params_csv(fit: &Fit, intercept: bool, x: &gradfit::Vector) -> Result<Vec<u8>> {
+fn params_csv(fit: &Fit, x: &gradfit::Vector) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let st = fit.standardization.as_ref();
     if st.is_some() {
@@ -504,14 +504,16 @@ fn params_csv(fit: &Fit, intercept: bool, x: &gradfit::Vector) -> Result<Vec<u8>
     } else {
         w.write_record(["name", "value"])?;
     }
-    // parameters come in groups (one per class or target) of the features, then the intercept
-    let group = fit.features.len() + usize::from(intercept);
     for (p, (name, v)) in fit.parameter_names.iter().zip(x.iter()).enumerate() {
         let value = format!("{v:e}");
         match st {
             Some(st) => {
-                let (mean, scale) = st
-                    .get(p % group.max(1))
+                let (mean, scale) = fit
+                    .parameter_features
+                    .get(p)
+                    .copied()
+                    .flatten()
+                    .and_then(|j| st.get(j))
                     .map(|(m, s)| (format!("{m:e}"), format!("{s:e}")))
                     .unwrap_or_default();
                 w.write_record([name.as_str(), &value, &mean, &scale])?;
@@ -633,7 +635,7 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
         files.push((path, "--trace", s.into_bytes()));
     }
     if let Some(path) = &a.params_out {
-        files.push((path, "--params-out", params_csv(&fit, a.data.intercept, &r.x)?));
+        files.push((path, "--params-out", params_csv(&fit, &r.x)?));
     }
     write_all_or_none(&files, &a.inputs())?;
     match a.format {
