@@ -926,22 +926,42 @@ fn register_axpys<const V: usize>(block: &[f64], c: &[f64], g: &mut [f64]) {
 /// blocks).
 pub(crate) const ROW_BLOCK: usize = 64;
 
-/// Entries of A in a block: 32 KB, the L1 data cache of the machine measured.
+/// Entries of A in a block of rows shorter than [`LONG_ROW`]: 32 KB, the L1 data cache of
+/// the machine measured.
 const BLOCK_ENTRIES: usize = 4096;
 
+/// Entries of A in a block of rows of [`LONG_ROW`] entries or more (8 KB: four rows of 200).
+/// Measured on AMD EPYC (Zen 4), one thread pinned, floor bench (fused pass against a stream
+/// read, in pairs), against the 32 KB budget (20 rows of 200): least squares 100000 × 200
+/// 1.11–1.16× a stream read where it was 1.50–1.54×, logistic 20000 × 200 1.28–1.35× where it
+/// was 1.66–1.73×; a 16 KB budget (8 rows) fell between (1.16–1.27×, 1.34–1.45×). On the
+/// earlier machine the 32 KB budget had won. For rows of 50 entries the smaller budgets lost
+/// (log-sum-exp 20000 × 50 1.06× the time at 8 KB, 1.30× at 4 KB) or gained little (logistic
+/// and least squares 0.97×), so short rows keep 32 KB. Two threads (unpinned, the other
+/// tenant busy: stream reads ranged 2.8–7.8 ms at 100000 × 200) showed no difference either
+/// way between two runs of each.
+const LONG_BLOCK_ENTRIES: usize = 1024;
+
 /// Rows per block for rows of n entries: up to `ROW_BLOCK`, but at most `BLOCK_ENTRIES`
-/// entries of A, so a block read by [`dots_block`] is still in L1 (or at worst L2) when
-/// [`axpys_block`] reads it again; a multiple of 4 (the kernels' unroll) where it can be.
+/// entries of A (`LONG_BLOCK_ENTRIES` for rows of `LONG_ROW` entries or more), so a block
+/// read by [`dots_block`] is still in L1 (or at worst L2) when [`axpys_block`] reads it
+/// again; a multiple of 4 (the kernels' unroll) where it can be.
 ///
-/// Measured in alternation with the earlier budget of 1024 entries (8 KB, at most 16 rows),
-/// one cost-and-gradient each, 200–400 pairs, one thread: 20000 × 200 (20 rows a block, was 4)
+/// On the earlier machine, measured in alternation with an earlier budget of 1024 entries
+/// for every row length (8 KB, at most 16 rows), one cost-and-gradient each, 200–400 pairs,
+/// one thread: 20000 × 200 (20 rows a block, was 4)
 /// 0.89× the time for logistic, 0.92× least squares, 0.88× log-sum-exp; 100000 × 200 the
 /// same; 20000 × 50 (64 rows, was 16) logistic 0.93×, least squares and log-sum-exp unchanged;
 /// 2000 × 20 0.98×; softmax (k = 5, 10) 0.95–0.96×. Two threads: 0.92–0.99×. Larger blocks
 /// (8192 and 16384 entries) were no better.
 #[inline]
 pub(crate) fn block_rows(n: usize) -> usize {
-    (BLOCK_ENTRIES / n.max(1) / 4 * 4).clamp(4, ROW_BLOCK)
+    let budget = if n >= LONG_ROW {
+        LONG_BLOCK_ENTRIES
+    } else {
+        BLOCK_ENTRIES
+    };
+    (budget / n.max(1) / 4 * 4).clamp(4, ROW_BLOCK)
 }
 
 /// The ranges start..end that cut rows lo..hi into blocks of [`block_rows`]`(n)` rows.
