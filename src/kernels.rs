@@ -926,18 +926,22 @@ fn register_axpys<const V: usize>(block: &[f64], c: &[f64], g: &mut [f64]) {
 /// blocks).
 pub(crate) const ROW_BLOCK: usize = 64;
 
-/// Entries of A in a block of rows shorter than [`LONG_ROW`]: 32 KB, the L1 data cache of
-/// the machine measured.
-const BLOCK_ENTRIES: usize = 4096;
+/// Entries of A in a block of rows shorter than [`LONG_ROW`]: 16 KB, half the L1 data cache.
+/// Measured against 32 KB (64 rows of 52 entries; 36 rows now), one thread pinned, floor bench,
+/// 20000 × 50, two runs each in alternation on AMD EPYC (Zen 4): logistic's fused pass 178 µs
+/// against 183, log-sum-exp 183 against 189–249, least squares 247–251 against 253–355,
+/// softmax (k = 10) 1.59–1.60 ms against 1.52–1.65 (three runs each); an 8 KB budget lost
+/// for log-sum-exp (201 µs).
+const BLOCK_ENTRIES: usize = 2048;
 
 /// Entries of A in a block of rows of [`LONG_ROW`] entries or more (8 KB: four rows of 200).
 /// Measured on AMD EPYC (Zen 4), one thread pinned, floor bench (fused pass against a stream
-/// read, in pairs), against the 32 KB budget (20 rows of 200): least squares 100000 × 200
+/// read, in pairs), against the earlier 32 KB budget (20 rows of 200): least squares 100000 × 200
 /// 1.11–1.16× a stream read where it was 1.50–1.54×, logistic 20000 × 200 1.28–1.35× where it
 /// was 1.66–1.73×; a 16 KB budget (8 rows) fell between (1.16–1.27×, 1.34–1.45×). On the
 /// earlier machine the 32 KB budget had won. For rows of 50 entries the smaller budgets lost
 /// (log-sum-exp 20000 × 50 1.06× the time at 8 KB, 1.30× at 4 KB) or gained little (logistic
-/// and least squares 0.97×), so short rows keep 32 KB. Two threads (unpinned, the other
+/// and least squares 0.97×): short rows have [`BLOCK_ENTRIES`]. Two threads (unpinned, the other
 /// tenant busy: stream reads ranged 2.8–7.8 ms at 100000 × 200) showed no difference either
 /// way between two runs of each.
 const LONG_BLOCK_ENTRIES: usize = 1024;
