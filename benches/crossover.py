@@ -394,9 +394,8 @@ def shortfall_notes(peer, floor):
             "An evaluation reads each row of A once for all k scores and again, from L1, for the k axpys "
             "into the gradient: 2k multiply-adds an entry, so the pass is bound by arithmetic, not by "
             "memory (the derivatives and floor tables show softmax's fused pass at several times a bare "
-            "read). scipy's evaluation is two BLAS matrix products (A·W and Aᵀ(P − Y)), which run near the "
-            "same multiply-add peak, plus numpy's softmax and Python, so the ratio is bounded by that "
-            "overhead rather than by gradfit's kernels."),
+            "read). scipy's evaluation is two BLAS matrix products (A·W and Aᵀ(P − Y)) plus numpy's "
+            "softmax and Python."),
     }
     for model in sorted({r["model"] for r in lbfgs}):
         for r in (r for r in lbfgs if r["model"] == model):
