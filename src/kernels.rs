@@ -341,7 +341,11 @@ fn scores_avx2(block: &[f64], n: usize, w: &[f64], k: usize, z: &mut [f64]) {
 }
 
 /// [`scores_k`] in AVX2 registers (LLVM's vectorization of it used 2-lane registers): one
-/// 4-lane accumulator per class, each chunk of the row loaded once for all K classes.
+/// 4-lane accumulator per class, each chunk of the row loaded once for all K classes. Rows go
+/// two at a time (2K accumulators, at most 10 of the 16 registers), so each chunk of a class's
+/// weights is loaded once for both: the loads per chunk fall from 2(K + 1) to K + 2, and a
+/// row's sums are formed in the same order as alone. Measured on softmax (K = 5) 10000 × 50,
+/// L-BFGS solves, one thread pinned, ten alternating runs: 0.88× the time of one row at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn scores_k_avx2<const K: usize>(block: &[f64], n: usize, w: &[f64], z: &mut [f64]) {
@@ -349,7 +353,42 @@ fn scores_k_avx2<const K: usize>(block: &[f64], n: usize, w: &[f64], z: &mut [f6
     let n = n.max(1);
     let ws: [&[f64]; K] = std::array::from_fn(|c| &w[c * n..(c + 1) * n]);
     let nv = n / 4 * 4;
-    for (a, zr) in block.chunks_exact(n).zip(z.chunks_exact_mut(K)) {
+    // two rows at a time: each chunk of every class's weights loaded once for both rows
+    let pairs = block.chunks_exact(2 * n);
+    let single = pairs.remainder();
+    let mut zs = z.chunks_exact_mut(2 * K);
+    for (ab, zb) in pairs.zip(&mut zs) {
+        let (a, b) = ab.split_at(n);
+        // SAFETY: as below, for the rows `a` and `b`
+        unsafe {
+            let mut acc = [_mm256_setzero_pd(); K];
+            let mut bcc = [_mm256_setzero_pd(); K];
+            let mut j = 0;
+            while j < nv {
+                let av = _mm256_loadu_pd(a.as_ptr().add(j));
+                let bv = _mm256_loadu_pd(b.as_ptr().add(j));
+                for c in 0..K {
+                    let wv = _mm256_loadu_pd(ws[c].as_ptr().add(j));
+                    acc[c] = _mm256_fmadd_pd(av, wv, acc[c]);
+                    bcc[c] = _mm256_fmadd_pd(bv, wv, bcc[c]);
+                }
+                j += 4;
+            }
+            for c in 0..K {
+                let (mut s, mut t) = (horizontal_sum(acc[c]), horizontal_sum(bcc[c]));
+                for j in nv..n {
+                    s = a[j].mul_add(ws[c][j], s);
+                    t = b[j].mul_add(ws[c][j], t);
+                }
+                zb[c] = s;
+                zb[K + c] = t;
+            }
+        }
+    }
+    for (a, zr) in single
+        .chunks_exact(n)
+        .zip(zs.into_remainder().chunks_exact_mut(K))
+    {
         // SAFETY: every load reads entries j..j + 4 with j + 4 ≤ nv ≤ n of the row `a` and
         // of each class's weights (n entries each)
         unsafe {
