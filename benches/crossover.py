@@ -235,16 +235,8 @@ def svg(cases, path):
 
 def floor_section():
     """The paired fused / stream ratios benches/floor.rs wrote, or a note that it has not run."""
-    path = os.path.join(CRIT, "gradfit-floor.jsonl")
-    rows = []
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue
-    except OSError:
+    rows = floor_records()
+    if not rows:
         return "Not run yet: `cargo bench --bench floor`.\n"
     order = {"least-squares": 0, "logistic": 1, "log-sum-exp": 2}
     rows.sort(key=lambda r: (order.get(r["model"], 9), r["model"], r["m"] * r["n"], -r["threads"]))
