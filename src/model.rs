@@ -136,10 +136,7 @@ pub fn solve_fit_monitored<M: Monitor + 'static>(
         p => {
             let (mut r, monitor) = solve_monitored(p, x0, opts, monitor)?;
             if let Some(note) = separable_note(p, fit.a.nrows(), &r) {
-                r.message = Some(match r.message.take() {
-                    Some(m) => format!("{m}; {note}"),
-                    None => note,
-                });
+                r.add_detail(note);
             }
             Ok((r, monitor))
         }

@@ -156,11 +156,9 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
             let (mut r, shift) = solve_monitored(rows, x0, &shorter, shift)?;
             delay_trace(&mut r, setup.as_secs_f64());
             r.seconds = start.elapsed().as_secs_f64();
-            let why = format!("solved on the rows, not in the Gram form (--gram auto): {e}");
-            r.message = Some(match r.message.take() {
-                Some(m) => format!("{m}; {why}"),
-                None => why,
-            });
+            r.add_detail(format!(
+                "solved on the rows, not in the Gram form (--gram auto): {e}"
+            ));
             return Ok((r, shift.inner));
         }
         Err(e) => return Err(e),

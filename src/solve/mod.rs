@@ -361,6 +361,21 @@ pub struct Report {
     pub trace: Option<Vec<TraceRow>>,
 }
 
+/// `more` after the detail a report already has, if any: "detail; more".
+pub(crate) fn with_detail(message: Option<String>, more: impl fmt::Display) -> String {
+    match message {
+        Some(m) => format!("{m}; {more}"),
+        None => more.to_string(),
+    }
+}
+
+impl Report {
+    /// Adds `more` to the report's detail ([`Report::message`]), after what it already says.
+    pub(crate) fn add_detail(&mut self, more: impl fmt::Display) {
+        self.message = Some(with_detail(self.message.take(), more));
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "method          {}", self.method)?;

@@ -14,7 +14,7 @@ use argmin::core::{
 
 use super::common::Outcome;
 use super::guard::Guarded;
-use super::{argmin_wrapped, bfgs, gradient_descent, lbfgs, newton, newton_cg};
+use super::{argmin_wrapped, bfgs, gradient_descent, lbfgs, newton, newton_cg, with_detail};
 use super::{Control, Method, Monitor, Report, SolveOptions, Status, TraceRow};
 use crate::check::{check_directional, Tolerance};
 use crate::error::{check_finite, check_len, Error, Result};
@@ -393,16 +393,17 @@ fn finish<P: Objective + ?Sized>(
     let message = if let Some(proof) = no_minimum.as_ref() {
         // a proof (an indefinite quadratic) says more than "ran off", and holds however far
         // the solver went: trust-region's radius cap keeps |x|∞ small over 1000 iterations
-        Some(format!(
-            "{}{proof} (|x|∞ = {far:.1e}, cost {cost:.6e} at the stop)",
-            message.map(|m| format!("{m}; ")).unwrap_or_default(),
+        Some(with_detail(
+            message,
+            format!("{proof} (|x|∞ = {far:.1e}, cost {cost:.6e} at the stop)"),
         ))
     } else if ran_off {
-        Some(format!(
-            "{}the parameters ran off to |x|∞ = {far:.1e} with the cost at {:.6e}: f may have no minimum \
-             (unbounded below along some direction, or classes a hyperplane separates at --l2 0)",
-            message.map(|m| format!("{m}; ")).unwrap_or_default(),
-            cost
+        Some(with_detail(
+            message,
+            format!(
+                "the parameters ran off to |x|∞ = {far:.1e} with the cost at {cost:.6e}: f may have no minimum \
+                 (unbounded below along some direction, or classes a hyperplane separates at --l2 0)"
+            ),
         ))
     } else {
         message
@@ -413,9 +414,11 @@ fn finish<P: Objective + ?Sized>(
         None
     };
     let message = match (&gradient_check, message) {
-        (Some(c), m) if !c.passed => Some(format!(
-            "{}the gradient disagrees with the cost at x (directional check: {c}), so it is probably wrong",
-            m.map(|m| format!("{m}; ")).unwrap_or_default()
+        (Some(c), m) if !c.passed => Some(with_detail(
+            m,
+            format!(
+                "the gradient disagrees with the cost at x (directional check: {c}), so it is probably wrong"
+            ),
         )),
         (_, m) => m,
     };
