@@ -457,8 +457,11 @@ impl<'a, 'k> LogisticQuads<'a, 'k> {
     }
 
     /// The log of the lanes' product so far into `logs`, and the scores kept to `keep`.
+    /// Never inlined: it runs once per 64 rows, and inlined it made [`Self::quad`] too big for
+    /// the compiler to inline in turn (into `crate::kernels`' sweep, where a call per quad
+    /// cost 1.2× the time of the whole pass).
     #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    #[inline(never)]
     fn flush(&mut self) {
         use std::arch::x86_64::*;
         if self.pending == 0 {
