@@ -373,15 +373,16 @@ def shortfall_notes(peer, floor):
     why = {
         "logistic": (
             "An evaluation is one pass over A plus an exponential per row. The rows, padded to a "
-            "multiple of 4 entries, go through the pass in blocks: the block's dot products with x held in "
-            "AVX2 registers, then its exponentials four rows at a time, then its axpys with g in registers, "
-            "so each entry of A is loaded once for its dot product and once, from L1, for its axpy "
-            "(`register_rows` in `src/kernels.rs`). The dot products run at about the speed of a bare read "
-            "(see the floor table); the exponentials and axpys come on top, and every attempt to overlap "
-            "them with the memory traffic measured slower (interleaving them with the next block's dot "
-            "products, software prefetch, software pipelining in AVX2 and in AVX-512 registers, 16-row "
-            "groups, a 56-entry pitch, transparent huge pages): `register_rows`' documentation records each "
-            "with its figures. scipy's evaluation is two BLAS passes, numpy's elementwise work and Python."),
+            "multiple of 4 entries, go through the pass four at a time with x held in registers: their dot "
+            "products, then the exponentials of the four before them, then the axpys of the four before "
+            "those, so each entry of A is loaded once for its dot product and once, from L1, for its axpy, "
+            "and the exponentials run while the next rows arrive (`register_sweep` in `src/kernels.rs`; it "
+            "needs AVX-512's 32 registers, with AVX2 arithmetic; on AVX2 alone the pass goes a block at a "
+            "time, `register_rows`). What is left is arithmetic: about 26 multiply-adds a row for the dot "
+            "product and the axpy, and the exponential's. The attempts that lost (software prefetch, "
+            "pipelining in AVX-512 arithmetic, 16-row groups, a 56-entry pitch, transparent huge pages) are "
+            "recorded with their figures in those two functions' documentation. scipy's evaluation is two "
+            "BLAS passes, numpy's elementwise work and Python."),
         "softmax": (
             "An evaluation reads each row of A once for all k scores and again, from L1, for the k axpys "
             "into the gradient: 2k multiply-adds an entry, so the pass is bound by arithmetic, not by "
