@@ -156,26 +156,45 @@ macro_rules! dispatch {
     }};
 }
 
-/// x ← eˣ, elementwise.
-pub(crate) fn exp_in_place(x: &mut [f64]) {
-    dispatch!(exp_portable, exp_avx2, (x))
+/// z ← e^(z − m), elementwise, for a shift m (log-sum-exp's: the largest zᵢ): an entry equal to m gives exactly 1
+/// (a select, not z − m: at m = +∞ the entry holding it gives e⁰ = 1, the others e^(−∞) = 0,
+/// rather than e^(∞ − ∞) = NaN); a NaN stays NaN. Four lanes at a time on AVX2 ([`exp4`], the
+/// same bits as [`exp1`]). One call in place of a select loop and an exponential loop: on
+/// log-sum-exp's fused pass (floor bench, one thread pinned, four runs each in alternation)
+/// 1.43–1.44× a stream read at 20000 × 50 against 1.49–1.75×, and 1.05–1.25× at 20000 × 200
+/// against 1.15–1.26×.
+pub(crate) fn exp_shifted_in_place(z: &mut [f64], m: f64) {
+    dispatch!(exp_shifted_portable, exp_shifted_avx2, (z, m))
 }
 
 #[inline(always)]
-fn exp_body<const FMA: bool>(x: &mut [f64]) {
-    for v in x.iter_mut() {
-        *v = exp1::<FMA>(*v);
+fn exp_shifted_body<const FMA: bool>(z: &mut [f64], m: f64) {
+    for v in z.iter_mut() {
+        *v = exp1::<FMA>(if *v == m { 0.0 } else { *v - m });
     }
 }
 
-fn exp_portable(x: &mut [f64]) {
-    exp_body::<false>(x)
+fn exp_shifted_portable(z: &mut [f64], m: f64) {
+    exp_shifted_body::<false>(z, m)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn exp_avx2(x: &mut [f64]) {
-    exp_body::<true>(x)
+fn exp_shifted_avx2(z: &mut [f64], m: f64) {
+    use std::arch::x86_64::*;
+    let mut quads = z.chunks_exact_mut(4);
+    let mv = _mm256_set1_pd(m);
+    for q in &mut quads {
+        // SAFETY: a four-entry load and store of `q`
+        unsafe {
+            let v = _mm256_loadu_pd(q.as_ptr());
+            // lanes equal to m (ordered: a NaN is equal to nothing) shift to 0, not v − m
+            let at_m = _mm256_cmp_pd::<_CMP_EQ_OQ>(v, mv);
+            let t = _mm256_andnot_pd(at_m, _mm256_sub_pd(v, mv));
+            _mm256_storeu_pd(q.as_mut_ptr(), exp4(t));
+        }
+    }
+    exp_shifted_body::<true>(quads.into_remainder(), m);
 }
 
 /// Row-wise softmax, in place, of z holding rows of k entries each (contiguous), shifted by
@@ -713,15 +732,46 @@ mod tests {
     }
 
     #[test]
+    fn shifted_exp_is_the_scalar_select_and_exp_to_the_bit() {
+        // every length mod 4 (the four-lane loop and the scalar rest), entries at the shift,
+        // NaN, and the infinite shifts
+        let mut v = grid();
+        v.extend([f64::NAN, 3.0, f64::NEG_INFINITY, 3.0, -0.0, 0.0]);
+        for m in [3.0, 0.0, 1e300, f64::INFINITY] {
+            for len in [0, 1, 2, 3, 4, 5, 7, 8, v.len()] {
+                let mut z: Vec<f64> = v[v.len() - len..].iter().map(|x| x.min(m)).collect();
+                if m == f64::INFINITY && len > 2 {
+                    z[1] = m;
+                }
+                let want: Vec<f64> = z
+                    .iter()
+                    .map(|&x| exp1::<true>(if x == m { 0.0 } else { x - m }))
+                    .collect();
+                exp_shifted_in_place(&mut z, m);
+                for (i, (g, w)) in z.iter().zip(&want).enumerate() {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "m {m} len {len} entry {i}: {g} against {w}"
+                    );
+                }
+                if m == f64::INFINITY && len > 2 {
+                    assert_eq!(z[1], 1.0);
+                    assert_eq!(z[0], 0.0);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn exp_is_within_two_ulp_of_libm() {
         // the portable build and whatever the dispatcher picks on this CPU
         for fma in [false, true] {
             let xs = grid();
             let mut got = xs.clone();
             if fma {
-                exp_in_place(&mut got);
+                exp_shifted_in_place(&mut got, 0.0);
             } else {
-                exp_portable(&mut got);
+                exp_shifted_portable(&mut got, 0.0);
             }
             let mut worst: f64 = 0.0;
             for (x, g) in xs.iter().zip(&got) {
@@ -740,7 +790,7 @@ mod tests {
     #[test]
     fn exp_edges() {
         let mut v = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 710.0, -800.0, 0.0];
-        exp_in_place(&mut v);
+        exp_shifted_in_place(&mut v, 0.0);
         assert!(v[0].is_nan());
         assert_eq!(&v[1..], &[f64::INFINITY, 0.0, f64::INFINITY, 0.0, 1.0]);
     }

@@ -5,7 +5,7 @@ use crate::aligned::AlignedT;
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{axpy, dot, pipelined_rows, rows, split_rows};
-use crate::vmath::exp_in_place;
+use crate::vmath::exp_shifted_in_place;
 use crate::{Matrix, Vector};
 
 /// Log-sum-exp of an affine map: f(x) = log Σᵢ exp(aᵢᵀx + bᵢ) + λ‖x‖².
@@ -97,11 +97,9 @@ impl LogSumExp {
                 g.iter_mut().for_each(|gi| *gi *= scale);
                 m = block_max;
             }
-            // (a select, not zᵢ − m: with m = +∞ the row holding it contributes e⁰ = 1, the
-            // others e^(−∞) = 0, and f = +∞ exactly rather than ∞ − ∞ = NaN)
-            z.iter_mut()
-                .for_each(|zi| *zi = if *zi == m { 0.0 } else { *zi - m });
-            exp_in_place(z);
+            // (e⁰ = 1 exactly for the row at m, even at m = +∞, so f = +∞ exactly rather than
+            // ∞ − ∞ = NaN)
+            exp_shifted_in_place(z, m);
             s += z.iter().sum::<f64>();
         });
         (m, s)
