@@ -537,8 +537,9 @@ fn scores_k<const K: usize, const FMA: bool>(block: &[f64], n: usize, w: &[f64],
 /// Measured against the two steps one after the other (least squares 20000 × 50, one thread,
 /// paired with a stream read of A in alternation): 1.41–1.50× a stream read before, 1.23–1.31×
 /// after; logistic 1.96× → 1.83×. For rows of `LONG_ROW` entries or more the same sweep, four
-/// rows side by side, was 1.5× slower (four interleaved streams), and row by row it gained
-/// nothing, so those go through the two steps ([`axpys_block`], then [`dots_block`]).
+/// rows side by side, was 1.5× slower (four interleaved streams): those take `next`'s rows one
+/// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (136 to 208 entries,
+/// a multiple of 8, on AVX-512), else the two steps ([`axpys_block`], then [`dots_block`]).
 pub(crate) fn dots_axpys(
     next: &[f64],
     z: &mut [f64],
@@ -568,8 +569,8 @@ pub(crate) fn dots_axpys(
     dots_block(next, n, x, z);
 }
 
-/// [`dots_axpys`] for four long rows of each block, n = 8·V entries with V from 16 to 26 (128
-/// to 208), on a CPU with AVX-512 (F and VL): `next`'s dot products one row after another, in
+/// [`dots_axpys`] for blocks of four long rows, n = 8·V entries with V from 17 to 26 (136 to
+/// 208: rows of 128 have blocks of eight, [`block_rows`]), on a CPU with AVX-512 (F and VL): `next`'s dot products one row after another, in
 /// 512-bit registers (one sequential stream from memory, as [`dots_block`] reads long rows),
 /// with `cur`'s axpys woven in, one 8-entry step of all four rows after every four steps of
 /// the dot products, so the axpys' loads from L1 run while the dot products' loads wait on the
@@ -582,13 +583,13 @@ pub(crate) fn dots_axpys(
 /// then the dot products): one thread pinned, least squares 0.99–1.11× against 1.10–1.18×,
 /// logistic 1.05–1.09× against 1.15–1.21×, log-sum-exp 1.03–1.09× against 1.22–1.40×; two
 /// threads (unpinned, noisier) least squares 1.30–1.31× (one run 2.0×) against 1.51–1.56×,
-/// logistic 1.11–1.30× against 1.40–1.75×, log-sum-exp 1.45–1.52× against 1.43–1.46×. With A
-/// in L2 (1000 × 200, one thread) least squares 1.15× against 1.20–1.24×, log-sum-exp
-/// 1.15–1.19× against 1.30–1.32×. The same weave with x held in 25 of the 32 registers had
+/// logistic 1.11–1.30× against 1.40–1.75×, log-sum-exp 1.45–1.52× against 1.43–1.46×. At
+/// 1000 × 200 (1.6 MB, past the 1 MB L2; one thread) least squares 1.15× against 1.20–1.24×,
+/// log-sum-exp 1.15–1.19× against 1.30–1.32×. The same weave with x held in 25 of the 32 registers had
 /// too few left for the axpys; the dot products alone with x in registers gained nothing.
 ///
-/// Returns false (having done nothing) where it does not apply: other n, a block of other
-/// than four rows, or a CPU without AVX-512.
+/// Returns false (having done nothing) where it does not apply: other n, blocks of other than
+/// four rows, x or g shorter than n, or a CPU without AVX2, FMA and AVX-512 F and VL.
 #[cfg(target_arch = "x86_64")]
 fn woven_long(
     next: &[f64],
@@ -600,13 +601,14 @@ fn woven_long(
     n: usize,
 ) -> bool {
     if !(n.is_multiple_of(8)
-        && (128..=208).contains(&n)
+        && (WOVEN_MIN..=WOVEN_MAX).contains(&n)
         && z.len() == 4
         && next.len() == 4 * n
         && cur.len() == 4 * n
         && c.len() == 4
         && g.len() >= n
         && x.len() >= n
+        && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
         && has_avx512())
     {
@@ -615,16 +617,22 @@ fn woven_long(
     macro_rules! by_v {
         ($($v:literal),*) => {
             match n / 8 {
-                // SAFETY: the CPU has AVX-512 F and VL and FMA (checked above; AVX-512 F
-                // implies AVX2), and the slices have the lengths `woven_avx512` reads
+                // SAFETY: the CPU has AVX2, FMA and AVX-512 F and VL, and the slices have the
+                // lengths `woven_avx512` reads (both checked above)
                 $($v => unsafe { woven_avx512::<$v>(next, z, x, cur, c, g) },)*
                 _ => return false,
             }
         };
     }
-    by_v!(16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26);
+    by_v!(17, 18, 19, 20, 21, 22, 23, 24, 25, 26);
     true
 }
+
+/// The row lengths [`woven_long`] takes (a multiple of 8 between them).
+#[cfg(target_arch = "x86_64")]
+const WOVEN_MIN: usize = 136;
+#[cfg(target_arch = "x86_64")]
+const WOVEN_MAX: usize = 208;
 
 /// [`woven_long`] for n = 8·V.
 ///
@@ -766,8 +774,8 @@ fn dots_axpys_avx2(next: &[f64], z: &mut [f64], x: &[f64], cur: &[f64], c: &[f64
 /// of 4 as [`axpys_block`] and [`dots_block`] do them, with the same accumulators in the same
 /// order, so every dot product and gⱼ is the same to the bit as from the two steps. Without
 /// `AXPY`, rows of [`LONG_ROW`] entries or more go one at a time, as in [`dots_block`]; with
-/// it, n must be below [`LONG_ROW`] (longer rows take the two steps, whose dot products are
-/// one row at a time). Rows reach `quads` once each, in order: `quad` for each four, then
+/// it, n must be below [`LONG_ROW`] (longer rows take [`woven_long`] or the two steps, whose
+/// dot products are one row at a time). Rows reach `quads` once each, in order: `quad` for each four, then
 /// `rows` for the fewer than four left.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -888,7 +896,8 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
 /// registers through [`register_sweep`] on a CPU with AVX-512 (each quad's coefficients
 /// between the next quad's dot products and the axpys of the one before), else through
 /// [`register_rows`] (a block's coefficients between its dot products and its axpys); other
-/// rows four at a time inside the sweeps. Blocks, order of the sweeps and the
+/// rows four at a time inside the sweeps, and long rows (blocks of four) through [`woven_long`]
+/// where it applies, their coefficients after it. Blocks, order of the sweeps and the
 /// dot products' arithmetic as in [`pipelined_rows`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -1610,7 +1619,8 @@ mod tests {
     #[test]
     fn one_sweep_equals_the_two_steps_to_the_bit() {
         // every n mod 8 (the lo/hi accumulators and the scalar tail), row counts with and
-        // without a remainder of four, and a long row (the two steps, not the sweep)
+        // without a remainder of four, and long rows (the woven rows where n = 8·V from 136 to
+        // 208 and AVX-512 is there, asserted taken; the two steps elsewhere)
         for (rows, n) in [
             (4, 1),
             (16, 50),
@@ -1639,6 +1649,17 @@ mod tests {
                 dots_block(&next, n, &x, &mut want_z);
                 assert_eq!(z, want_z, "{rows}×{n}");
                 assert_eq!(g, want_g, "{rows}×{n}");
+                #[cfg(target_arch = "x86_64")]
+                if rows == 4 && n.is_multiple_of(8) && (WOVEN_MIN..=WOVEN_MAX).contains(&n) {
+                    let (mut wz, mut wg) = (vec![0.0; rows], g0.clone());
+                    let woven = woven_long(&next, &mut wz, &x, &cur, &c, &mut wg, n);
+                    assert_eq!(woven, has_avx512(), "{rows}×{n}: woven where AVX-512 is");
+                    if woven {
+                        assert_eq!((wz, wg), (want_z.clone(), want_g.clone()), "{rows}×{n} woven");
+                    } else {
+                        eprintln!("no AVX-512 here: the woven long rows are not tested");
+                    }
+                }
                 // and both against plain dot products and axpys
                 let mut plain_g = g0.clone();
                 for (r, (an, ac)) in next.chunks_exact(n).zip(cur.chunks_exact(n)).enumerate() {
@@ -1844,6 +1865,8 @@ mod tests {
             return;
         }
         use crate::vmath::LogisticQuads;
+        // 136, 200 and 208 woven (blocks of four) on AVX-512; 128 (blocks of eight), 201 and
+        // 216 the two steps
         for n in [128, 136, 200, 201, 208, 216] {
             for m in [3, 9, 50] {
                 let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
