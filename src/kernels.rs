@@ -539,7 +539,9 @@ fn scores_k<const K: usize, const FMA: bool>(block: &[f64], n: usize, w: &[f64],
 /// after; logistic 1.96× → 1.83×. For rows of `LONG_ROW` entries or more the same sweep, four
 /// rows side by side, was 1.5× slower (four interleaved streams): those take `next`'s rows one
 /// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (136 to 208 entries,
-/// a multiple of 8, on AVX-512), else the two steps ([`axpys_block`], then [`dots_block`]).
+/// a multiple of 8, on AVX-512; `prefetch` as there), else the two steps ([`axpys_block`], then
+/// [`dots_block`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn dots_axpys(
     next: &[f64],
     z: &mut [f64],
@@ -548,6 +550,7 @@ pub(crate) fn dots_axpys(
     c: &[f64],
     g: &mut [f64],
     n: usize,
+    prefetch: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -561,7 +564,7 @@ pub(crate) fn dots_axpys(
     }
     #[cfg(target_arch = "x86_64")]
     {
-        if n >= LONG_ROW && woven_long(next, z, x, cur, c, g, n) {
+        if n >= LONG_ROW && woven_long(next, z, x, cur, c, g, n, prefetch) {
             return;
         }
     }
@@ -570,27 +573,32 @@ pub(crate) fn dots_axpys(
 }
 
 /// [`dots_axpys`] for blocks of four long rows, n = 8·V entries with V from 17 to 26 (136 to
-/// 208: rows of 128 have blocks of eight, [`block_rows`]), on a CPU with AVX-512 (F and VL): `next`'s dot products one row after another, in
-/// 512-bit registers (one sequential stream from memory, as [`dots_block`] reads long rows),
-/// with `cur`'s axpys woven in, one 8-entry step of all four rows after every four steps of
-/// the dot products, so the axpys' loads from L1 run while the dot products' loads wait on the
-/// cache. Every dot product and gⱼ is the same to the bit as from the two steps: each row's
-/// sums in [`dot_avx2`]'s four accumulators (a 512-bit register holds two of them) in its
-/// order, and each gⱼ grown by the four rows in order, as [`axpys_block`] does.
+/// 208: rows of 128 have blocks of eight, [`block_rows`]), on a CPU with AVX-512 (F and VL):
+/// `next`'s dot products one row after another, in 512-bit registers (one sequential stream
+/// from memory, as [`dots_block`] reads long rows), with `cur`'s axpys woven in, one 8-entry
+/// step of all four rows after every four steps of the dot products, so the axpys' loads from
+/// L1 run while the dot products' loads wait on the cache; and with `prefetch`, each step of
+/// the dot products prefetches the line [`WOVEN_PREFETCH`] bytes further on into L2 (for A of
+/// at most [`WOVEN_PREFETCH_MAX`] bytes: [`prefetch_woven`]). Every dot product and gⱼ
+/// is the same to the bit as from the two steps: each row's sums in [`dot_avx2`]'s four
+/// accumulators (a 512-bit register holds two of them) in its order, and each gⱼ grown by the
+/// four rows in order, as [`axpys_block`] does.
 ///
 /// Measured on AMD EPYC (Zen 4), floor bench, the fused pass against a stream read at
-/// 20000 × 200, medians of three runs each in alternation with the two steps (512-bit axpys,
-/// then the dot products): one thread pinned, least squares 0.99–1.11× against 1.10–1.18×,
-/// logistic 1.05–1.09× against 1.15–1.21×, log-sum-exp 1.03–1.09× against 1.22–1.40×; two
-/// threads (unpinned, noisier) least squares 1.30–1.31× (one run 2.0×) against 1.51–1.56×,
-/// logistic 1.11–1.30× against 1.40–1.75×, log-sum-exp 1.45–1.52× against 1.43–1.46×. At
-/// 1000 × 200 (1.6 MB, past the 1 MB L2; one thread) least squares 1.15× against 1.20–1.24×,
-/// log-sum-exp 1.15–1.19× against 1.30–1.32×. The same weave with x held in 25 of the 32 registers had
-/// too few left for the axpys; the dot products alone with x in registers gained nothing.
+/// 20000 × 200, before the prefetch, medians of three runs each in alternation with the two
+/// steps (512-bit axpys, then the dot products): one thread pinned, least squares 0.99–1.11×
+/// against 1.10–1.18×, logistic 1.05–1.09× against 1.15–1.21×, log-sum-exp 1.03–1.09× against
+/// 1.22–1.40×; two threads (unpinned, noisier) least squares 1.30–1.31× (one run 2.0×) against
+/// 1.51–1.56×, logistic 1.11–1.30× against 1.40–1.75×, log-sum-exp 1.45–1.52× against
+/// 1.43–1.46×. At 1000 × 200 (1.6 MB, past the 1 MB L2; one thread) least squares 1.15×
+/// against 1.20–1.24×, log-sum-exp 1.15–1.19× against 1.30–1.32×. The same weave with x held
+/// in 25 of the 32 registers timed no better than the two steps in cache (spills, perhaps: not
+/// checked).
 ///
 /// Returns false (having done nothing) where it does not apply: other n, blocks of other than
 /// four rows, x or g shorter than n, or a CPU without AVX2, FMA and AVX-512 F and VL.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 fn woven_long(
     next: &[f64],
     z: &mut [f64],
@@ -599,6 +607,7 @@ fn woven_long(
     c: &[f64],
     g: &mut [f64],
     n: usize,
+    prefetch: bool,
 ) -> bool {
     if !(n.is_multiple_of(8)
         && (WOVEN_MIN..=WOVEN_MAX).contains(&n)
@@ -619,13 +628,49 @@ fn woven_long(
             match n / 8 {
                 // SAFETY: the CPU has AVX2, FMA and AVX-512 F and VL, and the slices have the
                 // lengths `woven_avx512` reads (both checked above)
-                $($v => unsafe { woven_avx512::<$v>(next, z, x, cur, c, g) },)*
+                $($v => unsafe { woven_avx512::<$v>(next, z, x, cur, c, g, prefetch) },)*
                 _ => return false,
             }
         };
     }
     by_v!(17, 18, 19, 20, 21, 22, 23, 24, 25, 26);
     true
+}
+
+/// How far ahead [`woven_avx512`] prefetches A, in bytes (four blocks of four rows of 200), into
+/// L2 (`prefetcht1`). Measured on AMD EPYC (Zen 4), floor bench, 20000 × 200, four runs each in
+/// alternation with no prefetch (medians; one thread | two threads): least squares 1.03–1.16× |
+/// 1.16–1.29× a stream read against 1.25–1.36× | 1.31–1.37×, logistic 1.20–1.32× | 1.24–1.37×
+/// against 1.33–1.41× | 1.30–1.46×, log-sum-exp 1.06–1.25× | 1.15–1.35× against 1.41–1.47× |
+/// 1.35–1.40×. Into L1 (`prefetcht0`) at 3200 to 12800 bytes it lost badly (1.7–2.1×), as did
+/// `prefetchnta` (1.5–1.7×) and `prefetcht2` (1.3–1.4×, no gain); 12800 and 51200 bytes did
+/// about as well as 25600, 6400 and 102400 less well.
+#[cfg(target_arch = "x86_64")]
+const WOVEN_PREFETCH: usize = 25_600;
+
+/// The largest A, in bytes, whose woven passes prefetch ([`WOVEN_PREFETCH`]): 64 MB, twice this
+/// machine's L3. Measured (fused pass, two threads, best of many, in alternation with and
+/// without): least squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426,
+/// 30000 × 200 595–599 against 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209,
+/// 10000 × 200 even (206–208 against 201–204); at 100000 × 200 (160 MB, from memory) the
+/// prefetch lost, floor bench, three runs each (one thread | two): 1.25–1.30× | 1.10–1.11× a
+/// stream read against 1.20–1.23× | 1.03–1.06× (least squares), 1.14–1.19× | 1.07–1.08×
+/// against 1.07–1.12× | 1.03–1.05× (log-sum-exp). 60000 × 200 was too noisy to call.
+#[cfg(target_arch = "x86_64")]
+const WOVEN_PREFETCH_MAX: usize = 64 << 20;
+
+/// Whether a woven pass over `at` prefetches ([`WOVEN_PREFETCH_MAX`]).
+#[inline]
+pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        at.len() * std::mem::size_of::<f64>() <= WOVEN_PREFETCH_MAX
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = at;
+        false
+    }
 }
 
 /// The row lengths [`woven_long`] takes (a multiple of 8 between them).
@@ -647,6 +692,7 @@ unsafe fn woven_avx512<const V: usize>(
     cur: &[f64],
     c: &[f64],
     g: &mut [f64],
+    prefetch: bool,
 ) {
     use std::arch::x86_64::*;
     let n = 8 * V;
@@ -678,6 +724,11 @@ unsafe fn woven_avx512<const V: usize>(
                     a0 = _mm512_fmadd_pd(_mm512_loadu_pd(p.add(8 * t)), _mm512_loadu_pd(px.add(8 * t)), a0);
                 } else {
                     a1 = _mm512_fmadd_pd(_mm512_loadu_pd(p.add(8 * t)), _mm512_loadu_pd(px.add(8 * t)), a1);
+                }
+                // the line of A this step reads, WOVEN_PREFETCH bytes on, into L2 (a prefetch
+                // never faults, past A's end included)
+                if prefetch {
+                    _mm_prefetch::<_MM_HINT_T1>(p.add(8 * t).cast::<i8>().wrapping_add(WOVEN_PREFETCH));
                 }
                 if step % 4 == 3 {
                     // g's entries j..j + 8 from the four rows of `cur`, in order
@@ -918,7 +969,7 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
     if register_rows(at, lo, hi, x, g, &mut terms) {
         return;
     }
-    let n = at.pitch().max(1);
+    let (n, prefetch) = (at.pitch().max(1), prefetch_woven(at));
     let mut blocks = row_blocks(n, lo, hi);
     let Some((mut start, mut end)) = blocks.next() else {
         return;
@@ -942,7 +993,7 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
             sweep_avx2::<true, Q>(next, &mut c_next[..rows], x, cur, &c[..rows], g, n, s2, quads);
         } else if !g.is_empty()
             && e2 - s2 == rows
-            && woven_long(next, &mut c_next[..rows], x, cur, &c[..rows], g, n)
+            && woven_long(next, &mut c_next[..rows], x, cur, &c[..rows], g, n, prefetch)
         {
             // the dot products of `next` woven with the axpys of `cur`, then their coefficients
             // (the same quads in the same order as `alone` hands them)
@@ -972,7 +1023,7 @@ where
     if register_rows(at, lo, hi, x, g, &mut coef) {
         return;
     }
-    let n = at.pitch().max(1);
+    let (n, prefetch) = (at.pitch().max(1), prefetch_woven(at));
     let mut blocks = row_blocks(n, lo, hi);
     let Some((mut start, mut end)) = blocks.next() else {
         return;
@@ -989,7 +1040,7 @@ where
                 if g.is_empty() {
                     dots_block(next, n, x, &mut z_next[..e2 - s2]);
                 } else if e2 - s2 == rows {
-                    dots_axpys(next, &mut z_next[..rows], x, cur, &z[..rows], g, n);
+                    dots_axpys(next, &mut z_next[..rows], x, cur, &z[..rows], g, n, prefetch);
                 } else {
                     axpys_block(cur, n, &z[..rows], g);
                     dots_block(next, n, x, &mut z_next[..e2 - s2]);
@@ -1642,22 +1693,26 @@ mod tests {
                 let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.91).cos()).collect();
                 let c: Vec<f64> = (0..rows).map(|i| 1.0 - 0.3 * i as f64).collect();
                 let g0: Vec<f64> = (0..n).map(|i| 0.1 * i as f64).collect();
-                let (mut z, mut g) = (vec![0.0; rows], g0.clone());
-                dots_axpys(&next, &mut z, &x, &cur, &c, &mut g, n);
                 let (mut want_z, mut want_g) = (vec![0.0; rows], g0.clone());
                 axpys_block(&cur, n, &c, &mut want_g);
                 dots_block(&next, n, &x, &mut want_z);
-                assert_eq!(z, want_z, "{rows}×{n}");
-                assert_eq!(g, want_g, "{rows}×{n}");
-                #[cfg(target_arch = "x86_64")]
-                if rows == 4 && n.is_multiple_of(8) && (WOVEN_MIN..=WOVEN_MAX).contains(&n) {
-                    let (mut wz, mut wg) = (vec![0.0; rows], g0.clone());
-                    let woven = woven_long(&next, &mut wz, &x, &cur, &c, &mut wg, n);
-                    assert_eq!(woven, has_avx512(), "{rows}×{n}: woven where AVX-512 is");
-                    if woven {
-                        assert_eq!((wz, wg), (want_z.clone(), want_g.clone()), "{rows}×{n} woven");
-                    } else {
-                        eprintln!("no AVX-512 here: the woven long rows are not tested");
+                // with the woven rows' prefetch and without (it moves no result)
+                let (mut z, mut g) = (vec![0.0; rows], g0.clone());
+                for prefetch in [true, false] {
+                    (z, g) = (vec![0.0; rows], g0.clone());
+                    dots_axpys(&next, &mut z, &x, &cur, &c, &mut g, n, prefetch);
+                    assert_eq!(z, want_z, "{rows}×{n}");
+                    assert_eq!(g, want_g, "{rows}×{n}");
+                    #[cfg(target_arch = "x86_64")]
+                    if rows == 4 && n.is_multiple_of(8) && (WOVEN_MIN..=WOVEN_MAX).contains(&n) {
+                        let (mut wz, mut wg) = (vec![0.0; rows], g0.clone());
+                        let woven = woven_long(&next, &mut wz, &x, &cur, &c, &mut wg, n, prefetch);
+                        assert_eq!(woven, has_avx512(), "{rows}×{n}: woven where AVX-512 is");
+                        if woven {
+                            assert_eq!((wz, wg), (want_z.clone(), want_g.clone()), "{rows}×{n} woven");
+                        } else {
+                            eprintln!("no AVX-512 here: the woven long rows are not tested");
+                        }
                     }
                 }
                 // and both against plain dot products and axpys

@@ -158,11 +158,11 @@ macro_rules! dispatch {
 
 /// z ← e^(z − m), elementwise, for a shift m (log-sum-exp's: the largest zᵢ): an entry
 /// equal to m gives exactly 1 (a select, not z − m: at m = +∞ the entry holding it gives
-/// e⁰ = 1, the others e^(−∞) = 0, rather than e^(∞ − ∞) = NaN); a NaN, in z or m, gives NaN. Four lanes at a time on AVX2 ([`exp4`], the
-/// same bits as [`exp1`]). One call in place of a select loop and an exponential loop: on
-/// log-sum-exp's fused pass (floor bench, one thread pinned, four runs each in alternation)
-/// 1.43–1.44× a stream read at 20000 × 50 against 1.49–1.75×, and 1.05–1.25× at 20000 × 200
-/// against 1.15–1.26×.
+/// e⁰ = 1, the others e^(−∞) = 0, rather than e^(∞ − ∞) = NaN); a NaN, in z or m, gives NaN.
+/// Four lanes at a time on AVX2 ([`exp4`], the same bits as [`exp1`]). One call in place of a
+/// select loop and an exponential loop: on log-sum-exp's fused pass (floor bench, one thread
+/// pinned, four runs each in alternation) 1.43–1.44× a stream read at 20000 × 50 against
+/// 1.49–1.75×, and 1.05–1.25× at 20000 × 200 against 1.15–1.26×.
 pub(crate) fn exp_shifted_in_place(z: &mut [f64], m: f64) {
     dispatch!(exp_shifted_portable, exp_shifted_avx2, (z, m))
 }
