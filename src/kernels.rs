@@ -1863,7 +1863,6 @@ mod tests {
             eprintln!("no AVX-512 F and VL here: the register sweep is not tested");
             return;
         }
-        use crate::vmath::LogisticQuads;
         for v in 1..=REGISTER_CHUNKS {
             let n = 4 * v;
             for m in [3, 66, 203] {
@@ -1876,33 +1875,23 @@ mod tests {
                 for (lo, hi) in [(0, m), (0, mid), (mid, m), (1, m), (m, m)] {
                     for with_g in [true, false] {
                         let run = |sweep: bool| {
-                            let mut g = if with_g { vec![0.5; n] } else { Vec::new() };
-                            let mut kept = Vec::new();
-                            let mut keep = |row: usize, z: &[f64]| kept.push((row, z.to_vec()));
+                            let g0 = if with_g { vec![0.5; n] } else { Vec::new() };
                             // SAFETY: the CPU has AVX2 and FMA (checked above)
-                            let f = unsafe {
-                                let mut quads = LogisticQuads::new(&y, Some(&mut keep));
-                                if sweep {
-                                    assert!(register_sweep(&at, lo, hi, &x, &mut g, &mut quads));
-                                } else {
-                                    let mut terms =
-                                        |start: usize, z: &mut [f64], _: &mut [f64]| quads.block(start, z);
-                                    assert!(register_rows(&at, lo, hi, &x, &mut g, &mut terms));
-                                }
-                                quads.total()
-                            };
-                            (
-                                f.to_bits(),
-                                g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                                kept,
-                            )
+                            unsafe {
+                                logistic_pass(&y, g0, |quads, g| {
+                                    if sweep {
+                                        assert!(register_sweep(&at, lo, hi, &x, g, quads));
+                                    } else {
+                                        let mut terms = |start: usize, z: &mut [f64], _: &mut [f64]| {
+                                            quads.block(start, z)
+                                        };
+                                        assert!(register_rows(&at, lo, hi, &x, g, &mut terms));
+                                    }
+                                })
+                            }
                         };
-                        let (swept, blocked) = (run(true), run(false));
                         let at_rows = format!("{m}×{n} rows {lo}..{hi}, g {with_g}");
-                        assert_eq!(swept.2, blocked.2, "{at_rows}: scores");
-                        assert_eq!(swept.0, blocked.0, "{at_rows}: loss");
-                        assert_eq!(swept.1, blocked.1, "{at_rows}: gradient");
-                        assert_eq!(swept.2.iter().map(|(_, z)| z.len()).sum::<usize>(), hi - lo);
+                        assert_same_pass(&run(true), &run(false), &at_rows, hi - lo);
                     }
                 }
             }
@@ -1919,7 +1908,6 @@ mod tests {
             eprintln!("no AVX2 + FMA here: the logistic long-row pass is not tested");
             return;
         }
-        use crate::vmath::LogisticQuads;
         // 136, 200 and 208 woven (blocks of four) on AVX-512; 128 (blocks of eight), 201 and
         // 216 the two steps
         for n in [128, 136, 200, 201, 208, 216] {
@@ -1932,40 +1920,62 @@ mod tests {
                 let mid = split_point(m);
                 for (lo, hi) in [(0, m), (0, mid), (mid, m), (1, m)] {
                     let run = |woven: bool| {
-                        let mut g = vec![0.5; n];
-                        let mut kept = Vec::new();
-                        let mut keep = |row: usize, z: &[f64]| kept.push((row, z.to_vec()));
                         // SAFETY: the CPU has AVX2 and FMA (checked above)
-                        let f = unsafe {
-                            let mut quads = LogisticQuads::new(&y, Some(&mut keep));
-                            if woven {
-                                pipelined_quads_avx2(&at, lo, hi, &x, &mut g, &mut quads);
-                            } else {
-                                let mut z = [0.0; ROW_BLOCK];
-                                for (start, end) in row_blocks(n, lo, hi) {
-                                    let (block, z) = (rows_block(&at, start, end), &mut z[..end - start]);
-                                    dots_block(block, n, &x, z);
-                                    quads.block(start, z);
-                                    axpys_block(block, n, z, &mut g);
+                        unsafe {
+                            logistic_pass(&y, vec![0.5; n], |quads, g| {
+                                if woven {
+                                    pipelined_quads_avx2(&at, lo, hi, &x, g, quads);
+                                } else {
+                                    let mut z = [0.0; ROW_BLOCK];
+                                    for (start, end) in row_blocks(n, lo, hi) {
+                                        let (block, z) = (rows_block(&at, start, end), &mut z[..end - start]);
+                                        dots_block(block, n, &x, z);
+                                        quads.block(start, z);
+                                        axpys_block(block, n, z, g);
+                                    }
                                 }
-                            }
-                            quads.total()
-                        };
-                        (
-                            f.to_bits(),
-                            g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                            kept,
-                        )
+                            })
+                        }
                     };
-                    let (woven, stepped) = (run(true), run(false));
                     let at_rows = format!("{m}×{n} rows {lo}..{hi}");
-                    assert_eq!(woven.2, stepped.2, "{at_rows}: scores");
-                    assert_eq!(woven.0, stepped.0, "{at_rows}: loss");
-                    assert_eq!(woven.1, stepped.1, "{at_rows}: gradient");
-                    assert_eq!(woven.2.iter().map(|(_, z)| z.len()).sum::<usize>(), hi - lo);
+                    assert_same_pass(&run(true), &run(false), &at_rows, hi - lo);
                 }
             }
         }
+    }
+
+    /// A logistic pass's loss and g, to the bit, and the scores `keep` saw, in order.
+    #[cfg(target_arch = "x86_64")]
+    type PassBits = (u64, Vec<u64>, Vec<(usize, Vec<f64>)>);
+
+    /// The logistic terms (labels y) through `pass`, given the quads and g (starting at g0).
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn logistic_pass(
+        y: &[f64],
+        g0: Vec<f64>,
+        pass: impl FnOnce(&mut crate::vmath::LogisticQuads<'_, '_>, &mut [f64]),
+    ) -> PassBits {
+        let mut g = g0;
+        let mut kept = Vec::new();
+        let mut keep = |row: usize, z: &[f64]| kept.push((row, z.to_vec()));
+        // SAFETY: the CPU has AVX2 and FMA (this function's contract)
+        let mut quads = unsafe { crate::vmath::LogisticQuads::new(y, Some(&mut keep)) };
+        pass(&mut quads, &mut g);
+        // SAFETY: as above
+        let f = unsafe { quads.total() };
+        (f.to_bits(), g.iter().map(|v| v.to_bits()).collect(), kept)
+    }
+
+    /// Two passes the same to the bit, over `rows` rows.
+    #[cfg(target_arch = "x86_64")]
+    fn assert_same_pass(a: &PassBits, b: &PassBits, at_rows: &str, rows: usize) {
+        assert_eq!(a.2, b.2, "{at_rows}: scores");
+        assert_eq!(a.0, b.0, "{at_rows}: loss");
+        assert_eq!(a.1, b.1, "{at_rows}: gradient");
+        assert_eq!(a.2.iter().map(|(_, z)| z.len()).sum::<usize>(), rows);
     }
 
     #[test]
