@@ -247,9 +247,7 @@ def floor_section():
     ]
     for r in rows:
         within = "yes" if r["ratio_median"] <= 1.3 else "**no**"
-        if (r["m"], r["n"]) == IN_L2:
-            within = "(A in L2: the pass's arithmetic)"
-        elif r["m"] * r["n"] < 20000 * 200:
+        if r["m"] * r["n"] < 20000 * 200:
             within = "(below the target's 20000 × 200)"
         elif r["model"].startswith("softmax"):
             within = "no (arithmetic-bound)"
@@ -456,42 +454,6 @@ def softmax_arithmetic():
             f"target is not applied to it. ")
 
 
-IN_L2 = (500, 200)
-
-
-def arithmetic_floor(floor):
-    """The fused pass with A in L2 (500 × 200), per row, against the 20000 × 200 stream read per
-    row of each thread's share: about the ratio the pass would reach at 20000 × 200 if every load
-    of A from memory hid under its own arithmetic."""
-    def ns(s):
-        return f"{s * 1e9:.1f} ns"
-
-    lines = []
-    for model in ("least-squares", "logistic", "log-sum-exp"):
-        l2 = floor_row(floor, model, IN_L2[0], IN_L2[1], 1)
-        if not l2:
-            continue
-        per_row = l2["fused_median"] / IN_L2[0]
-        parts = []
-        for threads in (1, 2):
-            big = floor_row(floor, model, 20000, 200, threads)
-            if big:
-                stream_row = big["stream_median"] / (20000 / threads)
-                share = "" if threads == 1 else " of each thread's half"
-                parts.append(f"{per_row / stream_row:.2f}× the {threads}-thread read ({ns(stream_row)} a row{share}"
-                             f"; measured: {big['ratio_median']:.2f}×)")
-        if parts:
-            lines.append(f"- {model}: {ns(per_row)} a row in L2, " + " and ".join(parts) + ".")
-    if not lines:
-        return ""
-    return ("\nThe 500 × 200 rows measure the fused pass with A in this machine's L2 (800 KB of a core's "
-            "1 MB): its own arithmetic and cache traffic, with little wait on memory (and each call's fixed "
-            "cost spread over only 500 rows). Per row, that is roughly what the pass costs at 20000 × 200 "
-            "when every load from memory hides under its arithmetic: where it comes near 1.3× the stream "
-            "read, the arithmetic, not the memory, holds the ratio there. Medians of this run:\n\n"
-            + "\n".join(lines) + "\n")
-
-
 def l3_edge(floor):
     """How far the stream read of 20000 × 200, which sits at the L3's edge, moved within this run."""
     rs = [r for r in floor if (r["m"], r["n"], r["threads"]) == (20000, 200, 1)]
@@ -556,9 +518,11 @@ a stream read is fast and the pass's arithmetic (two multiply-adds an entry, and
 exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
 (32 MB) sits at the L3's edge: how much of it a stream read finds in the L3 depends on the other
 tenant, so its ratio moves between runs more than the other sizes' do.{l3_edge(floor)}
-100000 × 200 (160 MB) always comes from memory.
+100000 × 200 (160 MB) always comes from memory. 5000 × 1000 (40 MB) has rows of 8 KB: x, g and a
+block of four rows no longer fit the 32 KB L1 together, so the pass reads them again from L2; no
+kernel of gradfit's is shaped for such rows yet.
 
-{floor_section()}{arithmetic_floor(floor)}
+{floor_section()}
 ## Which solver is fastest: the crossover map
 
 Time from x₀ = 0 to ‖∇f‖ ≤ 1e-6·max(1, ‖∇f(x₀)‖), iteration limit 500, on instances from
