@@ -230,8 +230,9 @@ fn has_avx512() -> bool {
 /// one thread pinned, 20000 × 200, medians of seven runs each in alternation: least squares
 /// 1.07–1.16× a stream read against 1.16–1.25×, logistic 1.11–1.26× against 1.24–1.35×,
 /// log-sum-exp 1.16–1.40× against 1.24–1.35× (even). The dot products in 512-bit registers lost
-/// (1.54–1.68× where the 256-bit ones measured 1.29–1.33×), and so did two rows' dot products
-/// side by side, each chunk of x loaded once for both (2.8×: two streams from memory at once).
+/// (1.54–1.68× where the 256-bit ones measured 1.23–1.33× in the same runs), and so did two
+/// rows' dot products side by side, each chunk of x loaded once for both (2.8×: two streams
+/// from memory at once).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
 fn axpys_avx512(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
@@ -653,9 +654,9 @@ const WOVEN_PREFETCH: usize = 25_600;
 /// without): least squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426,
 /// 30000 × 200 595–599 against 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209,
 /// 10000 × 200 even (206–208 against 201–204); at 100000 × 200 (160 MB, from memory) the
-/// prefetch lost, floor bench, three runs each (one thread | two): 1.25–1.30× | 1.10–1.11× a
-/// stream read against 1.20–1.23× | 1.03–1.06× (least squares), 1.14–1.19× | 1.07–1.08×
-/// against 1.07–1.12× | 1.03–1.05× (log-sum-exp). 60000 × 200 was too noisy to call.
+/// prefetch lost, floor bench, three runs each (one thread | two): 1.25–1.30× | 1.10–1.11× (one
+/// run 2.0×) a stream read against 1.20–1.23× | 1.03–1.06× (least squares), 1.14–1.19× |
+/// 1.07–1.08× against 1.07–1.12× | 1.03–1.05× (log-sum-exp). 60000 × 200 was too noisy to call.
 #[cfg(target_arch = "x86_64")]
 const WOVEN_PREFETCH_MAX: usize = 64 << 20;
 
@@ -1681,7 +1682,7 @@ mod tests {
             (13, 3),
             (16, 64),
             (4, 130),
-            // the woven long rows (n = 8·V, 128 to 208) and their neighbours
+            // the woven long rows (n = 8·V, 136 to 208) and their neighbours (128, 209, 210)
             (4, 120),
             (4, 160),
             (4, 200),
