@@ -518,9 +518,11 @@ a stream read is fast and the pass's arithmetic (two multiply-adds an entry, and
 exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
 (32 MB) sits at the L3's edge: how much of it a stream read finds in the L3 depends on the other
 tenant, so its ratio moves between runs more than the other sizes' do.{l3_edge(floor)}
-100000 × 200 (160 MB) always comes from memory. 5000 × 1000 (40 MB) has rows of 8 KB: x, g and a
-block of four rows no longer fit the 32 KB L1 together, so the pass reads them again from L2; no
-kernel of gradfit's is shaped for such rows yet.
+12800 × 320 is as large, with longer rows (the woven kernel's loop for any row length, where
+20000 × 200 has one unrolled for its own). 100000 × 200 (160 MB) always comes from memory.
+5000 × 1000 (40 MB) has rows of 8 KB: x, g and a block of four rows no longer fit the 32 KB L1
+together, so the pass reads them again from L2, and the woven kernel, which stops at rows of
+768 entries, lost there; no kernel of gradfit's is shaped for such rows yet.
 
 {floor_section()}
 ## Which solver is fastest: the crossover map

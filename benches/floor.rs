@@ -11,8 +11,11 @@
 //! `cargo bench --bench floor` (full), `cargo bench --bench floor -- --quick` (fewer rounds), or
 //! a filter such as `cargo bench --bench floor -- logistic`. Each case runs twice: on rayon's
 //! global pool (two threads here, gradfit's default on this data) and on a one-thread pool; the
-//! stream read is split the same way as the fused pass. Results are printed and written to target/criterion/gradfit-floor.jsonl (replaced on each full or filtered
-//! run), which `python3 benches/crossover.py` puts into BENCHMARKS.md.
+//! stream read is split the same way as the fused pass. Results are printed and written to
+//! target/criterion/gradfit-floor.jsonl (replaced on each full or filtered run), which
+//! `python3 benches/crossover.py` puts into BENCHMARKS.md. Other sizes, for least squares,
+//! logistic and log-sum-exp only and printed only: `FLOOR_CASES=8000x512,6400x640 cargo bench
+//! --bench floor`.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -154,8 +157,33 @@ fn main() {
         lines: Vec::new(),
     };
     let mut r = rand::rngs::StdRng::seed_from_u64(1);
-    // 5000 × 1000 (40 MB) has wide rows, whose x, g and blocks no longer fit L1 together
-    for &(m, n) in &[(20_000, 50), (20_000, 200), (100_000, 200), (5_000, 1000)] {
+    // Other sizes for the three one-vector models, m×n, from FLOOR_CASES (say
+    // FLOOR_CASES=8000x512,6400x640): printed only, not written to the results file.
+    let asked: Vec<(usize, usize)> = std::env::var("FLOOR_CASES")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|c| {
+                    let (m, n) = c.trim().split_once('x')?;
+                    Some((m.parse().ok()?, n.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // 12800 × 320 is as large as 20000 × 200 (32 MB) with longer rows; 5000 × 1000 (40 MB) has
+    // wide rows, whose x, g and blocks no longer fit L1 together
+    let cases = if asked.is_empty() {
+        vec![
+            (20_000, 50),
+            (20_000, 200),
+            (12_800, 320),
+            (100_000, 200),
+            (5_000, 1000),
+        ]
+    } else {
+        asked.clone()
+    };
+    for &(m, n) in &cases {
         let a = gaussian(&mut r, m, n);
         let b = Vector::from_fn(m, |_, _| r.sample::<f64, _>(StandardNormal));
         let y = b.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
@@ -171,7 +199,12 @@ fn main() {
         }
     }
     // 20000 × 200 too: the size the 1.3× target names
-    for &(m, n) in &[(20_000, 50), (100_000, 50), (20_000, 200)] {
+    let softmax_cases: &[(usize, usize)] = if asked.is_empty() {
+        &[(20_000, 50), (100_000, 50), (20_000, 200)]
+    } else {
+        &[]
+    };
+    for &(m, n) in softmax_cases {
         let k = 10;
         let a = gaussian(&mut r, m, n);
         let y: Vec<usize> = (0..m).map(|_| r.random_range(0..k)).collect();
@@ -179,7 +212,7 @@ fn main() {
             bench.run("softmax10", m, n, &p, p.stored_rows());
         }
     }
-    if bench.lines.is_empty() {
+    if bench.lines.is_empty() || !asked.is_empty() {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");

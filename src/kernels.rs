@@ -539,7 +539,7 @@ fn scores_k<const K: usize, const FMA: bool>(block: &[f64], n: usize, w: &[f64],
 /// paired with a stream read of A in alternation): 1.41–1.50× a stream read before, 1.23–1.31×
 /// after; logistic 1.96× → 1.83×. For rows of `LONG_ROW` entries or more the same sweep, four
 /// rows side by side, was 1.5× slower (four interleaved streams): those take `next`'s rows one
-/// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (136 to 208 entries,
+/// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (136 to 768 entries,
 /// a multiple of 8, on AVX-512; `prefetch` as there), else the two steps ([`axpys_block`], then
 /// [`dots_block`]).
 #[allow(clippy::too_many_arguments)]
@@ -573,17 +573,19 @@ pub(crate) fn dots_axpys(
     dots_block(next, n, x, z);
 }
 
-/// [`dots_axpys`] for blocks of four long rows, n = 8·V entries with V from 17 to 26 (136 to
-/// 208: rows of 128 have blocks of eight, [`block_rows`]), on a CPU with AVX-512 (F and VL):
-/// `next`'s dot products one row after another, in 512-bit registers (one sequential stream
-/// from memory, as [`dots_block`] reads long rows), with `cur`'s axpys woven in, one 8-entry
-/// step of all four rows after every four steps of the dot products, so the axpys' loads from
-/// L1 run while the dot products' loads wait on the cache; and with `prefetch`, each step of
-/// the dot products prefetches the line [`WOVEN_PREFETCH`] bytes further on into L2 (for A of
-/// at most [`WOVEN_PREFETCH_MAX`] bytes: [`prefetch_woven`]). Every dot product and gⱼ
-/// is the same to the bit as from the two steps: each row's sums in [`dot_avx2`]'s four
-/// accumulators (a 512-bit register holds two of them) in its order, and each gⱼ grown by the
-/// four rows in order, as [`axpys_block`] does.
+/// [`dots_axpys`] for blocks of four long rows of n entries, a multiple of 8 from 136 to 768
+/// ([`WOVEN_MIN`], [`WOVEN_MAX`]; rows of 128 have blocks of eight, [`block_rows`]), on a CPU
+/// with AVX-512 (F and VL): `next`'s dot products one row after another, in 512-bit registers
+/// (one sequential stream from memory, as [`dots_block`] reads long rows), with `cur`'s axpys
+/// woven in, one 8-entry step of all four rows after every four 8-entry steps of the dot
+/// products, so the axpys' loads from L1 run while the dot products' loads wait on the cache;
+/// and each step of the dot products prefetches its line [`WOVEN_PREFETCH`] bytes further on
+/// into L2. Up to 208 entries ([`WOVEN_V_MAX`]) the loops are unrolled for each n
+/// ([`woven_avx512`]) and prefetch with `prefetch` (for A of at most [`WOVEN_PREFETCH_MAX`]
+/// bytes: [`prefetch_woven`]); longer rows take one loop for any n ([`woven_rows`]), which
+/// always prefetches. Every dot product and gⱼ is the same to the bit as from the two steps:
+/// each row's sums in [`dot_avx2`]'s four accumulators (a 512-bit register holds two of them)
+/// in its order, and each gⱼ grown by the four rows in order, as [`axpys_block`] does.
 ///
 /// Measured on AMD EPYC (Zen 4), floor bench, the fused pass against a stream read at
 /// 20000 × 200, before the prefetch, medians of three runs each in alternation with the two
@@ -595,6 +597,19 @@ pub(crate) fn dots_axpys(
 /// against 1.20–1.24×, log-sum-exp 1.15–1.19× against 1.30–1.32×. The same weave with x held
 /// in 25 of the 32 registers timed no better than the two steps in cache (spills, perhaps: not
 /// checked).
+///
+/// The loop for any n ([`woven_rows`]) against the two steps, floor bench, one thread pinned,
+/// A of 29–33 MB, two runs each in alternation (medians; least squares, logistic, log-sum-exp):
+/// 12800 × 320 1.15–1.17×, 1.11–1.18×, 1.17–1.25× a stream read against 1.23–1.36×,
+/// 1.35–1.46×, 1.30–1.48×; 8000 × 512 1.24–1.32×, 1.35–1.39×, 1.42–1.51× against 1.41–1.62×,
+/// 1.55–1.70×, 1.51–1.66×; 4800 × 768 1.40–1.41×, 1.34–1.42×, 1.34–1.39× against 1.47–1.65×,
+/// 1.67–1.69×, 1.62–1.70×; 16000 × 256 even (1.18–1.27× against 1.15–1.40×). At 200 entries it
+/// lost to the unrolled loops (least squares 1.14–1.17× against 0.96–0.98×, logistic 1.23–1.32×
+/// against 1.17–1.19×). Without its prefetch it lost to the two steps past 64 MB (50000 × 320,
+/// 160 MB: 1.54–1.71× against 1.16–1.29×; 32000 × 512 2.2–2.4× against 1.3–1.5×); with it,
+/// 1.14–1.24× and 1.25–1.35× there. At 5000 × 1000 no variant beat the two steps (1.45–1.74×
+/// either way), nor did prefetching 12 800 to 102 400 bytes ahead; rows not a multiple of 8 (so
+/// that its 64-byte loads straddle two cache lines) lost badly (20000 × 201: 2.2× against 1.5–1.7×).
 ///
 /// Returns false (having done nothing) where it does not apply: other n, blocks of other than
 /// four rows, x or g shorter than n, or a CPU without AVX2, FMA and AVX-512 F and VL.
@@ -624,17 +639,22 @@ fn woven_long(
     {
         return false;
     }
-    macro_rules! by_v {
-        ($($v:literal),*) => {
-            match n / 8 {
-                // SAFETY: the CPU has AVX2, FMA and AVX-512 F and VL, and the slices have the
-                // lengths `woven_avx512` reads (both checked above)
-                $($v => unsafe { woven_avx512::<$v>(next, z, x, cur, c, g, prefetch) },)*
-                _ => return false,
-            }
-        };
+    if n <= WOVEN_V_MAX {
+        macro_rules! by_v {
+            ($($v:literal),*) => {
+                match n / 8 {
+                    // SAFETY: the CPU has AVX2, FMA and AVX-512 F and VL, and the slices have
+                    // the lengths `woven_avx512` reads (both checked above)
+                    $($v => unsafe { woven_avx512::<$v>(next, z, x, cur, c, g, prefetch) },)*
+                    _ => return false,
+                }
+            };
+        }
+        by_v!(17, 18, 19, 20, 21, 22, 23, 24, 25, 26);
+    } else {
+        // SAFETY: as above (n a multiple of 8 among them)
+        unsafe { woven_rows(next, z, x, cur, c, g, n, true) };
     }
-    by_v!(17, 18, 19, 20, 21, 22, 23, 24, 25, 26);
     true
 }
 
@@ -649,8 +669,8 @@ fn woven_long(
 #[cfg(target_arch = "x86_64")]
 const WOVEN_PREFETCH: usize = 25_600;
 
-/// The largest A, in bytes, whose woven passes prefetch ([`WOVEN_PREFETCH`]): 64 MB, twice this
-/// machine's L3. Measured (fused pass, two threads, best of many, in alternation with and
+/// The largest A, in bytes, whose woven passes over rows of at most [`WOVEN_V_MAX`] entries
+/// prefetch ([`WOVEN_PREFETCH`]; longer rows always do): 64 MB, twice this machine's L3. Measured (fused pass, two threads, best of many, in alternation with and
 /// without): least squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426,
 /// 30000 × 200 595–599 against 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209,
 /// 10000 × 200 even (206–208 against 201–204); at 100000 × 200 (160 MB, from memory) the
@@ -660,7 +680,8 @@ const WOVEN_PREFETCH: usize = 25_600;
 #[cfg(target_arch = "x86_64")]
 const WOVEN_PREFETCH_MAX: usize = 64 << 20;
 
-/// Whether a woven pass over `at` prefetches ([`WOVEN_PREFETCH_MAX`]).
+/// Whether a woven pass over `at`'s rows of at most [`WOVEN_V_MAX`] entries prefetches
+/// ([`WOVEN_PREFETCH_MAX`]).
 #[inline]
 pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -678,7 +699,10 @@ pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
 #[cfg(target_arch = "x86_64")]
 const WOVEN_MIN: usize = 136;
 #[cfg(target_arch = "x86_64")]
-const WOVEN_MAX: usize = 208;
+const WOVEN_MAX: usize = 768;
+/// The longest rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
+#[cfg(target_arch = "x86_64")]
+const WOVEN_V_MAX: usize = 208;
 
 /// [`woven_long`] for n = 8·V.
 ///
@@ -751,6 +775,94 @@ unsafe fn woven_avx512<const V: usize>(
                 _mm256_add_pd(acc0, acc1),
                 _mm256_add_pd(acc2, acc3),
             ));
+        }
+    }
+}
+
+/// [`woven_long`] for any n, a multiple of 8: `next`'s dot products row after row, 16 entries a
+/// step in two 512-bit registers (the accumulators of [`dot_avx2`], two to a register, as in
+/// [`woven_avx512`]), with one 8-entry step of `cur`'s axpys (all four rows) woven in after
+/// every other step, so after every 32 entries read from memory; then the axpy steps left when
+/// the dot products end. With `prefetch`,
+/// each step prefetches its two lines of A [`WOVEN_PREFETCH`] bytes on into L2. Every dot
+/// product and gⱼ is the same to the bit as from [`dots_block`] and [`axpys_block`].
+///
+/// # Safety
+/// `next` and `cur` hold four rows of n entries, z and c four entries, x and g at least n; n is
+/// a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn woven_rows(
+    next: &[f64],
+    z: &mut [f64],
+    x: &[f64],
+    cur: &[f64],
+    c: &[f64],
+    g: &mut [f64],
+    n: usize,
+    prefetch: bool,
+) {
+    use std::arch::x86_64::*;
+    let (px, pn, pc, pg) = (x.as_ptr(), next.as_ptr(), cur.as_ptr(), g.as_mut_ptr());
+    let n16 = n / 16 * 16;
+    // SAFETY: every load and store touches 8 (or 4) entries at an offset j with j + 8 ≤ n (or
+    // j + 4 ≤ n) of x, of g or of one of the four rows of `next` or `cur` (the caller's lengths;
+    // n is a multiple of 8)
+    unsafe {
+        let cv: [__m512d; 4] = std::array::from_fn(|q| _mm512_set1_pd(c[q]));
+        // g's entries j..j + 8 from the four rows of `cur`, in order
+        macro_rules! axpy {
+            ($j:expr) => {{
+                let j = $j;
+                let mut gv = _mm512_loadu_pd(pg.add(j));
+                for (q, cq) in cv.iter().enumerate() {
+                    gv = _mm512_fmadd_pd(*cq, _mm512_loadu_pd(pc.add(q * n + j)), gv);
+                }
+                _mm512_storeu_pd(pg.add(j), gv);
+            }};
+        }
+        let mut j = 0;
+        for (r, zr) in z.iter_mut().enumerate().take(4) {
+            let p = pn.add(r * n);
+            // dot_avx2's accumulators 0 and 1 in a0 (entries 16u..16u + 8), 2 and 3 in a1
+            let (mut a0, mut a1) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+            let mut t = 0;
+            let mut steps = 0usize;
+            while t < n16 {
+                a0 = _mm512_fmadd_pd(_mm512_loadu_pd(p.add(t)), _mm512_loadu_pd(px.add(t)), a0);
+                a1 = _mm512_fmadd_pd(_mm512_loadu_pd(p.add(t + 8)), _mm512_loadu_pd(px.add(t + 8)), a1);
+                // the two lines of A this step reads, WOVEN_PREFETCH bytes on, into L2 (a
+                // prefetch never faults, past A's end included)
+                if prefetch {
+                    let at = p.add(t).cast::<i8>();
+                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH));
+                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH + 64));
+                }
+                steps += 1;
+                if steps.is_multiple_of(2) && j < n {
+                    axpy!(j);
+                    j += 8;
+                }
+                t += 16;
+            }
+            // the 4-entry chunks past the last multiple of 16 into accumulator 0, as dot_avx2
+            // takes them, then its sum
+            let mut acc0 = _mm512_castpd512_pd256(a0);
+            while t < n {
+                acc0 = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(t)), _mm256_loadu_pd(px.add(t)), acc0);
+                t += 4;
+            }
+            let acc1 = _mm512_extractf64x4_pd::<1>(a0);
+            let (acc2, acc3) = (_mm512_castpd512_pd256(a1), _mm512_extractf64x4_pd::<1>(a1));
+            *zr = horizontal_sum(_mm256_add_pd(
+                _mm256_add_pd(acc0, acc1),
+                _mm256_add_pd(acc2, acc3),
+            ));
+        }
+        while j < n {
+            axpy!(j);
+            j += 8;
         }
     }
 }
@@ -1671,8 +1783,8 @@ mod tests {
     #[test]
     fn one_sweep_equals_the_two_steps_to_the_bit() {
         // every n mod 8 (the lo/hi accumulators and the scalar tail), row counts with and
-        // without a remainder of four, and long rows (the woven rows where n = 8·V from 136 to
-        // 208 and AVX-512 is there, asserted taken; the two steps elsewhere)
+        // without a remainder of four, and long rows (the woven rows where n is a multiple of 8
+        // from 136 to 768 and AVX-512 is there, asserted taken; the two steps elsewhere)
         for (rows, n) in [
             (4, 1),
             (16, 50),
@@ -1682,11 +1794,15 @@ mod tests {
             (13, 3),
             (16, 64),
             (4, 130),
-            // the woven long rows (n = 8·V, 136 to 208) and their neighbours (128, 209, 210)
+            // the woven long rows (a multiple of 8 from 136 to 768: unrolled to 208, one loop
+            // past it) and their neighbours (128, 209, 210; 769 and 776 the two steps)
             (4, 120),
             (4, 160),
             (4, 200),
             (4, 202),
+            (4, 312),
+            (4, 760),
+            (4, 768),
         ] {
             for n in [n, n + 1, n + 2, n + 3, n + 5, n + 6, n + 7, n + 8] {
                 let next: Vec<f64> = (0..rows * n).map(|i| (i as f64 * 0.37).sin()).collect();
@@ -1909,9 +2025,9 @@ mod tests {
             eprintln!("no AVX2 + FMA here: the logistic long-row pass is not tested");
             return;
         }
-        // 136, 200 and 208 woven (blocks of four) on AVX-512; 128 (blocks of eight), 201 and
-        // 216 the two steps
-        for n in [128, 136, 200, 201, 208, 216] {
+        // 136, 200, 208 (unrolled), 216 and 768 (one loop) woven (blocks of four) on AVX-512;
+        // 128 (blocks of eight), 201 and 776 the two steps
+        for n in [128, 136, 200, 201, 208, 216, 768, 776] {
             for m in [3, 9, 50] {
                 let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
                     ((i * n + j) as f64 * 0.31).sin() * 0.3
