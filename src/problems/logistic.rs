@@ -571,6 +571,7 @@ mod tests {
             (9000, 2),
             (300, 70),
             (100, 101),
+            (300, 201),
         ] {
             let mut a = Matrix::from_fn(m, n, |i, j| {
                 ((i * n + j) as f64 * 0.37).sin() * (1.0 + (i % 5) as f64)
@@ -629,9 +630,10 @@ mod tests {
 
     #[test]
     fn padded_rows_give_the_closed_forms() {
-        // rows padded to a multiple of 4 (one thread, and two at 2003 × 37): f, ∇f, ∇²f and
-        // ∇²f·v against the formulas evaluated by nalgebra on the unpadded A
-        for (m, n) in [(37, 5), (203, 50), (130, 7), (2003, 37)] {
+        // rows padded to a multiple of 4 (one thread, and two at 2003 × 37), long ones to a
+        // multiple of 8 (201 to 208, 317 to 320): f, ∇f, ∇²f and ∇²f·v against the formulas
+        // evaluated by nalgebra on the unpadded A
+        for (m, n) in [(37, 5), (203, 50), (130, 7), (2003, 37), (300, 201), (700, 317)] {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 == 0)));
             let lambda = 0.25;
