@@ -511,10 +511,9 @@ The "fused / stream" column above divides two criterion means taken seconds apar
 shared machine the floor moves in between. `cargo bench --bench floor` instead times one stream
 read and one fused cost-and-gradient back to back, in alternating order, a few hundred times,
 on the memory the fused pass reads (gradfit's own row-major copy of A, aligned to a cache line,
-and for all three models with rows of up to 124 entries padded to a multiple of 4, so their
-20000 × 50 reads cover 52 entries a row, and rows of 128 to 768 to a multiple of 8), and
-reports the distribution of the per-pair
-ratio. This is the figure the 1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where
+and for least squares, logistic and log-sum-exp with rows of up to 124 entries padded to a
+multiple of 4, so their 20000 × 50 reads cover 52 entries a row, and rows of 128 to 768 to a
+multiple of 8), and reports the distribution of the per-pair ratio. This is the figure the 1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where
 a stream read is fast and the pass's arithmetic (two multiply-adds an entry, and the
 exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
 (32 MB) sits at the L3's edge: how much of it a stream read finds in the L3 depends on the other

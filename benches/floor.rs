@@ -156,20 +156,27 @@ fn main() {
         filter: args.into_iter().filter(|a| !a.starts_with("--")).collect(),
         lines: Vec::new(),
     };
-    let mut r = rand::rngs::StdRng::seed_from_u64(1);
     // Other sizes for the three one-vector models, m×n, from FLOOR_CASES (say
     // FLOOR_CASES=8000x512,6400x640): printed only, not written to the results file.
-    let asked: Vec<(usize, usize)> = std::env::var("FLOOR_CASES")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .filter_map(|c| {
+    let asked: Vec<(usize, usize)> = match std::env::var("FLOOR_CASES") {
+        Err(_) => Vec::new(),
+        Ok(v) => {
+            let parsed: Option<Vec<(usize, usize)>> = v
+                .split(',')
+                .map(|c| {
                     let (m, n) = c.trim().split_once('x')?;
                     Some((m.parse().ok()?, n.parse().ok()?))
                 })
-                .collect()
-        })
-        .unwrap_or_default();
+                .collect();
+            match parsed {
+                Some(cases) if cases.iter().all(|&(m, n)| m > 0 && n > 0) => cases,
+                _ => {
+                    eprintln!("FLOOR_CASES={v:?}: expected sizes such as 8000x512,6400x640");
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
     // 12800 × 320 is as large as 20000 × 200 (32 MB) with longer rows; 5000 × 1000 (40 MB) has
     // wide rows, whose x, g and blocks no longer fit L1 together
     let cases = if asked.is_empty() {
@@ -183,7 +190,10 @@ fn main() {
     } else {
         asked.clone()
     };
+    // each case's data from its own seed, so that adding a case changes no other's
+    let seeded = |m: usize, n: usize| rand::rngs::StdRng::seed_from_u64((m as u64) << 20 | n as u64);
     for &(m, n) in &cases {
+        let mut r = seeded(m, n);
         let a = gaussian(&mut r, m, n);
         let b = Vector::from_fn(m, |_, _| r.sample::<f64, _>(StandardNormal));
         let y = b.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
@@ -206,6 +216,7 @@ fn main() {
     };
     for &(m, n) in softmax_cases {
         let k = 10;
+        let mut r = seeded(m, n);
         let a = gaussian(&mut r, m, n);
         let y: Vec<usize> = (0..m).map(|_| r.random_range(0..k)).collect();
         if let Ok(p) = Softmax::new(a, y, k, 0.1, false) {

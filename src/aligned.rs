@@ -26,13 +26,15 @@ struct Line([f64; 8]);
 pub(crate) const PADDED_MAX: usize = crate::kernels::LONG_ROW;
 
 /// The longest rows [`AlignedT::padded`] pads to a multiple of 8 (from `LONG_ROW` entries up):
-/// the longest the woven kernel takes (`crate::kernels::woven_long`, 768), and the room for a
-/// padded copy of x or g on the stack (6 KB).
+/// the longest the woven kernel takes (`crate::kernels::woven_long`), and the room for a
+/// padded copy of x or g of long rows on the stack (6 KB).
 pub(crate) const LONG_PADDED_MAX: usize = 768;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(LONG_PADDED_MAX == crate::kernels::WOVEN_MAX);
 
-/// A padded copy of x or g, its lanes as aligned as A's rows.
+/// A padded copy of x or g of up to N entries, its lanes as aligned as A's rows.
 #[repr(C, align(64))]
-struct PaddedCopy([f64; LONG_PADDED_MAX]);
+struct PaddedCopy<const N: usize>([f64; N]);
 
 /// Aᵀ of an m×n matrix A, as a p×m column-major matrix would hold it, p ≥ n the pitch: row i
 /// of A at `as_slice()[i·p..i·p + n]`, followed by p − n zeros, the first row on a cache-line
@@ -66,9 +68,11 @@ impl AlignedT {
     /// multiple of 8, so that every row starts on a cache line and the woven kernel takes them
     /// (`crate::kernels::woven_long`, which wants whole 64-byte lines). Measured on AMD EPYC
     /// (Zen 4), floor bench, one thread pinned, four runs each in alternation (medians of the
-    /// fused pass against a stream read of A as stored, the padded one 3.5% and 1% larger): logistic 20000 × 201 1.17–1.33× against
-    /// 1.33–1.96× unpadded, log-sum-exp 1.21–1.33× against 1.35–1.89×; 12800 × 317 1.14–1.21×
-    /// against 1.59–2.00× and 1.17–1.23× against 1.37–1.56×. Short wide data (m below the pitch)
+    /// fused pass against a stream read of A as stored, the padded one 3.5% and 1% larger):
+    /// logistic 20000 × 201 1.17–1.33× against 1.33–1.96× unpadded, log-sum-exp 1.21–1.33×
+    /// against 1.35–1.89×; 12800 × 317 1.14–1.21× against 1.59–2.00× and 1.17–1.23× against
+    /// 1.37–1.56×. Rows of 125 to 127 entries stay unpadded (not measured). Short wide data (m
+    /// below the pitch)
     /// is left unpadded: it is small, and the m×m Newton system (`crate::problems::woodbury`)
     /// reads A row by row with x and g of n entries.
     pub(crate) fn padded(a: &Matrix) -> AlignedT {
@@ -121,26 +125,43 @@ impl AlignedT {
     /// `f` of x's first n entries followed by zeros to the pitch: x itself when there is no
     /// padding (x then has n entries), else a copy on the stack.
     pub(crate) fn with_padded<R>(&self, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
-        if self.pitch == self.n {
-            return f(x);
+        fn copy<const N: usize, R>(n: usize, pitch: usize, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
+            let mut buf = PaddedCopy([0.0; N]);
+            buf.0[..n].copy_from_slice(&x[..n]);
+            f(&buf.0[..pitch])
         }
-        let mut buf = PaddedCopy([0.0; LONG_PADDED_MAX]);
-        buf.0[..self.n].copy_from_slice(&x[..self.n]);
-        f(&buf.0[..self.pitch])
+        if self.pitch == self.n {
+            f(x)
+        } else if self.pitch <= PADDED_MAX {
+            copy::<PADDED_MAX, R>(self.n, self.pitch, x, f)
+        } else {
+            copy::<LONG_PADDED_MAX, R>(self.n, self.pitch, x, f)
+        }
     }
 
     /// `f` of g (n entries) followed by zeros to the pitch, then the copy's first n entries
     /// back into g (what `f` left in the padding is dropped): g itself when there is no
     /// padding, else a copy on the stack.
     pub(crate) fn with_padded_mut<R>(&self, g: &mut [f64], f: impl FnOnce(&mut [f64]) -> R) -> R {
-        if self.pitch == self.n {
-            return f(g);
+        fn copy<const N: usize, R>(
+            n: usize,
+            pitch: usize,
+            g: &mut [f64],
+            f: impl FnOnce(&mut [f64]) -> R,
+        ) -> R {
+            let mut buf = PaddedCopy([0.0; N]);
+            buf.0[..n].copy_from_slice(&g[..n]);
+            let r = f(&mut buf.0[..pitch]);
+            g[..n].copy_from_slice(&buf.0[..n]);
+            r
         }
-        let mut buf = PaddedCopy([0.0; LONG_PADDED_MAX]);
-        buf.0[..self.n].copy_from_slice(&g[..self.n]);
-        let r = f(&mut buf.0[..self.pitch]);
-        g[..self.n].copy_from_slice(&buf.0[..self.n]);
-        r
+        if self.pitch == self.n {
+            f(g)
+        } else if self.pitch <= PADDED_MAX {
+            copy::<PADDED_MAX, R>(self.n, self.pitch, g, f)
+        } else {
+            copy::<LONG_PADDED_MAX, R>(self.n, self.pitch, g, f)
+        }
     }
 
     /// m, A's number of rows.

@@ -578,7 +578,9 @@ pub(crate) fn dots_axpys(
 /// with AVX-512 (F and VL): `next`'s dot products one row after another, in 512-bit registers
 /// (one sequential stream from memory, as [`dots_block`] reads long rows), with `cur`'s axpys
 /// woven in, one 8-entry step of all four rows after every four 8-entry steps of the dot
-/// products, so the axpys' loads from L1 run while the dot products' loads wait on the cache;
+/// products, so the axpys' loads from L1 (or, for rows past 256 entries, partly from L2: four
+/// rows with x and g no longer fit L1's 32 KB) run while the dot products' loads wait on the
+/// cache;
 /// and each step of the dot products prefetches its line [`WOVEN_PREFETCH`] bytes further on
 /// into L2. Up to 208 entries ([`WOVEN_V_MAX`]) the loops are unrolled for each n
 /// ([`woven_avx512`]) and prefetch with `prefetch` (for A of at most [`WOVEN_PREFETCH_MAX`]
@@ -609,7 +611,8 @@ pub(crate) fn dots_axpys(
 /// 160 MB: 1.54–1.71× against 1.16–1.29×; 32000 × 512 2.2–2.4× against 1.3–1.5×); with it,
 /// 1.14–1.24× and 1.25–1.35× there. At 5000 × 1000 no variant beat the two steps (1.45–1.74×
 /// either way), nor did prefetching 12 800 to 102 400 bytes ahead; rows not a multiple of 8 (so
-/// that its 64-byte loads straddle two cache lines) lost badly (20000 × 201: 2.2× against 1.5–1.7×).
+/// that its 64-byte loads straddle two cache lines) lost badly (20000 × 201: 2.2× against
+/// 1.5–1.7×): the problems pad long rows to a multiple of 8 instead (`AlignedT::padded`).
 ///
 /// Returns false (having done nothing) where it does not apply: other n, blocks of other than
 /// four rows, x or g shorter than n, or a CPU without AVX2, FMA and AVX-512 F and VL.
@@ -653,25 +656,26 @@ fn woven_long(
         by_v!(17, 18, 19, 20, 21, 22, 23, 24, 25, 26);
     } else {
         // SAFETY: as above (n a multiple of 8 among them)
-        unsafe { woven_rows(next, z, x, cur, c, g, n, true) };
+        unsafe { woven_rows(next, z, x, cur, c, g, n) };
     }
     true
 }
 
-/// How far ahead [`woven_avx512`] prefetches A, in bytes (four blocks of four rows of 200), into
-/// L2 (`prefetcht1`). Measured on AMD EPYC (Zen 4), floor bench, 20000 × 200, four runs each in
-/// alternation with no prefetch (medians; one thread | two threads): least squares 1.03–1.16× |
-/// 1.16–1.29× a stream read against 1.25–1.36× | 1.31–1.37×, logistic 1.20–1.32× | 1.24–1.37×
-/// against 1.33–1.41× | 1.30–1.46×, log-sum-exp 1.06–1.25× | 1.15–1.35× against 1.41–1.47× |
-/// 1.35–1.40×. Into L1 (`prefetcht0`) at 3200 to 12800 bytes it lost badly (1.7–2.1×), as did
-/// `prefetchnta` (1.5–1.7×) and `prefetcht2` (1.3–1.4×, no gain); 12800 and 51200 bytes did
+/// How far ahead [`woven_avx512`] and [`woven_rows`] prefetch A, in bytes (four blocks of four rows
+/// of 200), into L2 (`prefetcht1`). Measured on AMD EPYC (Zen 4), floor bench, 20000 × 200, four
+/// runs each in alternation with no prefetch (medians; one thread | two threads): least squares
+/// 1.03–1.16× | 1.16–1.29× a stream read against 1.25–1.36× | 1.31–1.37×, logistic 1.20–1.32× |
+/// 1.24–1.37× against 1.33–1.41× | 1.30–1.46×, log-sum-exp 1.06–1.25× | 1.15–1.35× against
+/// 1.41–1.47× | 1.35–1.40×. Into L1 (`prefetcht0`) at 3200 to 12800 bytes it lost badly (1.7–2.1×),
+/// as did `prefetchnta` (1.5–1.7×) and `prefetcht2` (1.3–1.4×, no gain); 12800 and 51200 bytes did
 /// about as well as 25600, 6400 and 102400 less well.
 #[cfg(target_arch = "x86_64")]
 const WOVEN_PREFETCH: usize = 25_600;
 
 /// The largest A, in bytes, whose woven passes over rows of at most [`WOVEN_V_MAX`] entries
-/// prefetch ([`WOVEN_PREFETCH`]; longer rows always do): 64 MB, twice this machine's L3. Measured (fused pass, two threads, best of many, in alternation with and
-/// without): least squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426,
+/// prefetch ([`WOVEN_PREFETCH`]; longer rows always do): 64 MB, twice this machine's L3.
+/// Measured (fused pass, two threads, best of many, in alternation with and without): least
+/// squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426,
 /// 30000 × 200 595–599 against 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209,
 /// 10000 × 200 even (206–208 against 201–204); at 100000 × 200 (160 MB, from memory) the
 /// prefetch lost, floor bench, three runs each (one thread | two): 1.25–1.30× | 1.10–1.11× (one
@@ -699,7 +703,7 @@ pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
 #[cfg(target_arch = "x86_64")]
 const WOVEN_MIN: usize = 136;
 #[cfg(target_arch = "x86_64")]
-const WOVEN_MAX: usize = 768;
+pub(crate) const WOVEN_MAX: usize = 768;
 /// The longest rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
 #[cfg(target_arch = "x86_64")]
 const WOVEN_V_MAX: usize = 208;
@@ -783,9 +787,9 @@ unsafe fn woven_avx512<const V: usize>(
 /// step in two 512-bit registers (the accumulators of [`dot_avx2`], two to a register, as in
 /// [`woven_avx512`]), with one 8-entry step of `cur`'s axpys (all four rows) woven in after
 /// every other step, so after every 32 entries read from memory; then the axpy steps left when
-/// the dot products end. With `prefetch`,
-/// each step prefetches its two lines of A [`WOVEN_PREFETCH`] bytes on into L2. Every dot
-/// product and gⱼ is the same to the bit as from [`dots_block`] and [`axpys_block`].
+/// the dot products end. Each step prefetches its two lines of A [`WOVEN_PREFETCH`] bytes on
+/// into L2, whatever A's size (without, it lost past 64 MB: [`woven_long`]). Every dot product
+/// and gⱼ is the same to the bit as from [`dots_block`] and [`axpys_block`].
 ///
 /// # Safety
 /// `next` and `cur` hold four rows of n entries, z and c four entries, x and g at least n; n is
@@ -801,7 +805,6 @@ unsafe fn woven_rows(
     c: &[f64],
     g: &mut [f64],
     n: usize,
-    prefetch: bool,
 ) {
     use std::arch::x86_64::*;
     let (px, pn, pc, pg) = (x.as_ptr(), next.as_ptr(), cur.as_ptr(), g.as_mut_ptr());
@@ -834,11 +837,9 @@ unsafe fn woven_rows(
                 a1 = _mm512_fmadd_pd(_mm512_loadu_pd(p.add(t + 8)), _mm512_loadu_pd(px.add(t + 8)), a1);
                 // the two lines of A this step reads, WOVEN_PREFETCH bytes on, into L2 (a
                 // prefetch never faults, past A's end included)
-                if prefetch {
-                    let at = p.add(t).cast::<i8>();
-                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH));
-                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH + 64));
-                }
+                let at = p.add(t).cast::<i8>();
+                _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH));
+                _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH + 64));
                 steps += 1;
                 if steps.is_multiple_of(2) && j < n {
                     axpy!(j);
@@ -1813,7 +1814,8 @@ mod tests {
                 let (mut want_z, mut want_g) = (vec![0.0; rows], g0.clone());
                 axpys_block(&cur, n, &c, &mut want_g);
                 dots_block(&next, n, &x, &mut want_z);
-                // with the woven rows' prefetch and without (it moves no result)
+                // with the woven rows' prefetch and without (it moves no result; rows past 208
+                // entries always prefetch)
                 let (mut z, mut g) = (vec![0.0; rows], g0.clone());
                 for prefetch in [true, false] {
                     (z, g) = (vec![0.0; rows], g0.clone());

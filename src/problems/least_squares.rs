@@ -131,7 +131,10 @@ impl LeastSquares {
     }
 
     /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
-    /// over the data reads. For benchmarks that compare a pass with a plain read of it.
+    /// over the data reads, for benchmarks that compare a pass with a plain read of it. With
+    /// one right-hand side, rows of up to 124 entries are padded with zeros to a multiple of 4,
+    /// and rows of 128 to 768 to a multiple of 8, when A has at least as many rows as that
+    /// padded length, so this holds m times that many entries.
     pub fn stored_rows(&self) -> &[f64] {
         self.at.as_slice()
     }
@@ -319,7 +322,7 @@ impl Objective for LeastSquares {
         }
         check_out(self.dim(), x, d)?;
         check_len("gradient g", self.dim(), g.len())?;
-        let (n, m) = self.at.shape();
+        let (n, m) = (self.at.features(), self.at.ncols());
         let (dual, s) = &mut *super::lock(&self.dual);
         if s.len() != m {
             s.clear();

@@ -121,8 +121,9 @@ impl Logistic {
 
     /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
     /// over the data reads, for benchmarks that compare a pass with a plain read of it. Rows
-    /// of up to 124 entries are padded with zeros to a multiple of 4 when A has at least as many
-    /// rows as that padded length, so this holds m times that many entries.
+    /// of up to 124 entries are padded with zeros to a multiple of 4, and rows of 128 to 768 to
+    /// a multiple of 8, when A has at least as many rows as that padded length, so this holds m
+    /// times that many entries.
     pub fn stored_rows(&self) -> &[f64] {
         self.at.as_slice()
     }
@@ -553,7 +554,8 @@ mod tests {
         // same gradient to the bit; the loss only summed in another order. Row ranges as one
         // thread and two take them, ragged ends, rows through the registers (padded pitch up
         // to 52) and through the four-row sweep with the axpys (pitch 72, and 101 unpadded, m
-        // below it, with a tail of n mod 4), long rows (the sweep without the axpys), logits far out
+        // below it, with a tail of n mod 4), long rows (130 unpadded, m below it: the sweep
+        // without the axpys; 201 padded to 208: the woven rows on AVX-512), logits far out
         // (±800) and a NaN x. The scores handed to `keep`: each row's once, in order, equal to
         // A's row times x to the bit.
         if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
