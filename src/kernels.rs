@@ -539,7 +539,7 @@ fn scores_k<const K: usize, const FMA: bool>(block: &[f64], n: usize, w: &[f64],
 /// paired with a stream read of A in alternation): 1.41–1.50× a stream read before, 1.23–1.31×
 /// after; logistic 1.96× → 1.83×. For rows of `LONG_ROW` entries or more the same sweep, four
 /// rows side by side, was 1.5× slower (four interleaved streams): those take `next`'s rows one
-/// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (136 to 768 entries,
+/// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (128 to 768 entries,
 /// a multiple of 8, on AVX-512; `prefetch` as there), else the two steps ([`axpys_block`], then
 /// [`dots_block`]).
 #[allow(clippy::too_many_arguments)]
@@ -573,8 +573,8 @@ pub(crate) fn dots_axpys(
     dots_block(next, n, x, z);
 }
 
-/// [`dots_axpys`] for blocks of four long rows of n entries, a multiple of 8 from 136 to 768
-/// ([`WOVEN_MIN`], [`WOVEN_MAX`]; rows of 128 have blocks of eight, [`block_rows`]), on a CPU
+/// [`dots_axpys`] for blocks of four long rows of n entries, a multiple of 8 from 128 to 768
+/// ([`WOVEN_MIN`], [`WOVEN_MAX`]; blocks of four rows: [`block_rows`]), on a CPU
 /// with AVX-512 (F and VL): `next`'s dot products one row after another, in 512-bit registers
 /// (one sequential stream from memory, as [`dots_block`] reads long rows), with `cur`'s axpys
 /// woven in, one 8-entry step of all four rows after every four 8-entry steps of the dot
@@ -582,10 +582,10 @@ pub(crate) fn dots_axpys(
 /// rows with x and g no longer fit L1's 32 KB) run while the dot products' loads wait on the
 /// cache;
 /// and each step of the dot products prefetches its line [`WOVEN_PREFETCH`] bytes further on
-/// into L2. Up to 208 entries ([`WOVEN_V_MAX`]) the loops are unrolled for each n
-/// ([`woven_avx512`]) and prefetch with `prefetch` (for A of at most [`WOVEN_PREFETCH_MAX`]
-/// bytes: [`prefetch_woven`]); longer rows take one loop for any n ([`woven_rows`]), which
-/// always prefetches. Every dot product and gⱼ is the same to the bit as from the two steps:
+/// into L2. From 136 to 208 entries ([`WOVEN_V_MIN`], [`WOVEN_V_MAX`]) the loops are unrolled
+/// for each n ([`woven_avx512`]) and prefetch with `prefetch` (for A of at most
+/// [`WOVEN_PREFETCH_MAX`] bytes: [`prefetch_woven`]); rows of 128 and rows past 208 take one
+/// loop for any n ([`woven_rows`]), which always prefetches. Every dot product and gⱼ is the same to the bit as from the two steps:
 /// each row's sums in [`dot_avx2`]'s four accumulators (a 512-bit register holds two of them)
 /// in its order, and each gⱼ grown by the four rows in order, as [`axpys_block`] does.
 ///
@@ -642,7 +642,7 @@ fn woven_long(
     {
         return false;
     }
-    if n <= WOVEN_V_MAX {
+    if (WOVEN_V_MIN..=WOVEN_V_MAX).contains(&n) {
         macro_rules! by_v {
             ($($v:literal),*) => {
                 match n / 8 {
@@ -672,11 +672,10 @@ fn woven_long(
 #[cfg(target_arch = "x86_64")]
 const WOVEN_PREFETCH: usize = 25_600;
 
-/// The largest A, in bytes, whose woven passes over rows of at most [`WOVEN_V_MAX`] entries
-/// prefetch ([`WOVEN_PREFETCH`]; longer rows always do): 64 MB, twice this machine's L3.
-/// Measured (fused pass, two threads, best of many, in alternation with and without): least
-/// squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426,
-/// 30000 × 200 595–599 against 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209,
+/// The largest A, in bytes, whose woven passes over rows of [`WOVEN_V_MIN`] to [`WOVEN_V_MAX`]
+/// entries prefetch ([`WOVEN_PREFETCH`]; other rows always do): 64 MB, twice this machine's
+/// L3. Measured (fused pass, two threads, best of many, in alternation with and without): least
+/// squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426, 30000 × 200 595–599 against 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209,
 /// 10000 × 200 even (206–208 against 201–204); at 100000 × 200 (160 MB, from memory) the
 /// prefetch lost, floor bench, three runs each (one thread | two): 1.25–1.30× | 1.10–1.11× (one
 /// run 2.0×) a stream read against 1.20–1.23× | 1.03–1.06× (least squares), 1.14–1.19× |
@@ -684,8 +683,8 @@ const WOVEN_PREFETCH: usize = 25_600;
 #[cfg(target_arch = "x86_64")]
 const WOVEN_PREFETCH_MAX: usize = 64 << 20;
 
-/// Whether a woven pass over `at`'s rows of at most [`WOVEN_V_MAX`] entries prefetches
-/// ([`WOVEN_PREFETCH_MAX`]).
+/// Whether a woven pass over `at`'s rows of [`WOVEN_V_MIN`] to [`WOVEN_V_MAX`] entries
+/// prefetches ([`WOVEN_PREFETCH_MAX`]).
 #[inline]
 pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -701,10 +700,12 @@ pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
 
 /// The row lengths [`woven_long`] takes (a multiple of 8 between them).
 #[cfg(target_arch = "x86_64")]
-const WOVEN_MIN: usize = 136;
+const WOVEN_MIN: usize = 128;
 #[cfg(target_arch = "x86_64")]
 pub(crate) const WOVEN_MAX: usize = 768;
-/// The longest rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
+/// The rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
+#[cfg(target_arch = "x86_64")]
+const WOVEN_V_MIN: usize = 136;
 #[cfg(target_arch = "x86_64")]
 const WOVEN_V_MAX: usize = 208;
 
@@ -1513,9 +1514,18 @@ pub(crate) const ROW_BLOCK: usize = 64;
 /// for log-sum-exp (201 µs).
 const BLOCK_ENTRIES: usize = 2048;
 
-/// Entries of A in a block of rows of [`LONG_ROW`] entries or more (8 KB: four rows of 200).
-/// Measured on AMD EPYC (Zen 4), one thread pinned, floor bench (fused pass against a stream
-/// read, in pairs), against the earlier 32 KB budget (20 rows of 200): least squares 100000 × 200
+/// Rows in a block of rows of [`LONG_ROW`] entries or more: four, the blocks the woven kernel
+/// takes ([`woven_long`]). They came from a budget of 1024 entries (8 KB: four rows of 200),
+/// under which rows of exactly 128 entries had blocks of eight and went the two steps. With
+/// four, woven (the loop for any n, [`woven_rows`]), against eight, floor bench, one thread
+/// pinned, two runs each in alternation (least squares, logistic, log-sum-exp): 32000 × 128
+/// 1.22×, 1.52–1.56×, 1.34–1.35× a stream read against 1.26–1.35×, 1.59–1.67×, 1.51–1.56×;
+/// 100000 × 128 1.14–1.21×, 1.28–1.39×, 1.15–1.28× against 1.21–1.48×, 1.18–1.47×,
+/// 1.24–1.56×. The loops unrolled for 128 ([`woven_avx512`], which does not prefetch past
+/// 64 MB) lost at 100000 × 128 (1.57–2.09×).
+///
+/// The 1024-entry budget, measured on AMD EPYC (Zen 4), one thread pinned, floor bench (fused
+/// pass against a stream read, in pairs), against the earlier 32 KB budget (20 rows of 200): least squares 100000 × 200
 /// 1.11–1.16× a stream read where it was 1.50–1.54×, logistic 20000 × 200 1.28–1.35× where it
 /// was 1.66–1.73×; a 16 KB budget (8 rows) fell between (1.16–1.27×, 1.34–1.45×). On the
 /// earlier machine the 32 KB budget had won. For rows of 50 entries the smaller budgets lost
@@ -1523,10 +1533,10 @@ const BLOCK_ENTRIES: usize = 2048;
 /// and least squares 0.97×): short rows have [`BLOCK_ENTRIES`]. Two threads (unpinned, the other
 /// tenant busy: stream reads ranged 2.8–7.8 ms at 100000 × 200) showed no difference either
 /// way between two runs of each.
-const LONG_BLOCK_ENTRIES: usize = 1024;
+const LONG_BLOCK_ROWS: usize = 4;
 
 /// Rows per block for rows of n entries: up to `ROW_BLOCK`, but at most `BLOCK_ENTRIES`
-/// entries of A (`LONG_BLOCK_ENTRIES` for rows of `LONG_ROW` entries or more), so a block
+/// entries of A (rows of `LONG_ROW` entries or more: `LONG_BLOCK_ROWS`), so a block
 /// read by [`dots_block`] is still in L1 (or at worst L2) when [`axpys_block`] reads it
 /// again; a multiple of 4 (the kernels' unroll) where it can be.
 ///
@@ -1539,12 +1549,10 @@ const LONG_BLOCK_ENTRIES: usize = 1024;
 /// (8192 and 16384 entries) were no better.
 #[inline]
 pub(crate) fn block_rows(n: usize) -> usize {
-    let budget = if n >= LONG_ROW {
-        LONG_BLOCK_ENTRIES
-    } else {
-        BLOCK_ENTRIES
-    };
-    (budget / n.max(1) / 4 * 4).clamp(4, ROW_BLOCK)
+    if n >= LONG_ROW {
+        return LONG_BLOCK_ROWS;
+    }
+    (BLOCK_ENTRIES / n.max(1) / 4 * 4).clamp(4, ROW_BLOCK)
 }
 
 /// The ranges start..end that cut rows lo..hi into blocks of [`block_rows`]`(n)` rows.
@@ -1785,7 +1793,7 @@ mod tests {
     fn one_sweep_equals_the_two_steps_to_the_bit() {
         // every n mod 8 (the lo/hi accumulators and the scalar tail), row counts with and
         // without a remainder of four, and long rows (the woven rows where n is a multiple of 8
-        // from 136 to 768 and AVX-512 is there, asserted taken; the two steps elsewhere)
+        // from 128 to 768 and AVX-512 is there, asserted taken; the two steps elsewhere)
         for (rows, n) in [
             (4, 1),
             (16, 50),
@@ -1795,8 +1803,9 @@ mod tests {
             (13, 3),
             (16, 64),
             (4, 130),
-            // the woven long rows (a multiple of 8 from 136 to 768: unrolled to 208, one loop
-            // past it) and their neighbours (128, 209, 210; 769 and 776 the two steps)
+            // the woven long rows (a multiple of 8 from 128 to 768: unrolled from 136 to 208, one
+            // loop for 128 and past 208) and their neighbours (129, 209, 210; 769 and 776 the two
+            // steps)
             (4, 120),
             (4, 160),
             (4, 200),
@@ -2027,8 +2036,8 @@ mod tests {
             eprintln!("no AVX2 + FMA here: the logistic long-row pass is not tested");
             return;
         }
-        // 136, 200, 208 (unrolled), 216 and 768 (one loop) woven (blocks of four) on AVX-512;
-        // 128 (blocks of eight), 201 and 776 the two steps
+        // 136, 200, 208 (unrolled), 128, 216 and 768 (one loop) woven (blocks of four) on
+        // AVX-512; 201 and 776 the two steps
         for n in [128, 136, 200, 201, 208, 216, 768, 776] {
             for m in [3, 9, 50] {
                 let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
