@@ -223,7 +223,9 @@ fn has_avx512() -> bool {
 
 /// [`axpys_any`] in 512-bit registers, to the bit: each gⱼ grown by the same four fused
 /// multiply-adds in the same order, eight entries an instruction; the entries past the last
-/// multiple of 8, and the fewer than four rows left, as there. On long rows the axpys read a
+/// multiple of 8, and the fewer than four rows left, as there. Blocks of sixteen rows or more
+/// (the wide rows' blocks, [`WIDE_BLOCK_ROWS`]) go sixteen rows at a time first, each chunk of g
+/// loaded and stored once for the sixteen and grown by them in the same order. On long rows the axpys read a
 /// block from L1 between two blocks' dot products from memory, and half as many instructions
 /// let more of the next block's loads into flight. Measured on AMD EPYC (Zen 4, whose 512-bit
 /// arithmetic runs at the clock of its 256-bit), floor bench, fused pass against a stream read,
@@ -240,6 +242,37 @@ fn axpys_avx512(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     let n = n.max(1);
     let g = &mut g[..n];
     let n8 = n / 8 * 8;
+    // sixteen rows at a time first: each gⱼ grown by them in order, as four quads would, with
+    // one load and store of g for the sixteen
+    let rows16 = block.chunks_exact(16 * n);
+    let block = rows16.remainder();
+    let mut c16 = c.chunks_exact(16);
+    for (rows, cr) in rows16.zip(&mut c16) {
+        let pg = g.as_mut_ptr();
+        // SAFETY: every load and store touches entries j..j + 8 with j + 8 ≤ n8 ≤ n of g or
+        // of one of the sixteen rows (n entries each)
+        unsafe {
+            let cv: [__m512d; 16] = std::array::from_fn(|r| _mm512_set1_pd(cr[r]));
+            let p = rows.as_ptr();
+            let mut j = 0;
+            while j < n8 {
+                let mut t = _mm512_loadu_pd(pg.add(j));
+                for (r, cq) in cv.iter().enumerate() {
+                    t = _mm512_fmadd_pd(*cq, _mm512_loadu_pd(p.add(r * n + j)), t);
+                }
+                _mm512_storeu_pd(pg.add(j), t);
+                j += 8;
+            }
+        }
+        for j in n8..n {
+            let mut t = g[j];
+            for (r, cq) in cr.iter().enumerate() {
+                t = cq.mul_add(rows[r * n + j], t);
+            }
+            g[j] = t;
+        }
+    }
+    let c = c16.remainder();
     let rows4 = block.chunks_exact(4 * n);
     let rest = rows4.remainder();
     let mut cs = c.chunks_exact(4);
@@ -701,7 +734,6 @@ pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
 /// The row lengths [`woven_long`] takes (a multiple of 8 between them).
 #[cfg(target_arch = "x86_64")]
 const WOVEN_MIN: usize = 128;
-#[cfg(target_arch = "x86_64")]
 pub(crate) const WOVEN_MAX: usize = 768;
 /// The rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
 #[cfg(target_arch = "x86_64")]
@@ -1535,6 +1567,25 @@ const BLOCK_ENTRIES: usize = 2048;
 /// way between two runs of each.
 const LONG_BLOCK_ROWS: usize = 4;
 
+/// Rows in a block of rows longer than the woven kernel takes ([`WOVEN_MAX`]) and at most
+/// [`WIDE_MAX`] entries: sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
+/// and store each chunk of g once for all sixteen ([`axpys_avx512`]). The woven kernel lost on
+/// such rows ([`woven_long`]): the dot products of a block then run alone, one sequential stream
+/// from memory, and the axpys after them from L2. Measured on AMD EPYC (Zen 4), floor bench, one
+/// thread pinned, two runs each in alternation with blocks of four (least squares, logistic,
+/// log-sum-exp): 5000 × 1000 1.37–1.38×, 1.43–1.52×, 1.39–1.41× a stream read against
+/// 1.56–1.59×, 1.62×, 1.60×; 5000 × 800 1.42–1.43×, 1.51–1.55×, 1.48–1.53× against 1.58–1.60×,
+/// 1.62–1.64×, 1.61–1.62×; 2000 × 2000 1.79–1.82×, 1.69–1.95×, 1.80–1.90× against 2.03–2.10×,
+/// 2.01–2.17×, 1.98–2.10×. In a scratch harness (least squares' pass alone, 5000 × 1000),
+/// blocks of 8, 12 and 32 rows did about as well as 16 (1.42–1.47×, against 1.55–1.60× for
+/// four); weaving a slice of the axpys after each row's dot product lost (1.6–2.7×).
+const WIDE_BLOCK_ROWS: usize = 16;
+
+/// The longest rows that have [`WIDE_BLOCK_ROWS`] to a block. Past it, where x and g alone fill
+/// L1, sixteen rows gained nothing (floor bench, one run each: 500 × 8192 1.89–2.16× against
+/// 1.99–2.07×, 1000 × 4000 2.17–2.21× against 1.92–2.18×), and rows keep blocks of four.
+const WIDE_MAX: usize = 2048;
+
 /// Rows per block for rows of n entries: up to `ROW_BLOCK`, but at most `BLOCK_ENTRIES`
 /// entries of A (rows of `LONG_ROW` entries or more: `LONG_BLOCK_ROWS`), so a block
 /// read by [`dots_block`] is still in L1 (or at worst L2) when [`axpys_block`] reads it
@@ -1549,6 +1600,9 @@ const LONG_BLOCK_ROWS: usize = 4;
 /// (8192 and 16384 entries) were no better.
 #[inline]
 pub(crate) fn block_rows(n: usize) -> usize {
+    if n > WOVEN_MAX && n <= WIDE_MAX {
+        return WIDE_BLOCK_ROWS;
+    }
     if n >= LONG_ROW {
         return LONG_BLOCK_ROWS;
     }
@@ -1763,8 +1817,9 @@ mod tests {
                 eprintln!("no AVX-512 F and VL here: the 512-bit axpys are not tested");
                 return;
             }
-            // every n mod 8 past LONG_ROW, and row counts with and without a remainder of four
-            for rows in [1, 4, 7, 8] {
+            // every n mod 8 past LONG_ROW, and row counts with and without a remainder of four,
+            // and of sixteen (the wide rows' blocks, sixteen rows to a load of g)
+            for rows in [1, 4, 7, 8, 16, 21, 32] {
                 for n in LONG_ROW..LONG_ROW + 8 {
                     let block: Vec<f64> = (0..rows * n).map(|i| (i as f64 * 0.37).sin()).collect();
                     let c: Vec<f64> = (0..rows).map(|i| 1.0 - 0.3 * i as f64).collect();
@@ -1858,7 +1913,7 @@ mod tests {
     fn pipelined_pass_matches_the_plain_pass() {
         // coefficients cᵢ = zᵢ − i: Σ cᵢ aᵢ and Σ cᵢ² against plain dots and axpys, for row
         // ranges that end inside a block and rows short and long (blocks of 64 rows up to
-        // n = 64, 20 at n = 200: several blocks, the last ragged)
+        // n = 64, 4 at n = 200, 16 at n = 801: several blocks, the last ragged)
         for (m, n) in [
             (150, 5),
             (200, 50),
@@ -1868,6 +1923,7 @@ mod tests {
             (9, 200),
             (3, 7),
             (1, 4),
+            (40, 801),
         ] {
             let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
                 ((i * n + j) as f64 * 0.29).sin()
