@@ -133,7 +133,7 @@ pub(crate) fn dots_block(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
 }
 
 /// g ← g + Σ_r c_r·a_r over the rows of a block, four rows at a time: each chunk of g is
-/// loaded and stored once per four rows.
+/// loaded and stored once per four rows (sixteen for wide rows on AVX-512: `axpys_avx512`).
 pub(crate) fn axpys_block(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -223,9 +223,13 @@ fn has_avx512() -> bool {
 
 /// [`axpys_any`] in 512-bit registers, to the bit: each gⱼ grown by the same four fused
 /// multiply-adds in the same order, eight entries an instruction; the entries past the last
-/// multiple of 8, and the fewer than four rows left, as there. Blocks of sixteen rows or more
-/// (the wide rows' blocks, [`WIDE_BLOCK_ROWS`]) go sixteen rows at a time first, each chunk of g
-/// loaded and stored once for the sixteen and grown by them in the same order. On long rows the axpys read a
+/// multiple of 8, and the fewer than four rows left, as there. Rows of more than [`WOVEN_MAX`]
+/// and at most [`WIDE_MAX`] entries (blocks of [`WIDE_BLOCK_ROWS`]) go sixteen rows at a time
+/// first, each chunk of g loaded and stored once for the sixteen and grown by them in the same
+/// order: floor bench, one thread pinned, two runs each in alternation with the quads alone in
+/// the same blocks, 5000 × 1000 least squares 1.38–1.40× a stream read against 1.42–1.43×,
+/// logistic 1.44× against 1.47–1.53×, log-sum-exp 1.40–1.41× against 1.47×; 2000 × 2000 even
+/// (1.76–1.89× against 1.80–1.85×). On long rows the axpys read a
 /// block from L1 between two blocks' dot products from memory, and half as many instructions
 /// let more of the next block's loads into flight. Measured on AMD EPYC (Zen 4, whose 512-bit
 /// arithmetic runs at the clock of its 256-bit), floor bench, fused pass against a stream read,
@@ -242,12 +246,15 @@ fn axpys_avx512(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     let n = n.max(1);
     let g = &mut g[..n];
     let n8 = n / 8 * 8;
-    // sixteen rows at a time first: each gⱼ grown by them in order, as four quads would, with
-    // one load and store of g for the sixteen
-    let rows16 = block.chunks_exact(16 * n);
-    let block = rows16.remainder();
-    let mut c16 = c.chunks_exact(16);
-    for (rows, cr) in rows16.zip(&mut c16) {
+    // wide rows (blocks of WIDE_BLOCK_ROWS) sixteen rows at a time first: each gⱼ grown by them
+    // in order, as four quads would, with one load and store of g for the sixteen
+    let sixteens = match n > WOVEN_MAX && n <= WIDE_MAX {
+        true => (block.len() / (16 * n)).min(c.len() / 16),
+        false => 0,
+    };
+    let (wide, block) = block.split_at(sixteens * 16 * n);
+    let (c_wide, c) = c.split_at(sixteens * 16);
+    for (rows, cr) in wide.chunks_exact(16 * n).zip(c_wide.chunks_exact(16)) {
         let pg = g.as_mut_ptr();
         // SAFETY: every load and store touches entries j..j + 8 with j + 8 ≤ n8 ≤ n of g or
         // of one of the sixteen rows (n entries each)
@@ -272,7 +279,6 @@ fn axpys_avx512(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
             g[j] = t;
         }
     }
-    let c = c16.remainder();
     let rows4 = block.chunks_exact(4 * n);
     let rest = rows4.remainder();
     let mut cs = c.chunks_exact(4);
@@ -607,20 +613,19 @@ pub(crate) fn dots_axpys(
 }
 
 /// [`dots_axpys`] for blocks of four long rows of n entries, a multiple of 8 from 128 to 768
-/// ([`WOVEN_MIN`], [`WOVEN_MAX`]; blocks of four rows: [`block_rows`]), on a CPU
-/// with AVX-512 (F and VL): `next`'s dot products one row after another, in 512-bit registers
-/// (one sequential stream from memory, as [`dots_block`] reads long rows), with `cur`'s axpys
-/// woven in, one 8-entry step of all four rows after every four 8-entry steps of the dot
-/// products, so the axpys' loads from L1 (or, for rows past 256 entries, partly from L2: four
-/// rows with x and g no longer fit L1's 32 KB) run while the dot products' loads wait on the
-/// cache;
-/// and each step of the dot products prefetches its line [`WOVEN_PREFETCH`] bytes further on
-/// into L2. From 136 to 208 entries ([`WOVEN_V_MIN`], [`WOVEN_V_MAX`]) the loops are unrolled
-/// for each n ([`woven_avx512`]) and prefetch with `prefetch` (for A of at most
-/// [`WOVEN_PREFETCH_MAX`] bytes: [`prefetch_woven`]); rows of 128 and rows past 208 take one
-/// loop for any n ([`woven_rows`]), which always prefetches. Every dot product and gⱼ is the same to the bit as from the two steps:
-/// each row's sums in [`dot_avx2`]'s four accumulators (a 512-bit register holds two of them)
-/// in its order, and each gⱼ grown by the four rows in order, as [`axpys_block`] does.
+/// ([`WOVEN_MIN`], [`WOVEN_MAX`]; blocks of four rows: [`block_rows`]), on a CPU with AVX-512 (F
+/// and VL): `next`'s dot products one row after another, in 512-bit registers (one sequential
+/// stream from memory, as [`dots_block`] reads long rows), with `cur`'s axpys woven in, one 8-entry
+/// step of all four rows after every four 8-entry steps of the dot products, so the axpys' loads
+/// from L1 (or, for rows past 256 entries, partly from L2: four rows with x and g no longer fit
+/// L1's 32 KB) run while the dot products' loads wait on the cache; and each step of the dot
+/// products prefetches its line [`WOVEN_PREFETCH`] bytes further on into L2. From 136 to 208
+/// entries ([`WOVEN_V_MIN`], [`WOVEN_V_MAX`]) the loops are unrolled for each n ([`woven_avx512`])
+/// and prefetch with `prefetch` (for A of at most [`WOVEN_PREFETCH_MAX`] bytes:
+/// [`prefetch_woven`]); rows of 128 and rows past 208 take one loop for any n ([`woven_rows`]),
+/// which always prefetches. Every dot product and gⱼ is the same to the bit as from the two steps:
+/// each row's sums in [`dot_avx2`]'s four accumulators (a 512-bit register holds two of them) in
+/// its order, and each gⱼ grown by the four rows in order, as [`axpys_block`] does.
 ///
 /// Measured on AMD EPYC (Zen 4), floor bench, the fused pass against a stream read at
 /// 20000 × 200, before the prefetch, medians of three runs each in alternation with the two
@@ -706,13 +711,14 @@ fn woven_long(
 const WOVEN_PREFETCH: usize = 25_600;
 
 /// The largest A, in bytes, whose woven passes over rows of [`WOVEN_V_MIN`] to [`WOVEN_V_MAX`]
-/// entries prefetch ([`WOVEN_PREFETCH`]; other rows always do): 64 MB, twice this machine's
-/// L3. Measured (fused pass, two threads, best of many, in alternation with and without): least
-/// squares 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426, 30000 × 200 595–599 against 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209,
-/// 10000 × 200 even (206–208 against 201–204); at 100000 × 200 (160 MB, from memory) the
-/// prefetch lost, floor bench, three runs each (one thread | two): 1.25–1.30× | 1.10–1.11× (one
-/// run 2.0×) a stream read against 1.20–1.23× | 1.03–1.06× (least squares), 1.14–1.19× |
-/// 1.07–1.08× against 1.07–1.12× | 1.03–1.05× (log-sum-exp). 60000 × 200 was too noisy to call.
+/// entries prefetch ([`WOVEN_PREFETCH`]; other rows always do): 64 MB, twice this machine's L3.
+/// Measured (fused pass, two threads, best of many, in alternation with and without): least squares
+/// 20000 × 200 (32 MB) 388 µs with the prefetch against 423–426, 30000 × 200 595–599 against
+/// 687–750, 40000 × 200 (64 MB) 810–812 against 1202–1209, 10000 × 200 even (206–208 against
+/// 201–204); at 100000 × 200 (160 MB, from memory) the prefetch lost, floor bench, three runs each
+/// (one thread | two): 1.25–1.30× | 1.10–1.11× (one run 2.0×) a stream read against 1.20–1.23× |
+/// 1.03–1.06× (least squares), 1.14–1.19× | 1.07–1.08× against 1.07–1.12× | 1.03–1.05×
+/// (log-sum-exp). 60000 × 200 was too noisy to call.
 #[cfg(target_arch = "x86_64")]
 const WOVEN_PREFETCH_MAX: usize = 64 << 20;
 
@@ -731,9 +737,11 @@ pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
     }
 }
 
-/// The row lengths [`woven_long`] takes (a multiple of 8 between them).
+/// The shortest row [`woven_long`] takes (a multiple of 8 up to [`WOVEN_MAX`]).
 #[cfg(target_arch = "x86_64")]
 const WOVEN_MIN: usize = 128;
+/// The longest row the woven kernel takes (`woven_long` on x86-64; rows past it have other
+/// blocks, [`WIDE_BLOCK_ROWS`], and are not padded, `AlignedT::padded`).
 pub(crate) const WOVEN_MAX: usize = 768;
 /// The rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
 #[cfg(target_arch = "x86_64")]
@@ -1546,31 +1554,32 @@ pub(crate) const ROW_BLOCK: usize = 64;
 /// for log-sum-exp (201 µs).
 const BLOCK_ENTRIES: usize = 2048;
 
-/// Rows in a block of rows of [`LONG_ROW`] entries or more: four, the blocks the woven kernel
-/// takes ([`woven_long`]). They came from a budget of 1024 entries (8 KB: four rows of 200),
-/// under which rows of exactly 128 entries had blocks of eight and went the two steps. With
-/// four, woven (the loop for any n, [`woven_rows`]), against eight, floor bench, one thread
+/// Rows in a block of rows of [`LONG_ROW`] entries or more (but see [`WIDE_BLOCK_ROWS`]): four,
+/// the blocks the woven kernel takes (`woven_long`). They came from a budget of 1024 entries
+/// (8 KB: four rows of 200), under which rows of exactly 128 entries had blocks of eight and
+/// went the two steps. With four, woven (the loop for any n, `woven_rows`), against eight,
+/// floor bench, one thread
 /// pinned, two runs each in alternation (least squares, logistic, log-sum-exp): 32000 × 128
 /// 1.22×, 1.52–1.56×, 1.34–1.35× a stream read against 1.26–1.35×, 1.59–1.67×, 1.51–1.56×;
 /// 100000 × 128 1.14–1.21×, 1.28–1.39×, 1.15–1.28× against 1.21–1.48×, 1.18–1.47×,
-/// 1.24–1.56×. The loops unrolled for 128 ([`woven_avx512`], which does not prefetch past
-/// 64 MB) lost at 100000 × 128 (1.57–2.09×).
+/// 1.24–1.56×. The loops unrolled for 128 (`woven_avx512`, which does not prefetch past 64 MB)
+/// lost at 100000 × 128 (1.57–2.09×).
 ///
-/// The 1024-entry budget, measured on AMD EPYC (Zen 4), one thread pinned, floor bench (fused
-/// pass against a stream read, in pairs), against the earlier 32 KB budget (20 rows of 200): least squares 100000 × 200
-/// 1.11–1.16× a stream read where it was 1.50–1.54×, logistic 20000 × 200 1.28–1.35× where it
-/// was 1.66–1.73×; a 16 KB budget (8 rows) fell between (1.16–1.27×, 1.34–1.45×). On the
-/// earlier machine the 32 KB budget had won. For rows of 50 entries the smaller budgets lost
-/// (log-sum-exp 20000 × 50 1.06× the time at 8 KB, 1.30× at 4 KB) or gained little (logistic
-/// and least squares 0.97×): short rows have [`BLOCK_ENTRIES`]. Two threads (unpinned, the other
-/// tenant busy: stream reads ranged 2.8–7.8 ms at 100000 × 200) showed no difference either
-/// way between two runs of each.
+/// The 1024-entry budget, measured on AMD EPYC (Zen 4), one thread pinned, floor bench (fused pass
+/// against a stream read, in pairs), against the earlier 32 KB budget (20 rows of 200): least
+/// squares 100000 × 200 1.11–1.16× a stream read where it was 1.50–1.54×, logistic 20000 × 200
+/// 1.28–1.35× where it was 1.66–1.73×; a 16 KB budget (8 rows) fell between (1.16–1.27×,
+/// 1.34–1.45×). On the earlier machine the 32 KB budget had won. For rows of 50 entries the smaller
+/// budgets lost (log-sum-exp 20000 × 50 1.06× the time at 8 KB, 1.30× at 4 KB) or gained little
+/// (logistic and least squares 0.97×): short rows have [`BLOCK_ENTRIES`]. Two threads (unpinned,
+/// the other tenant busy: stream reads ranged 2.8–7.8 ms at 100000 × 200) showed no difference
+/// either way between two runs of each.
 const LONG_BLOCK_ROWS: usize = 4;
 
 /// Rows in a block of rows longer than the woven kernel takes ([`WOVEN_MAX`]) and at most
 /// [`WIDE_MAX`] entries: sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
-/// and store each chunk of g once for all sixteen ([`axpys_avx512`]). The woven kernel lost on
-/// such rows ([`woven_long`]): the dot products of a block then run alone, one sequential stream
+/// and store each chunk of g once for all sixteen (`axpys_avx512`). The woven kernel lost on
+/// such rows (`woven_long`): the dot products of a block then run alone, one sequential stream
 /// from memory, and the axpys after them from L2. Measured on AMD EPYC (Zen 4), floor bench, one
 /// thread pinned, two runs each in alternation with blocks of four (least squares, logistic,
 /// log-sum-exp): 5000 × 1000 1.37–1.38×, 1.43–1.52×, 1.39–1.41× a stream read against
@@ -1578,7 +1587,9 @@ const LONG_BLOCK_ROWS: usize = 4;
 /// 1.62–1.64×, 1.61–1.62×; 2000 × 2000 1.79–1.82×, 1.69–1.95×, 1.80–1.90× against 2.03–2.10×,
 /// 2.01–2.17×, 1.98–2.10×. In a scratch harness (least squares' pass alone, 5000 × 1000),
 /// blocks of 8, 12 and 32 rows did about as well as 16 (1.42–1.47×, against 1.55–1.60× for
-/// four); weaving a slice of the axpys after each row's dot product lost (1.6–2.7×).
+/// four); weaving a slice of the axpys after each row's dot product lost (1.6–2.7×). Most of the
+/// gain is the block's size: the sixteen-row axpys alone, against the quads in the same blocks,
+/// gained 3–6% at 5000 × 1000 and nothing at 2000 × 2000 (`axpys_avx512`).
 const WIDE_BLOCK_ROWS: usize = 16;
 
 /// The longest rows that have [`WIDE_BLOCK_ROWS`] to a block. Past it, where x and g alone fill
@@ -1587,9 +1598,10 @@ const WIDE_BLOCK_ROWS: usize = 16;
 const WIDE_MAX: usize = 2048;
 
 /// Rows per block for rows of n entries: up to `ROW_BLOCK`, but at most `BLOCK_ENTRIES`
-/// entries of A (rows of `LONG_ROW` entries or more: `LONG_BLOCK_ROWS`), so a block
-/// read by [`dots_block`] is still in L1 (or at worst L2) when [`axpys_block`] reads it
-/// again; a multiple of 4 (the kernels' unroll) where it can be.
+/// entries of A, so a block read by [`dots_block`] is still in L1 (or at worst L2) when
+/// [`axpys_block`] reads it again; a multiple of 4 (the kernels' unroll) where it can be. Rows
+/// of `LONG_ROW` entries or more have `LONG_BLOCK_ROWS`, except those past `WOVEN_MAX` and up
+/// to `WIDE_MAX`, which have `WIDE_BLOCK_ROWS`.
 ///
 /// On the earlier machine, measured in alternation with an earlier budget of 1024 entries
 /// for every row length (8 KB, at most 16 rows), one cost-and-gradient each, 200–400 pairs,
@@ -1817,10 +1829,10 @@ mod tests {
                 eprintln!("no AVX-512 F and VL here: the 512-bit axpys are not tested");
                 return;
             }
-            // every n mod 8 past LONG_ROW, and row counts with and without a remainder of four,
-            // and of sixteen (the wide rows' blocks, sixteen rows to a load of g)
+            // every n mod 8 past LONG_ROW and past WOVEN_MAX (the wide rows, sixteen rows to a
+            // load of g), and row counts with and without a remainder of four and of sixteen
             for rows in [1, 4, 7, 8, 16, 21, 32] {
-                for n in LONG_ROW..LONG_ROW + 8 {
+                for n in (LONG_ROW..LONG_ROW + 8).chain(WOVEN_MAX + 1..WOVEN_MAX + 9) {
                     let block: Vec<f64> = (0..rows * n).map(|i| (i as f64 * 0.37).sin()).collect();
                     let c: Vec<f64> = (0..rows).map(|i| 1.0 - 0.3 * i as f64).collect();
                     let g0: Vec<f64> = (0..n).map(|i| 0.1 * i as f64).collect();
@@ -1859,7 +1871,7 @@ mod tests {
             (16, 64),
             (4, 130),
             // the woven long rows (a multiple of 8 from 128 to 768: unrolled from 136 to 208, one
-            // loop for 128 and past 208) and their neighbours (129, 209, 210; 769 and 776 the two
+            // loop for 128 and past 208) and their neighbours (127, 209, 210; 769 and 776 the two
             // steps)
             (4, 120),
             (4, 160),
@@ -1878,8 +1890,8 @@ mod tests {
                 let (mut want_z, mut want_g) = (vec![0.0; rows], g0.clone());
                 axpys_block(&cur, n, &c, &mut want_g);
                 dots_block(&next, n, &x, &mut want_z);
-                // with the woven rows' prefetch and without (it moves no result; rows past 208
-                // entries always prefetch)
+                // with the woven rows' prefetch and without (it moves no result; rows of 128 and
+                // past 208 entries always prefetch)
                 let (mut z, mut g) = (vec![0.0; rows], g0.clone());
                 for prefetch in [true, false] {
                     (z, g) = (vec![0.0; rows], g0.clone());
@@ -1910,10 +1922,29 @@ mod tests {
     }
 
     #[test]
+    fn blocks_hold_the_rows_the_kernels_are_measured_for() {
+        // short rows by the 16 KB budget (at most ROW_BLOCK), long rows four (the woven
+        // kernel's blocks, 128 included), wide rows sixteen, the widest four again
+        for (n, rows) in [
+            (1, ROW_BLOCK),
+            (50, 40),
+            (127, 16),
+            (128, 4),
+            (200, 4),
+            (768, 4),
+            (769, 16),
+            (2048, 16),
+            (2049, 4),
+        ] {
+            assert_eq!(block_rows(n), rows, "n = {n}");
+        }
+    }
+
+    #[test]
     fn pipelined_pass_matches_the_plain_pass() {
         // coefficients cᵢ = zᵢ − i: Σ cᵢ aᵢ and Σ cᵢ² against plain dots and axpys, for row
-        // ranges that end inside a block and rows short and long (blocks of 64 rows up to
-        // n = 64, 4 at n = 200, 16 at n = 801: several blocks, the last ragged)
+        // ranges that end inside a block and rows short and long (blocks of 64 rows at n = 5 and
+        // 13, 40 at n = 50, 4 at n = 200, 16 at n = 801: several blocks, the last ragged)
         for (m, n) in [
             (150, 5),
             (200, 50),
@@ -2093,7 +2124,7 @@ mod tests {
             return;
         }
         // 136, 200, 208 (unrolled), 128, 216 and 768 (one loop) woven (blocks of four) on
-        // AVX-512; 201 and 776 the two steps
+        // AVX-512; 201 the two steps; 776 the two steps in blocks of sixteen
         for n in [128, 136, 200, 201, 208, 216, 768, 776] {
             for m in [3, 9, 50] {
                 let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {

@@ -247,8 +247,8 @@ impl LeastSquares {
 }
 
 impl LeastSquares {
-    /// Rows lo..hi with one right-hand side: returns Σᵢ (aᵢᵀx − bᵢ)² and, unless `g` is empty,
-    /// adds 2Σᵢ aᵢ(aᵢᵀx − bᵢ) to it; in L1-sized blocks of rows, four rows at a time. x and g
+    /// Rows lo..hi with one right-hand side: returns Σᵢ (aᵢᵀx − bᵢ)² and, unless `g` is empty, adds
+    /// 2Σᵢ aᵢ(aᵢᵀx − bᵢ) to it; in blocks of rows that stay in L1 or L2 (`block_rows`). x and g
     /// (unless empty) are padded to the pitch of A as stored.
     fn pass(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64]) -> f64 {
         let b = self.b.as_slice();
