@@ -514,8 +514,9 @@ on the memory the fused pass reads (gradfit's own row-major copy of A, aligned t
 and for least squares, logistic and log-sum-exp with rows of up to 124 entries padded to a
 multiple of 4, so their 20000 × 50 reads cover 52 entries a row, and rows of 128 to 768 to a
 multiple of 8), and reports the distribution of the per-pair ratio. This is the figure the
-1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read is fast and the pass's arithmetic (two multiply-adds an entry, and the
-exponentials and logarithms of logistic and log-sum-exp) no longer hides under it. 20000 × 200
+1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read is fast
+and the pass's arithmetic (two multiply-adds an entry, and the exponentials and logarithms of
+logistic and log-sum-exp) no longer hides under it. 20000 × 200
 (32 MB) sits at the L3's edge: how much of it a stream read finds in the L3 depends on the other
 tenant, so its ratio moves between runs more than the other sizes' do.{l3_edge(floor)}
 12800 × 320 is as large, with longer rows (the woven kernel's loop for any row length, where
