@@ -77,15 +77,12 @@ impl AlignedT {
     /// reads A row by row with x and g of n entries.
     pub(crate) fn padded(a: &Matrix) -> AlignedT {
         let (m, n) = a.shape();
-        let pitch = if n < crate::kernels::LONG_ROW {
-            n.div_ceil(4) * 4
+        let (pitch, fits) = if n < crate::kernels::LONG_ROW {
+            let pitch = n.div_ceil(4) * 4;
+            (pitch, pitch < PADDED_MAX)
         } else {
-            n.div_ceil(8) * 8
-        };
-        let fits = if n < crate::kernels::LONG_ROW {
-            pitch < PADDED_MAX
-        } else {
-            pitch <= LONG_PADDED_MAX
+            let pitch = n.div_ceil(8) * 8;
+            (pitch, pitch <= LONG_PADDED_MAX)
         };
         if fits && m >= pitch {
             Self::with_pitch(a, pitch)
