@@ -26,11 +26,11 @@ struct Line([f64; 8]);
 pub(crate) const PADDED_MAX: usize = crate::kernels::LONG_ROW;
 
 /// The longest rows [`AlignedT::padded`] pads to a multiple of 8 (from `LONG_ROW` entries up):
-/// the longest the woven kernel takes (`crate::kernels::woven_long`), and the room for a
-/// padded copy of x or g of long rows on the stack (6 KB).
-pub(crate) const LONG_PADDED_MAX: usize = 768;
-#[cfg(target_arch = "x86_64")]
-const _: () = assert!(LONG_PADDED_MAX == crate::kernels::WOVEN_MAX);
+/// the longest the kernels that want whole 64-byte lines take (`crate::kernels::woven_long`
+/// up to 504 entries, `crate::kernels::near_rows` from 512), and the room for a copy of x or g
+/// of long rows on the stack (8 KB).
+pub(crate) const LONG_PADDED_MAX: usize = 1024;
+const _: () = assert!(LONG_PADDED_MAX == crate::kernels::NEAR_MAX);
 
 /// A padded copy of x or g of up to N entries, its lanes as aligned as A's rows.
 #[repr(C, align(64))]
@@ -65,8 +65,8 @@ impl AlignedT {
     /// `register_rows`): the fused cost-and-gradient 0.93× the
     /// time (270–275 µs against 292–295), an L-BFGS solve 0.95×, Newton 0.97–0.98×; A takes 4%
     /// more memory. Long rows (from `LONG_ROW`, 128, up to [`LONG_PADDED_MAX`]) are padded to a
-    /// multiple of 8, so that every row starts on a cache line and the woven kernel takes them
-    /// (`crate::kernels::woven_long`, which wants whole 64-byte lines). Measured on AMD EPYC
+    /// multiple of 8, so that every row starts on a cache line and the kernels that want whole
+    /// 64-byte lines take them (`crate::kernels::woven_long`, `crate::kernels::near_rows`). Measured on AMD EPYC
     /// (Zen 4), floor bench, one thread pinned, four runs each in alternation (medians of the
     /// fused pass against a stream read of A as stored, the padded one 3.5% and 1% larger):
     /// logistic 20000 × 201 1.17–1.33× against 1.33–1.96× unpadded, log-sum-exp 1.21–1.33×
@@ -120,14 +120,17 @@ impl AlignedT {
     }
 
     /// `f` of x's first n entries followed by zeros to the pitch: x itself when there is no
-    /// padding (x then has n entries), else a copy on the stack.
+    /// padding (x then has n entries), else a copy on the stack, 64-byte aligned. Rows of
+    /// `crate::kernels::NEAR_MIN` to [`LONG_PADDED_MAX`] entries always get the copy, padded
+    /// or not: their pass (`crate::kernels::near_rows`) stores g in 64-byte lines and lost with
+    /// the caller's vectors (aligned to 16 bytes; 5000 × 1000, see there).
     pub(crate) fn with_padded<R>(&self, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
         fn copy<const N: usize, R>(n: usize, pitch: usize, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
             let mut buf = PaddedCopy([0.0; N]);
             buf.0[..n].copy_from_slice(&x[..n]);
             f(&buf.0[..pitch])
         }
-        if self.pitch == self.n {
+        if !self.copies() {
             f(x)
         } else if self.pitch <= PADDED_MAX {
             copy::<PADDED_MAX, R>(self.n, self.pitch, x, f)
@@ -138,7 +141,8 @@ impl AlignedT {
 
     /// `f` of g (n entries) followed by zeros to the pitch, then the copy's first n entries
     /// back into g (what `f` left in the padding is dropped): g itself when there is no
-    /// padding, else a copy on the stack.
+    /// padding, else a copy on the stack (always for the rows that [`AlignedT::with_padded`]
+    /// always copies).
     pub(crate) fn with_padded_mut<R>(&self, g: &mut [f64], f: impl FnOnce(&mut [f64]) -> R) -> R {
         fn copy<const N: usize, R>(
             n: usize,
@@ -152,13 +156,19 @@ impl AlignedT {
             g[..n].copy_from_slice(&buf.0[..n]);
             r
         }
-        if self.pitch == self.n {
+        if !self.copies() {
             f(g)
         } else if self.pitch <= PADDED_MAX {
             copy::<PADDED_MAX, R>(self.n, self.pitch, g, f)
         } else {
             copy::<LONG_PADDED_MAX, R>(self.n, self.pitch, g, f)
         }
+    }
+
+    /// Whether [`AlignedT::with_padded`] and [`AlignedT::with_padded_mut`] copy: for padding,
+    /// or for alignment (rows of `crate::kernels::NEAR_MIN` to [`LONG_PADDED_MAX`] entries).
+    fn copies(&self) -> bool {
+        self.pitch != self.n || (crate::kernels::NEAR_MIN..=LONG_PADDED_MAX).contains(&self.pitch)
     }
 
     /// m, A's number of rows.
@@ -218,7 +228,7 @@ mod tests {
 
     #[test]
     fn pads_rows_of_tall_data_only() {
-        // short rows to a multiple of 4 below 128, long ones to a multiple of 8 up to 768
+        // short rows to a multiple of 4 below 128, long ones to a multiple of 8 up to 1024
         for (m, n, pitch) in [
             (200, 50, 52),
             (200, 5, 8),
@@ -230,7 +240,10 @@ mod tests {
             (300, 201, 208),
             (300, 204, 208),
             (900, 761, 768),
-            (900, 769, 769),
+            (900, 769, 776),
+            (1100, 1017, 1024),
+            (1100, 1025, 1025),
+            (900, 1017, 1017),
             (207, 201, 201),
         ] {
             let a = Matrix::from_fn(m, n, |i, j| (i * n + j) as f64 + 1.0);

@@ -223,8 +223,8 @@ fn has_avx512() -> bool {
 
 /// [`axpys_any`] in 512-bit registers, to the bit: each gⱼ grown by the same four fused
 /// multiply-adds in the same order, eight entries an instruction; the entries past the last
-/// multiple of 8, and the fewer than four rows left, as there. Rows of more than [`WOVEN_MAX`]
-/// and at most [`WIDE_MAX`] entries (blocks of [`WIDE_BLOCK_ROWS`]) go sixteen rows at a time
+/// multiple of 8, and the fewer than four rows left, as there. Rows of [`WIDE_MIN`] to
+/// [`WIDE_MAX`] entries (blocks of [`WIDE_BLOCK_ROWS`]) go sixteen rows at a time
 /// first, each chunk of g loaded and stored once for the sixteen and grown by them in the same
 /// order: floor bench, one thread pinned, two runs each in alternation with the quads alone in
 /// the same blocks, 5000 × 1000 least squares 1.38–1.40× a stream read against 1.42–1.43×,
@@ -248,7 +248,7 @@ fn axpys_avx512(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     let n8 = n / 8 * 8;
     // wide rows (blocks of WIDE_BLOCK_ROWS) sixteen rows at a time first: each gⱼ grown by them
     // in order, as four quads would, with one load and store of g for the sixteen
-    let sixteens = match n > WOVEN_MAX && n <= WIDE_MAX {
+    let sixteens = match (WIDE_MIN..=WIDE_MAX).contains(&n) {
         true => (block.len() / (16 * n)).min(c.len() / 16),
         false => 0,
     };
@@ -578,9 +578,10 @@ fn scores_k<const K: usize, const FMA: bool>(block: &[f64], n: usize, w: &[f64],
 /// paired with a stream read of A in alternation): 1.41–1.50× a stream read before, 1.23–1.31×
 /// after; logistic 1.96× → 1.83×. For rows of `LONG_ROW` entries or more the same sweep, four
 /// rows side by side, was 1.5× slower (four interleaved streams): those take `next`'s rows one
-/// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (128 to 768 entries,
+/// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (128 to 504 entries,
 /// a multiple of 8, on AVX-512; `prefetch` as there), else the two steps ([`axpys_block`], then
-/// [`dots_block`]).
+/// [`dots_block`]). (The pipelined passes take rows of 512 to 1024 entries one at a time on
+/// AVX-512 instead: [`near_rows`].)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn dots_axpys(
     next: &[f64],
@@ -612,7 +613,7 @@ pub(crate) fn dots_axpys(
     dots_block(next, n, x, z);
 }
 
-/// [`dots_axpys`] for blocks of four long rows of n entries, a multiple of 8 from 128 to 768
+/// [`dots_axpys`] for blocks of four long rows of n entries, a multiple of 8 from 128 to 504
 /// ([`WOVEN_MIN`], [`WOVEN_MAX`]; blocks of four rows: [`block_rows`]), on a CPU with AVX-512 (F
 /// and VL): `next`'s dot products one row after another, in 512-bit registers (one sequential
 /// stream from memory, as [`dots_block`] reads long rows), with `cur`'s axpys woven in, one 8-entry
@@ -647,7 +648,9 @@ pub(crate) fn dots_axpys(
 /// lost to the unrolled loops (least squares 1.14–1.17× against 0.96–0.98×, logistic 1.23–1.32×
 /// against 1.17–1.19×). Without its prefetch it lost to the two steps past 64 MB (50000 × 320,
 /// 160 MB: 1.54–1.71× against 1.16–1.29×; 32000 × 512 2.2–2.4× against 1.3–1.5×); with it,
-/// 1.14–1.24× and 1.25–1.35× there. At 5000 × 1000 no variant beat the two steps (1.45–1.74×
+/// 1.14–1.24× and 1.25–1.35× there. It took rows up to 768 entries until rows of 512 and more
+/// went one at a time ([`near_rows`], which beat it at 8000 × 512 and 4800 × 768). At
+/// 5000 × 1000 no variant beat the two steps (1.45–1.74×
 /// either way), nor did prefetching 12 800 to 102 400 bytes ahead; rows not a multiple of 8 (so
 /// that its 64-byte loads straddle two cache lines) lost badly (20000 × 201: 2.2× against
 /// 1.5–1.7×): the problems pad long rows to a multiple of 8 instead (`AlignedT::padded`).
@@ -740,9 +743,9 @@ pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
 /// The shortest row [`woven_long`] takes (a multiple of 8 up to [`WOVEN_MAX`]).
 #[cfg(target_arch = "x86_64")]
 const WOVEN_MIN: usize = 128;
-/// The longest row the woven kernel takes (`woven_long` on x86-64; rows past it have other
-/// blocks, [`WIDE_BLOCK_ROWS`], and are not padded, `AlignedT::padded`).
-pub(crate) const WOVEN_MAX: usize = 768;
+/// The longest row the woven kernel takes (`woven_long` on x86-64; longer rows go one at a
+/// time, [`near_rows`], up to [`NEAR_MAX`]).
+pub(crate) const WOVEN_MAX: usize = 504;
 /// The rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
 #[cfg(target_arch = "x86_64")]
 const WOVEN_V_MIN: usize = 136;
@@ -909,6 +912,106 @@ unsafe fn woven_rows(
     }
 }
 
+/// The shortest row [`near_rows`] takes: the next multiple of 8 past the woven kernel's
+/// ([`WOVEN_MAX`]).
+pub(crate) const NEAR_MIN: usize = WOVEN_MAX + 8;
+
+/// The longest row [`near_rows`] takes (a multiple of 8; rows up to it are padded to one,
+/// `AlignedT::padded`): one row, x and g, 24 KB at 1024 entries, fit L1's 32 KB.
+pub(crate) const NEAR_MAX: usize = 1024;
+
+/// How far ahead [`axpy_prefetch`] prefetches A, in bytes (about three rows of 1000 entries),
+/// into L2 (`prefetcht1`).
+#[cfg(target_arch = "x86_64")]
+const NEAR_PREFETCH: usize = 25_600;
+
+/// Whether [`near_rows`] takes rows of n entries with this x and g: n a multiple of 8 from
+/// [`NEAR_MIN`] to [`NEAR_MAX`], x and g (not empty) at least n long, on a CPU with AVX2, FMA
+/// and AVX-512 F and VL.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn takes_near(n: usize, x: &[f64], g: &[f64]) -> bool {
+    n.is_multiple_of(8)
+        && (NEAR_MIN..=NEAR_MAX).contains(&n)
+        && x.len() >= n
+        && g.len() >= n
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && has_avx512()
+}
+
+/// Rows lo..hi of A one at a time, each z ← aᵢᵀx ([`dot_avx2`]), then its coefficient by
+/// `coef(i, [z], g)` in place, then g ← g + c·aᵢ ([`axpy_prefetch`]) while the row is still in
+/// L1: for rows of [`NEAR_MIN`] to [`NEAR_MAX`] entries ([`takes_near`]), whose blocks of
+/// several rows no longer fit L1 beside x and g. The axpy prefetches A [`NEAR_PREFETCH`] bytes
+/// ahead into L2, so the memory stream goes on while it runs (a hardware prefetcher follows
+/// the loads it sees, and the axpy's come from L1). Every dot product and gⱼ is the same to
+/// the bit as from the steps [`dots_block`] and [`axpys_block`] on one row at a time (and so
+/// as from their blocks: each gⱼ grown by the rows in order).
+///
+/// Measured on AMD EPYC (Zen 4), floor bench, one thread pinned, two runs each in alternation
+/// with the blocks (medians; least squares, logistic, log-sum-exp): 5000 × 1000 1.10–1.18×,
+/// 1.16–1.22×, 1.21–1.23× a stream read against 1.30–1.42×, 1.28–1.40×, 1.30–1.40× (blocks of
+/// sixteen); 4800 × 768 1.03–1.14×, 1.17–1.20×, 1.16–1.23× against 1.27–1.33×, 1.28–1.50×,
+/// 1.27–1.36× (woven, [`woven_long`]); 8000 × 512 1.04–1.15×, 1.19–1.30×, 1.16–1.28× against
+/// 1.21–1.24×, 1.25–1.35×, 1.17–1.30× (woven). At 10000 × 400 it was even with the woven
+/// kernel, and at 12800 × 320 logistic and log-sum-exp lost (1.27–1.33× and 1.24–1.34×
+/// against 1.16–1.20× and 1.09–1.17×). From memory (160 MB, one run, one thread | two):
+/// 40000 × 512 1.07–1.22× | 1.05–1.10× against 1.28–1.32× | 1.16–1.24×; 20000 × 1000 even
+/// (1.32–1.37× | 1.14–1.20× either way). Blocks of two rows lost at 1000 entries (1.7–2.3×),
+/// and so did x and g unaligned (the caller's vectors, which `AlignedT::with_padded` now
+/// copies: least squares and logistic 1.19–1.27× against 1.10–1.19×); in a scratch harness
+/// (least squares' pass alone, 5000 × 1000) so did the pass without the prefetch (1.74–1.79×
+/// against 1.12–1.14×) or prefetching into L1 (`prefetcht0`, 2.5×) or into L3 only
+/// (`prefetcht2`, 1.20×); 12 000 bytes ahead did less well (1.25×), 48 000 as well (1.15×).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and AVX-512 F and VL, and `takes_near(at.pitch(), x, g)` holds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn near_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
+where
+    F: FnMut(usize, &mut [f64], &mut [f64]),
+{
+    let n = at.pitch();
+    let x = &x[..n];
+    for (i, row) in (lo..hi).zip(rows_range(at, lo, hi)) {
+        let mut z = [dot_avx2(row, x)];
+        coef(i, &mut z, g);
+        // SAFETY: the CPU has the features (this function's), n is a multiple of 8 and g has
+        // at least n entries (the caller's `takes_near`)
+        unsafe { axpy_prefetch(row, z[0], g) };
+    }
+}
+
+/// g ← g + c·a for a row a of A, eight entries an instruction, each line of A read
+/// prefetching the line [`NEAR_PREFETCH`] bytes on into L2 (a prefetch never faults, past A's
+/// end included).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and AVX-512 F and VL; a.len() is a multiple of 8, g at least as long.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+#[inline]
+unsafe fn axpy_prefetch(a: &[f64], c: f64, g: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let n = a.len();
+    let g = &mut g[..n];
+    let (pa, pg) = (a.as_ptr(), g.as_mut_ptr());
+    let cv = _mm512_set1_pd(c);
+    let mut j = 0;
+    // SAFETY: every load and store touches entries j..j + 8 with j + 8 ≤ n (a multiple of 8)
+    // of a or of g
+    unsafe {
+        while j < n {
+            let t = _mm512_fmadd_pd(cv, _mm512_loadu_pd(pa.add(j)), _mm512_loadu_pd(pg.add(j)));
+            _mm512_storeu_pd(pg.add(j), t);
+            _mm_prefetch::<_MM_HINT_T1>(pa.add(j).cast::<i8>().wrapping_add(NEAR_PREFETCH));
+            j += 8;
+        }
+    }
+}
+
 /// Coefficients from dot products four rows at a time ([`pipelined_quads_avx2`]): for rows
 /// that fit the registers ([`fits_registers`]), a block at a time between the block's dot
 /// products and its axpys ([`Quads::block`]); for the others inside the four-row sweep that
@@ -925,6 +1028,20 @@ pub(crate) trait Quads {
     /// The coefficients of rows start..start + z.len() (fewer than four: the end of a range of
     /// rows) from their dot products, in place.
     fn rows(&mut self, start: usize, z: &mut [f64]);
+
+    /// The coefficient of row `row` alone from its dot product z, for a pass that takes rows
+    /// one at a time ([`near_rows`]), in order from the start of its range: as `rows` on the
+    /// one row unless a type does better.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn one(&mut self, row: usize, z: f64) -> f64 {
+        let mut z = [z];
+        self.rows(row, &mut z);
+        z[0]
+    }
 
     /// The coefficients of a block's rows start..start + z.len() from their dot products, in
     /// place: as `quad` on each four, then `rows` on the fewer than four left.
@@ -1102,9 +1219,10 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
 /// registers through [`register_sweep`] on a CPU with AVX-512 (each quad's coefficients
 /// between the next quad's dot products and the axpys of the one before), else through
 /// [`register_rows`] (a block's coefficients between its dot products and its axpys); other
-/// rows four at a time inside the sweeps, and long rows (blocks of four) through [`woven_long`]
-/// where it applies, their coefficients after it. Blocks, order of the sweeps and the
-/// dot products' arithmetic as in [`pipelined_rows`].
+/// rows four at a time inside the sweeps, long rows (blocks of four) through [`woven_long`]
+/// where it applies, their coefficients after it, and rows of 512 to 1024 entries one at a time
+/// ([`near_rows`], each row's coefficient by [`Quads::one`]). Blocks, order of the sweeps and
+/// the dot products' arithmetic as in [`pipelined_rows`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -1122,6 +1240,12 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
     // SAFETY: this function's caller has AVX2 and FMA
     let mut terms = |start: usize, z: &mut [f64], _: &mut [f64]| unsafe { quads.block(start, z) };
     if register_rows(at, lo, hi, x, g, &mut terms) {
+        return;
+    }
+    if takes_near(at.pitch(), x, g) {
+        // SAFETY: the CPU has AVX2 and FMA (this function's caller's), and AVX-512 F and VL,
+        // and the lengths hold (`takes_near`)
+        unsafe { near_rows(at, lo, hi, x, g, |i, z, _| z[0] = quads.one(i, z[0])) };
         return;
     }
     let (n, prefetch) = (at.pitch().max(1), prefetch_woven(at));
@@ -1172,12 +1296,19 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
 /// `coef(start, z)` turns the block's dot products into its coefficients c in place (and
 /// keeps whatever sums it needs), then g ← g + (block)ᵀc, done by [`dots_axpys`] in the same
 /// sweep as the next block's dot products. With `g` empty only the dot products and `coef`
-/// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`].
+/// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`], except rows of 512 to 1024
+/// entries on AVX-512, which go one at a time ([`near_rows`], `coef` seeing one row).
 pub(crate) fn pipelined_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
 where
     F: FnMut(usize, &mut [f64], &mut [f64]),
 {
     if register_rows(at, lo, hi, x, g, &mut coef) {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if takes_near(at.pitch(), x, g) {
+        // SAFETY: the CPU has the features and the lengths hold (`takes_near`)
+        unsafe { near_rows(at, lo, hi, x, g, coef) };
         return;
     }
     let (n, prefetch) = (at.pitch().max(1), prefetch_woven(at));
@@ -1580,8 +1711,9 @@ const BLOCK_ENTRIES: usize = 2048;
 /// either way between two runs of each.
 const LONG_BLOCK_ROWS: usize = 4;
 
-/// Rows in a block of rows longer than the woven kernel takes ([`WOVEN_MAX`]) and at most
-/// [`WIDE_MAX`] entries: sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
+/// Rows in a block of rows of [`WIDE_MIN`] to [`WIDE_MAX`] entries (where a pass takes blocks:
+/// on AVX-512 the pipelined passes take rows up to 1024 entries one at a time, [`near_rows`]):
+/// sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
 /// and store each chunk of g once for all sixteen (`axpys_avx512`). The woven kernel lost on
 /// such rows (`woven_long`): the dot products of a block then run alone, one sequential stream
 /// from memory, and the axpys after them from L2. Measured on AMD EPYC (Zen 4), floor bench, one
@@ -1596,6 +1728,10 @@ const LONG_BLOCK_ROWS: usize = 4;
 /// gained 3–6% at 5000 × 1000 and nothing at 2000 × 2000 (`axpys_avx512`).
 const WIDE_BLOCK_ROWS: usize = 16;
 
+/// The shortest rows that have [`WIDE_BLOCK_ROWS`] to a block, past the 768 entries up to
+/// which rows have blocks of four ([`LONG_BLOCK_ROWS`]).
+const WIDE_MIN: usize = 769;
+
 /// The longest rows that have [`WIDE_BLOCK_ROWS`] to a block. Past it, where x and g alone fill
 /// L1, sixteen rows gained nothing (floor bench, one run each: 500 × 8192 1.89–2.16× against
 /// 1.99–2.07×, 1000 × 4000 2.17–2.21× against 1.92–2.18×), and rows keep blocks of four.
@@ -1604,8 +1740,8 @@ const WIDE_MAX: usize = 2048;
 /// Rows per block for rows of n entries: up to `ROW_BLOCK`, but at most `BLOCK_ENTRIES`
 /// entries of A, so a block read by [`dots_block`] is still in L1 (or at worst L2) when
 /// [`axpys_block`] reads it again; a multiple of 4 (the kernels' unroll) where it can be. Rows
-/// of `LONG_ROW` entries or more have `LONG_BLOCK_ROWS`, except those past `WOVEN_MAX` and up
-/// to `WIDE_MAX`, which have `WIDE_BLOCK_ROWS`.
+/// of `LONG_ROW` entries or more have `LONG_BLOCK_ROWS`, except those from `WIDE_MIN` to
+/// `WIDE_MAX`, which have `WIDE_BLOCK_ROWS`.
 ///
 /// On the earlier machine, measured in alternation with an earlier budget of 1024 entries
 /// for every row length (8 KB, at most 16 rows), one cost-and-gradient each, 200–400 pairs,
@@ -1616,7 +1752,7 @@ const WIDE_MAX: usize = 2048;
 /// (8192 and 16384 entries) were no better.
 #[inline]
 pub(crate) fn block_rows(n: usize) -> usize {
-    if n > WOVEN_MAX && n <= WIDE_MAX {
+    if (WIDE_MIN..=WIDE_MAX).contains(&n) {
         return WIDE_BLOCK_ROWS;
     }
     if n >= LONG_ROW {
@@ -1833,10 +1969,10 @@ mod tests {
                 eprintln!("no AVX-512 F and VL here: the 512-bit axpys are not tested");
                 return;
             }
-            // every n mod 8 past LONG_ROW and past WOVEN_MAX (the wide rows, sixteen rows to a
+            // every n mod 8 past LONG_ROW and from WIDE_MIN (the wide rows, sixteen rows to a
             // load of g), and row counts with and without a remainder of four and of sixteen
             for rows in [1, 4, 7, 8, 16, 21, 32] {
-                for n in (LONG_ROW..LONG_ROW + 8).chain(WOVEN_MAX + 1..WOVEN_MAX + 9) {
+                for n in (LONG_ROW..LONG_ROW + 8).chain(WIDE_MIN..WIDE_MIN + 8) {
                     let block: Vec<f64> = (0..rows * n).map(|i| (i as f64 * 0.37).sin()).collect();
                     let c: Vec<f64> = (0..rows).map(|i| 1.0 - 0.3 * i as f64).collect();
                     let g0: Vec<f64> = (0..n).map(|i| 0.1 * i as f64).collect();
@@ -1864,7 +2000,7 @@ mod tests {
     fn one_sweep_equals_the_two_steps_to_the_bit() {
         // every n mod 8 (the lo/hi accumulators and the scalar tail), row counts with and
         // without a remainder of four, and long rows (the woven rows where n is a multiple of 8
-        // from 128 to 768 and AVX-512 is there, asserted taken; the two steps elsewhere)
+        // from 128 to 504 and AVX-512 is there, asserted taken; the two steps elsewhere)
         for (rows, n) in [
             (4, 1),
             (16, 50),
@@ -1874,14 +2010,15 @@ mod tests {
             (13, 3),
             (16, 64),
             (4, 130),
-            // the woven long rows (a multiple of 8 from 128 to 768: unrolled from 136 to 208, one
-            // loop for 128 and past 208) and their neighbours (127, 209, 210; 769 and 776 the two
-            // steps)
+            // the woven long rows (a multiple of 8 from 128 to 504: unrolled from 136 to 208, one
+            // loop for 128 and past 208) and their neighbours (127, 209, 210; 505 and 512 on the
+            // two steps, as are 760 to 776)
             (4, 120),
             (4, 160),
             (4, 200),
             (4, 202),
             (4, 312),
+            (4, 497),
             (4, 760),
             (4, 768),
         ] {
@@ -1948,7 +2085,8 @@ mod tests {
     fn pipelined_pass_matches_the_plain_pass() {
         // coefficients cᵢ = zᵢ − i: Σ cᵢ aᵢ and Σ cᵢ² against plain dots and axpys, for row
         // ranges that end inside a block and rows short and long (blocks of 64 rows at n = 5 and
-        // 13, 40 at n = 50, 4 at n = 200, 16 at n = 801: several blocks, the last ragged)
+        // 13, 40 at n = 50, 4 at n = 200, 16 at n = 801: several blocks, the last ragged; one
+        // row at a time at n = 512, 800 and 1024, where AVX-512 is: `near_rows`)
         for (m, n) in [
             (150, 5),
             (200, 50),
@@ -1959,6 +2097,9 @@ mod tests {
             (3, 7),
             (1, 4),
             (40, 801),
+            (13, 512),
+            (40, 800),
+            (9, 1024),
         ] {
             let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
                 ((i * n + j) as f64 * 0.29).sin()
@@ -2127,9 +2268,10 @@ mod tests {
             eprintln!("no AVX2 + FMA here: the logistic long-row pass is not tested");
             return;
         }
-        // 136, 200, 208 (unrolled), 128, 216 and 768 (one loop) woven (blocks of four) on
-        // AVX-512; 201 the two steps; 776 the two steps in blocks of sixteen
-        for n in [128, 136, 200, 201, 208, 216, 768, 776] {
+        // 136, 200, 208 (unrolled), 128, 216 and 504 (one loop) woven (blocks of four) on
+        // AVX-512; 201 and 505 the two steps; 1001 the two steps in blocks of sixteen (rows
+        // of 512 to 1024 entries, a multiple of 8, go one at a time on AVX-512: the next test)
+        for n in [128, 136, 200, 201, 208, 216, 504, 505, 1001] {
             for m in [3, 9, 50] {
                 let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
                     ((i * n + j) as f64 * 0.31).sin() * 0.3
@@ -2158,6 +2300,74 @@ mod tests {
                     };
                     let at_rows = format!("{m}×{n} rows {lo}..{hi}");
                     assert_same_pass(&run(true), &run(false), &at_rows, hi - lo);
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn rows_taken_alone_equal_the_steps_row_by_row_to_the_bit() {
+        // logistic's pass and a pass with cᵢ = zᵢ − i over rows of 512 to 1024 entries (a
+        // multiple of 8: `near_rows`, where AVX-512 is) against the steps one row at a time:
+        // the dot product, the coefficient, the axpy; the loss, g and the scores kept bit for
+        // bit
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            eprintln!("no AVX2 + FMA here: the rows taken alone are not tested");
+            return;
+        }
+        if !has_avx512() {
+            eprintln!("no AVX-512 here: the rows taken alone are not tested");
+        }
+        for n in [504, 512, 520, 768, 776, 1000, 1024, 1032] {
+            let x: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();
+            let g: Vec<f64> = vec![0.5; n];
+            let near = takes_near(n, &x, &g);
+            assert_eq!(near, (512..=1024).contains(&n) && has_avx512(), "n = {n}");
+            if !near {
+                continue;
+            }
+            for m in [3, 9, 70] {
+                let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
+                    ((i * n + j) as f64 * 0.31).sin() * 0.3
+                }));
+                let y: Vec<f64> = (0..m).map(|i| (i % 3 == 0) as u8 as f64).collect();
+                let mid = split_point(m);
+                for (lo, hi) in [(0, m), (0, mid), (mid, m), (1, m)] {
+                    let run = |alone: bool| {
+                        // SAFETY: the CPU has AVX2 and FMA (checked above)
+                        unsafe {
+                            logistic_pass(&y, g.clone(), |quads, g| {
+                                if alone {
+                                    pipelined_quads_avx2(&at, lo, hi, &x, g, quads);
+                                } else {
+                                    for i in lo..hi {
+                                        let (row, mut z) = (rows_block(&at, i, i + 1), [0.0]);
+                                        dots_block(row, n, &x, &mut z);
+                                        z[0] = quads.one(i, z[0]);
+                                        axpys_block(row, n, &z, g);
+                                    }
+                                }
+                            })
+                        }
+                    };
+                    let at_rows = format!("{m}×{n} rows {lo}..{hi}");
+                    assert_same_pass(&run(true), &run(false), &at_rows, hi - lo);
+                    // the pass with cᵢ = zᵢ − i through `pipelined_rows`
+                    let (mut got, mut want) = (g.clone(), g.clone());
+                    let (mut f, mut want_f) = (0.0, 0.0);
+                    pipelined_rows(&at, lo, hi, &x, &mut got, |start, z, _| {
+                        z[0] -= start as f64;
+                        f += z[0] * z[0];
+                    });
+                    for i in lo..hi {
+                        let (row, mut z) = (rows_block(&at, i, i + 1), [0.0]);
+                        dots_block(row, n, &x, &mut z);
+                        z[0] -= i as f64;
+                        want_f += z[0] * z[0];
+                        axpys_block(row, n, &z, &mut want);
+                    }
+                    assert_eq!((f.to_bits(), got), (want_f.to_bits(), want), "{at_rows}");
                 }
             }
         }

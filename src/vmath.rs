@@ -451,6 +451,9 @@ pub(crate) struct LogisticQuads<'a, 'k> {
     d: std::arch::x86_64::__m256d,
     /// Quads (of four rows) since the last flush: 16 at most, one chunk's rows.
     pending: usize,
+    /// The lane the next row taken alone ([`crate::kernels::Quads::one`]) goes to, the rows of
+    /// the quad being filled before it in lanes 0..lane.
+    lane: usize,
     logs: f64,
 }
 
@@ -471,6 +474,7 @@ impl<'a, 'k> LogisticQuads<'a, 'k> {
             acc: _mm256_setzero_pd(),
             d: _mm256_setzero_pd(),
             pending: 0,
+            lane: 0,
             logs: 0.0,
         }
     }
@@ -483,7 +487,7 @@ impl<'a, 'k> LogisticQuads<'a, 'k> {
     #[inline(never)]
     fn flush(&mut self) {
         use std::arch::x86_64::*;
-        if self.pending == 0 {
+        if self.pending == 0 && self.lane == 0 {
             return;
         }
         let mut d = [0.0; 4];
@@ -492,10 +496,11 @@ impl<'a, 'k> LogisticQuads<'a, 'k> {
         let grow = |d: f64, e: f64| d.mul_add(e, d + e);
         self.logs += log1p_product::<true>(grow(grow(d[0], d[1]), grow(d[2], d[3])));
         if let Some(keep) = self.keep.as_mut() {
-            keep(self.kept_from, &self.kept[..4 * self.pending]);
+            keep(self.kept_from, &self.kept[..4 * self.pending + self.lane]);
         }
         self.d = _mm256_setzero_pd();
         self.pending = 0;
+        self.lane = 0;
     }
 
     /// Σ over the rows seen of log(1 + e^zᵢ) − yᵢzᵢ.
@@ -516,6 +521,7 @@ impl crate::kernels::Quads for LogisticQuads<'_, '_> {
     #[inline]
     unsafe fn quad(&mut self, row: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
         use std::arch::x86_64::*;
+        debug_assert_eq!(self.lane, 0, "a quad after rows taken alone");
         if self.keep.is_some() {
             if self.pending == 0 {
                 self.kept_from = row;
@@ -535,6 +541,45 @@ impl crate::kernels::Quads for LogisticQuads<'_, '_> {
             self.flush();
         }
         c
+    }
+
+    /// Row after row into the lanes in turn, a row's lane updated as `quad` updates it (the
+    /// other lanes of the quad computed and dropped): every row's coefficient, loss and product
+    /// the same to the bit as when its quad goes through `quad`, the rows of a range being in
+    /// the same lanes (the range's row r in lane r mod 4) and flushed at the same rows.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn one(&mut self, row: usize, z: f64) -> f64 {
+        use std::arch::x86_64::*;
+        let lane = self.lane;
+        if self.keep.is_some() {
+            if self.pending == 0 && lane == 0 {
+                self.kept_from = row;
+            }
+            self.kept[4 * self.pending + lane] = z;
+        }
+        let (zv, yv) = (_mm256_set1_pd(z), _mm256_set1_pd(self.y[row]));
+        // −|z| by setting the sign bit
+        let e = exp4(_mm256_or_pd(zv, _mm256_set1_pd(-0.0)));
+        let (mut acc, mut d) = (self.acc, self.d);
+        let c = logistic_vec(zv, yv, e, &mut acc, &mut d);
+        // lane `lane` of acc and d updated, the others as they were: blend under a mask whose
+        // sign bit is set in that lane only
+        let mut bits = [0.0; 4];
+        bits[lane] = -0.0;
+        // SAFETY: loads the four entries of `bits`
+        let mask = unsafe { _mm256_loadu_pd(bits.as_ptr()) };
+        self.acc = _mm256_blendv_pd(self.acc, acc, mask);
+        self.d = _mm256_blendv_pd(self.d, d, mask);
+        self.lane += 1;
+        if self.lane == 4 {
+            self.lane = 0;
+            self.pending += 1;
+            if self.pending == CHUNK / 4 {
+                self.flush();
+            }
+        }
+        _mm256_cvtsd_f64(c)
     }
 
     fn rows(&mut self, start: usize, z: &mut [f64]) {
@@ -897,6 +942,69 @@ mod tests {
         }
         quads.rows(whole, &mut c[whole..]);
         (quads.total(), c)
+    }
+
+    /// [`quads_path`] with every row taken alone ([`crate::kernels::Quads::one`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn one_path(zs: &[f64], ys: &[f64], keep: Keep<'_>) -> (f64, Vec<f64>) {
+        use crate::kernels::Quads;
+        let mut quads = LogisticQuads::new(ys, keep);
+        // SAFETY: the CPU has AVX2 and FMA (this function's)
+        let c = zs
+            .iter()
+            .enumerate()
+            .map(|(i, z)| unsafe { quads.one(i, *z) })
+            .collect();
+        (quads.total(), c)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn rows_taken_alone_are_the_quads_to_the_bit() {
+        if !avx2() {
+            eprintln!("no AVX2 + FMA here: the four-row logistic terms are not tested");
+            return;
+        }
+        // whole quads past a flush (64 rows) and the edges: the loss, every σ − y and the
+        // scores kept, to the bit; with rows left over (not a whole quad), against the scalar
+        // terms
+        let score = |i: usize| match i % 11 {
+            3 => 800.0,
+            7 => -745.0,
+            _ => (i as f64 * 0.77).sin() * 6.0,
+        };
+        for m in [4, 64, 68, 200, 1, 7, 133] {
+            let zs: Vec<f64> = (0..m).map(score).collect();
+            let ys: Vec<f64> = (0..m).map(|i| (i % 3 == 0) as u8 as f64).collect();
+            let (mut seen_one, mut seen_quads) = (Vec::new(), Vec::new());
+            let mut keep_one = |row: usize, z: &[f64]| seen_one.push((row, z.to_vec()));
+            let mut keep_quads = |row: usize, z: &[f64]| seen_quads.push((row, z.to_vec()));
+            // SAFETY: the CPU has AVX2 and FMA (checked above)
+            let (f, c) = unsafe { one_path(&zs, &ys, Some(&mut keep_one)) };
+            // SAFETY: as above
+            let (want_f, want_c) = unsafe { quads_path(&zs, &ys, Some(&mut keep_quads)) };
+            let kept: Vec<f64> = seen_one.iter().flat_map(|(_, z)| z.iter().copied()).collect();
+            assert_eq!(kept, zs, "m = {m}: every score kept once, in order");
+            if m % 4 == 0 {
+                assert_eq!(f.to_bits(), want_f.to_bits(), "m = {m}");
+                assert_eq!(c, want_c, "m = {m}");
+                // (`quads_path` hands `rows` the empty rest, and `keep` sees it)
+                seen_quads.retain(|(_, z)| !z.is_empty());
+                assert_eq!(seen_one, seen_quads, "m = {m}");
+            } else {
+                let mut scalar = zs.clone();
+                let want_f = logistic_terms(&mut scalar, &ys);
+                assert!(
+                    (f - want_f).abs() <= 1e-13 * want_f.abs(),
+                    "m = {m}: {f} against {want_f}"
+                );
+                assert!(
+                    c.iter().zip(&scalar).all(|(a, b)| (a - b).abs() <= 1e-15),
+                    "m = {m}"
+                );
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
