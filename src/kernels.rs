@@ -1857,9 +1857,12 @@ where
         Err(poisoned) => poisoned.into_inner(),
     };
     guard.clear();
-    guard.resize(g.len(), 0.0);
+    guard.resize(g.len() + 7, 0.0);
+    // the second half's g on a 64-byte boundary, as the first half's is (the long-row kernels
+    // store g in 64-byte lines; `AlignedT::with_padded_mut`)
+    let skip = guard.as_ptr().align_offset(64).min(7);
     let mid = split_point(m);
-    let second: &mut [f64] = &mut guard[..];
+    let second: &mut [f64] = &mut guard[skip..skip + g.len()];
     let (f1, f2) = rayon::join(|| f(0, mid, g), || f(mid, m, &mut *second));
     merge(f1, f2, g, second)
 }
