@@ -581,7 +581,7 @@ fn scores_k<const K: usize, const FMA: bool>(block: &[f64], n: usize, w: &[f64],
 /// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (128 to 504 entries,
 /// a multiple of 8, on AVX-512; `prefetch` as there), else the two steps ([`axpys_block`], then
 /// [`dots_block`]). (The pipelined passes take rows of 512 to 1024 entries one at a time on
-/// AVX-512 instead: [`near_rows`].)
+/// AVX-512 instead: `near_rows`.)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn dots_axpys(
     next: &[f64],
@@ -744,7 +744,7 @@ pub(crate) fn prefetch_woven(at: &AlignedT) -> bool {
 #[cfg(target_arch = "x86_64")]
 const WOVEN_MIN: usize = 128;
 /// The longest row the woven kernel takes (`woven_long` on x86-64; longer rows go one at a
-/// time, [`near_rows`], up to [`NEAR_MAX`]).
+/// time, `near_rows`, up to [`NEAR_MAX`]).
 pub(crate) const WOVEN_MAX: usize = 504;
 /// The rows [`woven_long`] takes through loops unrolled for each n ([`woven_avx512`]).
 #[cfg(target_arch = "x86_64")]
@@ -912,12 +912,12 @@ unsafe fn woven_rows(
     }
 }
 
-/// The shortest row [`near_rows`] takes: the next multiple of 8 past the woven kernel's
-/// ([`WOVEN_MAX`]).
+/// The shortest row `near_rows` takes (on x86-64): the next multiple of 8 past the woven
+/// kernel's ([`WOVEN_MAX`]).
 pub(crate) const NEAR_MIN: usize = WOVEN_MAX + 8;
 
-/// The longest row [`near_rows`] takes (a multiple of 8; rows up to it are padded to one,
-/// `AlignedT::padded`): one row, x and g, 24 KB at 1024 entries, fit L1's 32 KB.
+/// The longest row `near_rows` takes (on x86-64; a multiple of 8: rows up to it are padded to
+/// one, `AlignedT::padded`): one row, x and g, 24 KB at 1024 entries, fit L1's 32 KB.
 pub(crate) const NEAR_MAX: usize = 1024;
 
 /// How far ahead [`axpy_prefetch`] prefetches A, in bytes (about three rows of 1000 entries),
@@ -926,23 +926,25 @@ pub(crate) const NEAR_MAX: usize = 1024;
 const NEAR_PREFETCH: usize = 25_600;
 
 /// Whether [`near_rows`] takes rows of n entries with this x and g: n a multiple of 8 from
-/// [`NEAR_MIN`] to [`NEAR_MAX`], x and g (not empty) at least n long, on a CPU with AVX2, FMA
-/// and AVX-512 F and VL.
+/// [`NEAR_MIN`] to [`NEAR_MAX`], x and g (unless empty: a pass without a gradient) at least n
+/// long, on a CPU with AVX2, FMA and AVX-512 F and VL. A pass and the same pass without its
+/// gradient take the same path, so that their coefficients and sums (a log-sum-exp's shifts,
+/// a logistic loss's lanes) agree to the bit.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn takes_near(n: usize, x: &[f64], g: &[f64]) -> bool {
     n.is_multiple_of(8)
         && (NEAR_MIN..=NEAR_MAX).contains(&n)
         && x.len() >= n
-        && g.len() >= n
+        && (g.is_empty() || g.len() >= n)
         && std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
         && has_avx512()
 }
 
 /// Rows lo..hi of A one at a time, each z ← aᵢᵀx ([`dot_avx2`]), then its coefficient by
-/// `coef(i, [z], g)` in place, then g ← g + c·aᵢ ([`axpy_prefetch`]) while the row is still in
-/// L1: for rows of [`NEAR_MIN`] to [`NEAR_MAX`] entries ([`takes_near`]), whose blocks of
+/// `coef(i, [z], g)` in place, then, unless g is empty, g ← g + c·aᵢ ([`axpy_prefetch`]) while
+/// the row is still in L1: for rows of [`NEAR_MIN`] to [`NEAR_MAX`] entries ([`takes_near`]), whose blocks of
 /// several rows no longer fit L1 beside x and g. The axpy prefetches A [`NEAR_PREFETCH`] bytes
 /// ahead into L2, so the memory stream goes on while it runs (a hardware prefetcher follows
 /// the loads it sees, and the axpy's come from L1). Every dot product and gⱼ is the same to
@@ -978,9 +980,11 @@ where
     for (i, row) in (lo..hi).zip(rows_range(at, lo, hi)) {
         let mut z = [dot_avx2(row, x)];
         coef(i, &mut z, g);
-        // SAFETY: the CPU has the features (this function's), n is a multiple of 8 and g has
-        // at least n entries (the caller's `takes_near`)
-        unsafe { axpy_prefetch(row, z[0], g) };
+        if !g.is_empty() {
+            // SAFETY: the CPU has the features (this function's), n is a multiple of 8 and g
+            // has at least n entries (the caller's `takes_near`)
+            unsafe { axpy_prefetch(row, z[0], g) };
+        }
     }
 }
 
@@ -1031,7 +1035,8 @@ pub(crate) trait Quads {
 
     /// The coefficient of row `row` alone from its dot product z, for a pass that takes rows
     /// one at a time ([`near_rows`]), in order from the start of its range: as `rows` on the
-    /// one row unless a type does better.
+    /// one row unless a type does better. A pass takes every row through `one`, or none: a
+    /// type may keep the rows taken alone in lanes that `quad` would overwrite.
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA.
@@ -1297,7 +1302,8 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
 /// keeps whatever sums it needs), then g ← g + (block)ᵀc, done by [`dots_axpys`] in the same
 /// sweep as the next block's dot products. With `g` empty only the dot products and `coef`
 /// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`], except rows of 512 to 1024
-/// entries on AVX-512, which go one at a time ([`near_rows`], `coef` seeing one row).
+/// entries, a multiple of 8, on AVX-512, which go one at a time (`near_rows`, `coef` seeing
+/// one row; with g empty too).
 pub(crate) fn pipelined_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
 where
     F: FnMut(usize, &mut [f64], &mut [f64]),
@@ -1712,8 +1718,8 @@ const BLOCK_ENTRIES: usize = 2048;
 const LONG_BLOCK_ROWS: usize = 4;
 
 /// Rows in a block of rows of [`WIDE_MIN`] to [`WIDE_MAX`] entries (where a pass takes blocks:
-/// on AVX-512 the pipelined passes take rows up to 1024 entries one at a time, [`near_rows`]):
-/// sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
+/// on AVX-512 the pipelined passes take rows up to 1024 entries, a multiple of 8, one at a
+/// time, `near_rows`): sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
 /// and store each chunk of g once for all sixteen (`axpys_avx512`). The woven kernel lost on
 /// such rows (`woven_long`): the dot products of a block then run alone, one sequential stream
 /// from memory, and the axpys after them from L2. Measured on AMD EPYC (Zen 4), floor bench, one
@@ -2014,8 +2020,8 @@ mod tests {
             (16, 64),
             (4, 130),
             // the woven long rows (a multiple of 8 from 128 to 504: unrolled from 136 to 208, one
-            // loop for 128 and past 208) and their neighbours (127, 209, 210; 505 and 512 on the
-            // two steps, as are 760 to 776)
+            // loop for 128 and past 208) and their neighbours (127, 209, 210; 505 on the two
+            // steps, as are 760 to 768)
             (4, 120),
             (4, 160),
             (4, 200),
@@ -2371,6 +2377,26 @@ mod tests {
                         axpys_block(row, n, &z, &mut want);
                     }
                     assert_eq!((f.to_bits(), got), (want_f.to_bits(), want), "{at_rows}");
+                    // without g (a value alone) the rows go the same way: `coef` sees the same
+                    // rows one at a time, and logistic's loss and kept scores are the same to
+                    // the bit (a log-sum-exp's shifts and sums follow its `coef` calls)
+                    let calls = |mut g: Vec<f64>| {
+                        let mut calls = Vec::new();
+                        pipelined_rows(&at, lo, hi, &x, &mut g, |start, z, _| {
+                            calls.push((start, z.len()))
+                        });
+                        calls
+                    };
+                    assert_eq!(calls(g.clone()), calls(Vec::new()), "{at_rows}: without g");
+                    assert_eq!(calls(Vec::new()), (lo..hi).map(|i| (i, 1)).collect::<Vec<_>>());
+                    // SAFETY: the CPU has AVX2 and FMA (checked above)
+                    let alone = unsafe {
+                        logistic_pass(&y, Vec::new(), |quads, g| {
+                            pipelined_quads_avx2(&at, lo, hi, &x, g, quads)
+                        })
+                    };
+                    let with_g = run(true);
+                    assert_eq!((alone.0, &alone.2), (with_g.0, &with_g.2), "{at_rows}: without g");
                 }
             }
         }

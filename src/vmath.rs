@@ -436,13 +436,16 @@ pub(crate) type Keep<'k> = Option<&'k mut dyn FnMut(usize, &[f64])>;
 /// (`crate::kernels::Quads`): between a block's dot products and its axpys, or inside a sweep
 /// over A, where the exponentials run while the sweep waits on memory. The same operations
 /// per entry as `logistic_lanes_avx2` (each lane its own loss and product), one logarithm per
-/// 64 rows; the rows left at the end of a range go through [`logistic_terms`]. `keep(row, z)` sees the scores before they become σ − y, up to 64 rows
-/// at a time (row is the first's index).
+/// 64 rows; the rows left at the end of a range go through [`logistic_terms`]. A pass that
+/// takes rows one at a time (`crate::kernels::Quads::one`) puts them in the lanes in turn,
+/// the last quad of a range partly filled. `keep(row, z)` sees the scores before they become
+/// σ − y, up to 64 rows at a time (row is the first's index).
 #[cfg(target_arch = "x86_64")]
 pub(crate) struct LogisticQuads<'a, 'k> {
     y: &'a [f64],
     keep: Keep<'k>,
-    /// The scores of the quads since the last flush, from row `kept_from` on.
+    /// The scores of the quads (or rows taken alone) since the last flush, from row `kept_from`
+    /// on.
     kept: [f64; CHUNK],
     kept_from: usize,
     /// Each lane's Σ max(z, 0) − yz and its product of the 1 + e less one, as in
@@ -986,6 +989,12 @@ mod tests {
             let (want_f, want_c) = unsafe { quads_path(&zs, &ys, Some(&mut keep_quads)) };
             let kept: Vec<f64> = seen_one.iter().flat_map(|(_, z)| z.iter().copied()).collect();
             assert_eq!(kept, zs, "m = {m}: every score kept once, in order");
+            let starts: Vec<usize> = seen_one.iter().map(|(row, _)| *row).collect();
+            assert_eq!(
+                starts,
+                (0..m).step_by(64).collect::<Vec<_>>(),
+                "m = {m}: a flush per 64 rows"
+            );
             if m % 4 == 0 {
                 assert_eq!(f.to_bits(), want_f.to_bits(), "m = {m}");
                 assert_eq!(c, want_c, "m = {m}");
