@@ -512,7 +512,7 @@ shared machine the floor moves in between. `cargo bench --bench floor` instead t
 read and one fused cost-and-gradient back to back, in alternating order, a few hundred times,
 on the memory the fused pass reads (gradfit's own row-major copy of A, aligned to a cache line,
 and for least squares, logistic and log-sum-exp with rows of up to 124 entries padded to a
-multiple of 4, so their 20000 × 50 reads cover 52 entries a row, and rows of 128 to 768 to a
+multiple of 4, so their 20000 × 50 reads cover 52 entries a row, and rows of 128 to 1024 to a
 multiple of 8), and reports the distribution of the per-pair ratio. This is the figure the
 1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read is fast
 and the pass's arithmetic (two multiply-adds an entry, and the exponentials and logarithms of
@@ -521,10 +521,12 @@ logistic and log-sum-exp) no longer hides under it. 20000 × 200
 tenant, so its ratio moves between runs more than the other sizes' do.{l3_edge(floor)}
 12800 × 320 is as large, with longer rows (the woven kernel's loop for any row length, where
 20000 × 200 has one unrolled for its own). 100000 × 200 (160 MB) always comes from memory.
-5000 × 1000 (40 MB) has rows of 8 KB: x and g alone fill half the 32 KB L1, so a block's
-axpys read its rows again from L2. The woven kernel, which stops at rows of 768 entries, lost
-there; such rows go in blocks of sixteen instead, which gained about a tenth but does not
-reach 1.3×.
+5000 × 1000 (40 MB) has rows of 8 KB: x and g alone fill half the 32 KB L1, so a block of
+several rows no longer stays in L1 for its axpys. Rows of 512 to 1024 entries go one at a time
+instead: a row's dot product, its coefficient, then its axpy while the row is still in L1,
+prefetching A 25 KB ahead into L2 so that the memory stream goes on during the axpy (a
+hardware prefetcher follows only the loads it sees). Blocks of sixteen such rows, the earlier
+path, ran 1.36–1.52× a stream read; rows past 1024 entries still go that way.
 
 {floor_section()}
 ## Which solver is fastest: the crossover map
