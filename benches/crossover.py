@@ -512,7 +512,7 @@ shared machine the floor moves in between. `cargo bench --bench floor` instead t
 read and one fused cost-and-gradient back to back, in alternating order, a few hundred times,
 on the memory the fused pass reads (gradfit's own row-major copy of A, aligned to a cache line,
 and for least squares, logistic and log-sum-exp with rows of up to 124 entries padded to a
-multiple of 4, so their 20000 × 50 reads cover 52 entries a row, and rows of 128 to 1024 to a
+multiple of 4, so their 20000 × 50 reads cover 52 entries a row, and rows of 125 to 1024 to a
 multiple of 8), and reports the distribution of the per-pair ratio. This is the figure the
 1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read is fast
 and the pass's arithmetic (two multiply-adds an entry, and the exponentials and logarithms of

@@ -64,25 +64,31 @@ impl AlignedT {
     /// thread, against the unpadded `DMatrix`, both through the four-row sweep (before
     /// `register_rows`): the fused cost-and-gradient 0.93× the
     /// time (270–275 µs against 292–295), an L-BFGS solve 0.95×, Newton 0.97–0.98×; A takes 4%
-    /// more memory. Long rows (from `LONG_ROW`, 128, up to [`LONG_PADDED_MAX`]) are padded to a
-    /// multiple of 8, so that every row starts on a cache line and the kernels that want whole
-    /// 64-byte lines take them (`crate::kernels::woven_long`, `crate::kernels::near_rows`). Measured on AMD EPYC
-    /// (Zen 4), floor bench, one thread pinned, four runs each in alternation (medians of the
-    /// fused pass against a stream read of A as stored, the padded one 3.5% and 1% larger):
-    /// logistic 20000 × 201 1.17–1.33× against 1.33–1.96× unpadded, log-sum-exp 1.21–1.33×
+    /// more memory. Long rows (from 125 entries, which a multiple of 4 would take to `LONG_ROW`,
+    /// 128, up to [`LONG_PADDED_MAX`]) are padded to a multiple of 8, so that every row starts on
+    /// a cache line and the kernels that want whole 64-byte lines take them
+    /// (`crate::kernels::woven_long`, `crate::kernels::near_rows`). Measured on AMD EPYC (Zen 4),
+    /// floor bench, one thread pinned, four runs each in alternation (medians of the fused pass
+    /// against a stream read of A as stored, the padded one 3.5% and 1% larger): logistic
+    /// 20000 × 201 1.17–1.33× against 1.33–1.96× unpadded, log-sum-exp 1.21–1.33×
     /// against 1.35–1.89×; 12800 × 317 1.14–1.21× against 1.59–2.00× and 1.17–1.23× against
-    /// 1.37–1.56×. Rows of 125 to 127 entries stay unpadded (not measured). Short wide data (m
-    /// below the pitch)
+    /// 1.37–1.56×. Rows of 125 to 127 entries are long rows of 128 (32000 × 125, one run of
+    /// the three models, one thread pinned: 1.01–1.27× a stream read against 3.49–3.77×
+    /// unpadded), and short rows from 53 entries of an A of 12 MB or more are padded to a
+    /// multiple of 8 too, for the woven loop (`crate::kernels::weaves_short`). Short wide data (m below the pitch)
     /// is left unpadded: it is small, and the m×m Newton system (`crate::problems::woodbury`)
     /// reads A row by row with x and g of n entries.
     pub(crate) fn padded(a: &Matrix) -> AlignedT {
         let (m, n) = a.shape();
-        let (pitch, fits) = if n < crate::kernels::LONG_ROW {
-            let pitch = n.div_ceil(4) * 4;
-            (pitch, pitch < PADDED_MAX)
+        // a short row is one whose multiple of 4 stays short (125 entries would round to 128,
+        // a long row's length, and so are long); short rows the passes weave on large data
+        // (`crate::kernels::weaves_short`) to a multiple of 8
+        let (pitch4, pitch8) = (n.div_ceil(4) * 4, n.div_ceil(8) * 8);
+        let (pitch, fits) = if pitch4 < PADDED_MAX {
+            let woven = crate::kernels::weaves_short(pitch8, m * pitch8 * std::mem::size_of::<f64>());
+            (if woven { pitch8 } else { pitch4 }, true)
         } else {
-            let pitch = n.div_ceil(8) * 8;
-            (pitch, pitch <= LONG_PADDED_MAX)
+            (pitch8, pitch8 <= LONG_PADDED_MAX)
         };
         if fits && m >= pitch {
             Self::with_pitch(a, pitch)
@@ -122,8 +128,8 @@ impl AlignedT {
     /// `f` of x's first n entries followed by zeros to the pitch: x itself when there is no
     /// padding (x then has n entries), else a copy on the stack, 64-byte aligned. Rows of
     /// `crate::kernels::NEAR_MIN` to [`LONG_PADDED_MAX`] entries, a multiple of 8, always get
-    /// the copy, padded or not: their pass (`crate::kernels::near_rows`) stores g in 64-byte lines and lost with
-    /// the caller's vectors (aligned to 16 bytes; 5000 × 1000, see there).
+    /// the copy, padded or not: their pass (`crate::kernels::near_rows`) stores g in 64-byte
+    /// lines and lost with the caller's vectors (aligned to 16 bytes; 5000 × 1000, see there).
     pub(crate) fn with_padded<R>(&self, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
         fn copy<const N: usize, R>(n: usize, pitch: usize, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
             let mut buf = PaddedCopy([0.0; N]);
@@ -230,13 +236,19 @@ mod tests {
 
     #[test]
     fn pads_rows_of_tall_data_only() {
-        // short rows to a multiple of 4 below 128, long ones to a multiple of 8 up to 1024
+        // short rows to a multiple of 4 below 128 (on 12 MB of A or more, from 53 entries, to a
+        // multiple of 8: 20000 × 100 is 16 MB), long ones to a multiple of 8 up to 1024
         for (m, n, pitch) in [
             (200, 50, 52),
             (200, 5, 8),
             (200, 48, 48),
             (200, 123, 124),
-            (200, 125, 125),
+            (200, 125, 128),
+            (200, 127, 128),
+            (4000, 100, 100),
+            (20000, 100, 104),
+            (20000, 53, 56),
+            (20000, 50, 52),
             (51, 50, 50),
             (300, 128, 128),
             (300, 201, 208),

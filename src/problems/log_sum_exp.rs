@@ -70,9 +70,10 @@ impl LogSumExp {
 
     /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
     /// over the data reads, for benchmarks that compare a pass with a plain read of it. Rows
-    /// of up to 124 entries are padded with zeros to a multiple of 4, and rows of 128 to 1024 to
-    /// a multiple of 8, when A has at least as many rows as that padded length, so this holds m
-    /// times that many entries.
+    /// of up to 124 entries are padded with zeros to a multiple of 4 (from 53 entries to a
+    /// multiple of 8 when A holds 12 MB or more), and rows of 125 to 1024 to a multiple of 8,
+    /// when A has at least as many rows as that padded length, so this holds m times that many
+    /// entries.
     pub fn stored_rows(&self) -> &[f64] {
         self.at.as_slice()
     }
@@ -81,8 +82,8 @@ impl LogSumExp {
     /// S = Σ e^(zᵢ − M), and adds Σ e^(zᵢ − M)aᵢ to g when given. Rows go in blocks: each
     /// block's scores, a rescale of S and g by e^(M_old − M) only when the block raises the
     /// maximum, then the block's exponentials in one vectorized call (rows of 512 to 1024
-    /// entries on AVX-512 in blocks of one, with g or without: `crate::kernels::pipelined_rows`). x and g are padded to
-    /// the pitch of A as stored ([`AlignedT`]).
+    /// entries on AVX-512 in blocks of one, with g or without: `crate::kernels::pipelined_rows`).
+    /// x and g are padded to the pitch of A as stored ([`AlignedT`]).
     fn shifted_sum(&self, x: &[f64], lo: usize, hi: usize, g: Option<&mut [f64]>) -> (f64, f64) {
         let (mut m, mut s) = (f64::NEG_INFINITY, 0.0);
         let b = self.b.as_slice();

@@ -121,9 +121,10 @@ impl Logistic {
 
     /// A as stored: the rows of A one after another (Aᵀ column-major), the memory every pass
     /// over the data reads, for benchmarks that compare a pass with a plain read of it. Rows
-    /// of up to 124 entries are padded with zeros to a multiple of 4, and rows of 128 to 1024 to
-    /// a multiple of 8, when A has at least as many rows as that padded length, so this holds m
-    /// times that many entries.
+    /// of up to 124 entries are padded with zeros to a multiple of 4 (from 53 entries to a
+    /// multiple of 8 when A holds 12 MB or more), and rows of 125 to 1024 to a multiple of 8,
+    /// when A has at least as many rows as that padded length, so this holds m times that many
+    /// entries.
     pub fn stored_rows(&self) -> &[f64] {
         self.at.as_slice()
     }
