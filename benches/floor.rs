@@ -177,13 +177,15 @@ fn main() {
             }
         }
     };
-    // 12800 × 320 is as large as 20000 × 200 (32 MB) with longer rows; 5000 × 1000 (40 MB) has
-    // wide rows, whose x, g and blocks no longer fit L1 together
+    // 12800 × 320 is as large as 20000 × 200 (32 MB) with longer rows, 40000 × 100 with shorter
+    // ones (padded to 104: the short rows woven on large data); 5000 × 1000 (40 MB) has wide
+    // rows, whose x, g and blocks no longer fit L1 together
     let cases = if asked.is_empty() {
         vec![
             (20_000, 50),
             (20_000, 200),
             (12_800, 320),
+            (40_000, 100),
             (100_000, 200),
             (5_000, 1000),
         ]
