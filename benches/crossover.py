@@ -239,7 +239,7 @@ def floor_section():
     if not rows:
         return "Not run yet: `cargo bench --bench floor`.\n"
     order = {"least-squares": 0, "logistic": 1, "log-sum-exp": 2}
-    rows.sort(key=lambda r: (order.get(r["model"], 9), r["model"], r["m"] * r["n"], -r["threads"]))
+    rows.sort(key=lambda r: (order.get(r["model"], 9), r["model"], r["m"] * r["n"], r["n"], -r["threads"]))
     out = [
         "| model | m × n | threads | pairs | fused / stream, median | quartiles | stream read, median "
         "(range) | fused, median | within 1.3×? |",
