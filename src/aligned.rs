@@ -21,8 +21,9 @@ use crate::Matrix;
 #[repr(C, align(64))]
 struct Line([f64; 8]);
 
-/// The short rows [`AlignedT::padded`] pads to a multiple of 4: those whose pitch stays below
-/// the kernels' long rows (`LONG_ROW`, 128), the ones the short-row kernels take.
+/// The short rows [`AlignedT::padded`] pads to a multiple of 4 (or of 8, on large data: see
+/// there): those whose pitch stays below the kernels' long rows (`LONG_ROW`, 128), the ones
+/// the short-row kernels take.
 pub(crate) const PADDED_MAX: usize = crate::kernels::LONG_ROW;
 
 /// The longest rows [`AlignedT::padded`] pads to a multiple of 8 (from `LONG_ROW` entries up):
@@ -74,18 +75,21 @@ impl AlignedT {
     /// against 1.35–1.89×; 12800 × 317 1.14–1.21× against 1.59–2.00× and 1.17–1.23× against
     /// 1.37–1.56×. Rows of 125 to 127 entries are long rows of 128 (32000 × 125, one run of
     /// the three models, one thread pinned: 1.01–1.27× a stream read against 3.49–3.77×
-    /// unpadded), and short rows from 53 entries of an A of 12 MB or more are padded to a
-    /// multiple of 8 too, for the woven loop (`crate::kernels::weaves_short`). Short wide data (m below the pitch)
+    /// unpadded), and on a CPU with AVX-512, short rows from 53 entries of an A of 12 MB or
+    /// more are padded to a multiple of 8 too: 53 to 120 entries for the woven short rows
+    /// (`crate::kernels::weaves_short`), 121 to 124 to 128, a long row. Short wide data (m below the pitch)
     /// is left unpadded: it is small, and the m×m Newton system (`crate::problems::woodbury`)
     /// reads A row by row with x and g of n entries.
     pub(crate) fn padded(a: &Matrix) -> AlignedT {
         let (m, n) = a.shape();
         // a short row is one whose multiple of 4 stays short (125 entries would round to 128,
-        // a long row's length, and so are long); short rows the passes weave on large data
-        // (`crate::kernels::weaves_short`) to a multiple of 8
+        // a long row's length, and so are long); on large data, on a CPU that weaves them,
+        // short rows past the registers' (from 53 entries) to a multiple of 8: 56 to 120 for
+        // the woven short rows (`crate::kernels::weaves_short`), 128 (a long row) from 121
         let (pitch4, pitch8) = (n.div_ceil(4) * 4, n.div_ceil(8) * 8);
         let (pitch, fits) = if pitch4 < PADDED_MAX {
-            let woven = crate::kernels::weaves_short(pitch8, m * pitch8 * std::mem::size_of::<f64>());
+            let large = m * pitch8 * std::mem::size_of::<f64>() >= crate::kernels::WOVEN_SHORT_MIN_BYTES;
+            let woven = pitch4 >= crate::kernels::WOVEN_SHORT_MIN && large && crate::kernels::cpu_weaves();
             (if woven { pitch8 } else { pitch4 }, true)
         } else {
             (pitch8, pitch8 <= LONG_PADDED_MAX)
@@ -237,7 +241,8 @@ mod tests {
     #[test]
     fn pads_rows_of_tall_data_only() {
         // short rows to a multiple of 4 below 128 (on 12 MB of A or more, from 53 entries, to a
-        // multiple of 8: 20000 × 100 is 16 MB), long ones to a multiple of 8 up to 1024
+        // multiple of 8 where the CPU weaves them: below), long ones to a multiple of 8 up to
+        // 1024; rows of up to 52 entries, which fit the registers, stay so on large data
         for (m, n, pitch) in [
             (200, 50, 52),
             (200, 5, 8),
@@ -246,9 +251,8 @@ mod tests {
             (200, 125, 128),
             (200, 127, 128),
             (4000, 100, 100),
-            (20000, 100, 104),
-            (20000, 53, 56),
-            (20000, 50, 52),
+            (16000, 50, 52),
+            (32000, 50, 52),
             (51, 50, 50),
             (300, 128, 128),
             (300, 201, 208),
@@ -276,6 +280,18 @@ mod tests {
             let mut g = x.clone();
             t.with_padded_mut(&mut g, |gp| gp.iter_mut().for_each(|v| *v *= 2.0));
             assert!(g.iter().zip(&x).all(|(gj, xj)| *gj == 2.0 * xj), "{m}×{n}");
+        }
+        // on 12 MB of A or more, where the CPU weaves them, short rows from 53 entries to a
+        // multiple of 8 (121 to 124 to 128, a long row); elsewhere to a multiple of 4
+        let weaves = crate::kernels::cpu_weaves();
+        for (m, n, woven, not) in [
+            (30000, 53, 56, 56),
+            (16000, 100, 104, 100),
+            (14000, 122, 128, 124),
+            (4000, 100, 100, 100),
+        ] {
+            let t = AlignedT::padded(&Matrix::zeros(m, n));
+            assert_eq!(t.pitch(), if weaves { woven } else { not }, "{m}×{n}");
         }
     }
 }

@@ -328,7 +328,8 @@ fn axpys_avx512(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
 /// at 20000 × 200 (32 MB, past the caches): four interleaved streams read 13 GB/s where one
 /// sequential stream reads 23, and the pass went from 9.5 to 16 GB/s; in cache (500 × 200)
 /// the four-row kernel stays ahead, and at 50 entries a row the two are even. (On 12 MB of A
-/// or more, rows from 56 entries go one after another too: [`weaves_short`].)
+/// or more, on AVX-512, the pipelined passes take rows of 56 to 120 entries, a multiple of 8,
+/// one after another too: [`weaves_short`].)
 pub(crate) const LONG_ROW: usize = 128;
 
 /// xᵀy with sixteen independent lanes (four AVX2 vectors): one long row against x.
@@ -1044,19 +1045,53 @@ pub(crate) const WOVEN_SHORT_MIN_BYTES: usize = 12 << 20;
 /// from [`WOVEN_SHORT_MIN`], A of at least [`WOVEN_SHORT_MIN_BYTES`] (`AlignedT::padded` pads
 /// such rows to a multiple of 8). In the caches the four-row sweep stays ahead; past the L3
 /// its four rows side by side are four streams from memory, where one row after another is
-/// one. Measured on AMD EPYC (Zen 4), floor bench, one thread pinned, with the woven loop for
-/// these rows against the sweep (medians; least squares, logistic, log-sum-exp): 64000 × 64
-/// 1.22–1.33×, 1.50–1.54×, 1.61–1.66× a stream read against 3.40–3.47×, 3.71–3.81×,
-/// 3.48–3.51×; 57000 × 56 1.27–1.45×, 1.54–1.66×, 1.67–1.77× against 3.34–3.56×,
-/// 3.47–3.52×, 3.35–3.55×; 40000 × 104 1.10–1.19× (least squares, logistic) against
-/// 2.73–3.14× at 40000 × 100; 200000 × 64 (100 MB) 1.13–1.31× against 3.05–3.84×; 20000 × 100
-/// (16 MB) 1.36–1.68× against 2.14–2.93×; 20000 × 80 (13 MB) 1.84–2.43× against 2.05–2.60×.
-/// At 20000 × 64 (10 MB) it was even (1.78–2.54× against 2.07–2.71×), and in cache it lost:
-/// an L-BFGS solve of logistic 4000 × 100 (3.2 MB) took 1.06–1.09× the time, Newton-CG
-/// 1.06–1.11×. (These with every row of 56 to 127 entries a long row: the threshold below
-/// which the four-row sweep was kept is the bytes of A.)
+/// one. Measured on AMD EPYC (Zen 4), floor bench, one thread pinned, one run each in
+/// alternation with the sweep (the medians of its two paired runs; least squares, logistic,
+/// log-sum-exp): 40000 × 100 (pitch 104) 1.03–1.07×, 1.12–1.13×, 1.10–1.19× a stream read
+/// against 3.08–3.26×, 3.30–3.48×, 3.13–3.26×; 64000 × 64 1.07–1.21×, 1.37–1.45×,
+/// 1.41–1.47× against 3.44–3.62×, 3.76–3.79×, 3.68–3.78×; 20000 × 80 (13 MB) 1.51–2.15×,
+/// 1.85–2.21×, 1.87–2.27× against 2.23–2.44×, 2.19–2.36×, 2.03–2.33×. An earlier form, with
+/// every row of 56 to 127 entries woven whatever A's size: 57000 × 56 1.27–1.77× against
+/// 3.34–3.56×, 200000 × 64 (100 MB) 1.13–1.31× against 3.05–3.84×, 20000 × 100 (16 MB)
+/// 1.36–1.68× against 2.14–2.93×; 20000 × 64 (10 MB) even (1.78–2.54× against 2.07–2.71×);
+/// and in cache it lost: an L-BFGS solve of logistic 4000 × 100 (3.2 MB) took 1.06–1.09× the
+/// time, Newton-CG 1.06–1.11×, hence the threshold on the bytes of A.
 pub(crate) fn weaves_short(pitch: usize, bytes: usize) -> bool {
     pitch.is_multiple_of(8) && (WOVEN_SHORT_MIN..LONG_ROW).contains(&pitch) && bytes >= WOVEN_SHORT_MIN_BYTES
+}
+
+/// Whether this CPU runs the woven loops ([`woven_short_rows`], [`woven_rows`]): AVX2, FMA and
+/// AVX-512 F and VL, on x86-64. `AlignedT::padded` pads short rows for the woven loop only
+/// where it runs (a problem's pitch is fixed when it is made).
+pub(crate) fn cpu_weaves() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && has_avx512()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The dot products z_r ← a_rᵀx of `rows` (rows of `at`) as `at`'s pipelined passes compute
+/// them, to the bit: row after row by [`dot_avx2`] where the passes weave short rows
+/// ([`weaves_short`] on this CPU), else [`dots_block`] (whose long rows are `dot_avx2`'s
+/// too). For a pass that reuses scores kept from a pipelined pass, or checks them.
+pub(crate) fn pass_dots(at: &AlignedT, rows: &[f64], x: &[f64], z: &mut [f64]) {
+    let n = at.pitch();
+    #[cfg(target_arch = "x86_64")]
+    if weaves_short(n, at.len() * std::mem::size_of::<f64>()) && cpu_weaves() {
+        let x = &x[..n];
+        for (a, zr) in rows.chunks_exact(n).zip(z.iter_mut()) {
+            // SAFETY: the CPU has AVX2 and FMA (`cpu_weaves`)
+            *zr = unsafe { dot_avx2(a, x) };
+        }
+        return;
+    }
+    dots_block(rows, n, x, z)
 }
 
 /// Whether [`woven_short_rows`] takes `at`'s rows with this x and g: [`weaves_short`], x and g
@@ -1334,8 +1369,9 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
 /// between the next quad's dot products and the axpys of the one before), else through
 /// [`register_rows`] (a block's coefficients between its dot products and its axpys); other
 /// rows four at a time inside the sweeps, long rows (blocks of four) through [`woven_long`]
-/// where it applies, their coefficients after it, and rows of 512 to 1024 entries one at a time
-/// ([`near_rows`], each row's coefficient by [`Quads::one`]). Blocks, order of the sweeps and
+/// where it applies, their coefficients after it, rows of 512 to 1024 entries one at a time
+/// ([`near_rows`], each row's coefficient by [`Quads::one`]), and short rows on large data
+/// as long rows ([`woven_short_rows`], [`weaves_short`]). Blocks, order of the sweeps and
 /// the dot products' arithmetic as in [`pipelined_rows`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -1415,9 +1451,11 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
 /// `coef(start, z)` turns the block's dot products into its coefficients c in place (and
 /// keeps whatever sums it needs), then g ← g + (block)ᵀc, done by [`dots_axpys`] in the same
 /// sweep as the next block's dot products. With `g` empty only the dot products and `coef`
-/// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`], except rows of 512 to 1024
-/// entries, a multiple of 8, on AVX-512, which go one at a time (`near_rows`, `coef` seeing
-/// one row; with g empty too).
+/// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`], except on AVX-512 rows of
+/// 512 to 1024 entries, a multiple of 8, which go one at a time (`near_rows`, `coef` seeing
+/// one row; with g empty too), and rows of 56 to 120 entries, a multiple of 8, of an A of
+/// 12 MB or more, which go as long rows, woven in blocks of four (`woven_short_rows`, with g
+/// empty too; [`weaves_short`]).
 pub(crate) fn pipelined_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
 where
     F: FnMut(usize, &mut [f64], &mut [f64]),

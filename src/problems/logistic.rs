@@ -12,7 +12,7 @@ use crate::gram::{weighted_gram, Block, GramScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::pipelined_quads_avx2;
 use crate::kernels::{
-    dots_block, fused_rows, pipelined_rows, split_point, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
+    fused_rows, pass_dots, pipelined_rows, split_point, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
 };
 #[cfg(target_arch = "x86_64")]
 use crate::vmath::LogisticQuads;
@@ -145,8 +145,9 @@ impl Logistic {
 
     /// s ← σ(zᵢ)(1 − σ(zᵢ)) at x, unless it already holds them for this x (Newton-CG asks for
     /// many Hessian-vector products at one x: the weights then cost one pass, not one per
-    /// product). z comes from the last cost-and-gradient when that was at x (the same bits
-    /// as a fresh pass: the same kernels on the same rows), else from a pass over A.
+    /// product). z comes from the last cost-and-gradient when that was at x, else from a pass
+    /// over A with the dot products the cost-and-gradient's pass computes, to the bit
+    /// (`crate::kernels::pass_dots`), so that the weights are the same either way.
     fn curvature_weights(&self, x: &Vector, sc: &mut Scratch) {
         self.keep.store(true, Ordering::Relaxed);
         if sc.s.len() == self.at.ncols() && sc.at_x.as_slice() == x.as_slice() {
@@ -165,7 +166,7 @@ impl Logistic {
         };
         let weights = |rows: &[f64], s: &mut [f64]| {
             self.at
-                .with_padded(x.as_slice(), |x| dots_block(rows, pitch, x, s));
+                .with_padded(x.as_slice(), |x| pass_dots(&self.at, rows, x, s));
             sigmoid_curvature_in_place(s);
         };
         if from_kept {
@@ -408,8 +409,9 @@ mod tests {
         // as a pass over A, so the Hessian from them is the fresh one to the bit; the gradient
         // is unchanged by the keeping; kept z from another point is not used. Sizes: one
         // thread (both halves of the kept z written by it), two (the rows split), m odd.
-        // (37, 5) and (2003, 37) with rows padded to 8 and 40
-        for (m, n) in [(37, 5), (2003, 40), (2003, 37)] {
+        // (37, 5) and (2003, 37) with rows padded to 8 and 40; 16000 × 100 (13 MB, padded to
+        // 104) with the short rows woven where the CPU weaves them
+        for (m, n) in [(37, 5), (2003, 40), (2003, 37), (16000, 100)] {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 == 0)));
             let new = || Logistic::new(a.clone(), y.clone(), 0.1, false).unwrap();
@@ -433,9 +435,7 @@ mod tests {
             {
                 let kept = super::super::lock(&p.kept);
                 let mut z = vec![0.0; m];
-                p.at.with_padded(x.as_slice(), |xp| {
-                    dots_block(p.at.as_slice(), p.at.pitch(), xp, &mut z)
-                });
+                p.at.with_padded(x.as_slice(), |xp| pass_dots(&p.at, p.at.as_slice(), xp, &mut z));
                 assert_eq!(kept.x, x.as_slice());
                 assert_eq!(kept.z, z, "{m}×{n}: kept z is not Ax to the bit");
             }
@@ -603,7 +603,7 @@ mod tests {
                 };
                 let f_quads = unsafe { p.pass_avx2(&xp, lo, hi, &mut g_quads, Some(&mut keep)) };
                 let mut z = vec![0.0; hi - lo];
-                dots_block(&p.at.as_slice()[lo * pitch..hi * pitch], pitch, &xp, &mut z);
+                pass_dots(&p.at, &p.at.as_slice()[lo * pitch..hi * pitch], &xp, &mut z);
                 assert_eq!(seen, (hi, z), "{m}×{n} rows {lo}..{hi}: kept scores");
                 let f_blocks = p.pass_portable(&xp, lo, hi, &mut g_blocks, None);
                 assert_eq!(g_quads, g_blocks, "{m}×{n} rows {lo}..{hi}");
