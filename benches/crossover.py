@@ -520,10 +520,10 @@ logistic and log-sum-exp) no longer hides under it. 20000 × 200
 (32 MB) sits at the L3's edge: how much of it a stream read finds in the L3 depends on the other
 tenant, so its ratio moves between runs more than the other sizes' do.{l3_edge(floor)}
 12800 × 320 is as large, with longer rows (the woven kernel's loop for any row length, where
-20000 × 200 has one unrolled for its own), and 40000 × 100 with shorter ones: rows of 56 to
-127 entries read four side by side (the short rows' sweep, which stays ahead in cache) ran
-about three times a stream read once A was past the L3, and on 12 MB of A or more they are now
-woven like long rows, padded to a multiple of 8 (104 here). 100000 × 200 (160 MB) always comes from memory.
+20000 × 200 has one unrolled for its own), and 40000 × 100 with shorter ones: rows of 53 to
+124 entries read four side by side (the short rows' sweep, which stays ahead in cache) ran
+about three times a stream read once A was past the L3; on 12 MB of A or more, on AVX-512,
+they are now padded to a multiple of 8 (104 here) and woven like long rows. 100000 × 200 (160 MB) always comes from memory.
 5000 × 1000 (40 MB) has rows of 8 KB: x and g alone fill half the 32 KB L1, so a block of
 several rows no longer stays in L1 for its axpys. Rows of 512 to 1024 entries go one at a time
 instead: a row's dot product, its coefficient, then its axpy while the row is still in L1,
