@@ -1060,9 +1060,10 @@ pub(crate) fn weaves_short(pitch: usize, bytes: usize) -> bool {
     pitch.is_multiple_of(8) && (WOVEN_SHORT_MIN..LONG_ROW).contains(&pitch) && bytes >= WOVEN_SHORT_MIN_BYTES
 }
 
-/// Whether this CPU runs the woven loops ([`woven_short_rows`], [`woven_rows`]): AVX2, FMA and
-/// AVX-512 F and VL, on x86-64. `AlignedT::padded` pads short rows for the woven loop only
-/// where it runs (a problem's pitch is fixed when it is made).
+/// Whether this CPU runs the 512-bit loops ([`woven_short_rows`], [`woven_rows`],
+/// [`near_rows`]): AVX2, FMA and AVX-512 F and VL, on x86-64. `AlignedT::padded` pads short
+/// rows for the woven loop only where it runs (a problem's pitch is fixed when it is made), and
+/// `AlignedT::with_padded` copies x and g for `near_rows`' alignment only where it runs.
 pub(crate) fn cpu_weaves() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
