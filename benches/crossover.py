@@ -513,8 +513,10 @@ read and one fused cost-and-gradient back to back, in alternating order, a few h
 on the memory the fused pass reads (gradfit's own row-major copy of A, aligned to a cache line,
 and for least squares, logistic and log-sum-exp with rows of up to 124 entries padded to a
 multiple of 4, so their 20000 × 50 reads cover 52 entries a row, and rows of 125 to 1024 to a
-multiple of 8), and reports the distribution of the per-pair ratio. This is the figure the
-1.3× target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read is fast
+multiple of 8), and reports the distribution of the per-pair ratio: a third of each case's
+pairs in each of three passes over all the cases, pooled, so that a busy stretch of this shared
+machine touches a third of a case's pairs rather than all of them. This is the figure the 1.3×
+target is judged by. 20000 × 50 (8 MB) stays in the L3, where a stream read is fast
 and the pass's arithmetic (two multiply-adds an entry, and the exponentials and logarithms of
 logistic and log-sum-exp) no longer hides under it. 20000 × 200
 (32 MB) sits at the L3's edge: how much of it a stream read finds in the L3 depends on the other

@@ -6,7 +6,11 @@
 //! 350 to 684 µs between two benchmark runs. This bench instead times one stream read and one
 //! fused pass back to back, in alternating order (stream first on even rounds, fused first on odd
 //! ones), many times, and reports the distribution of the per-pair ratio fused / stream. Whatever
-//! the neighbours do to the cache and the memory bus, they do to both halves of a pair.
+//! the neighbours do to the cache and the memory bus, they do to both halves of a pair. A full run
+//! measures every case in three passes over all the cases, a third of its pairs in each, and
+//! pools them: a busy stretch of the machine (a neighbour's minutes of heavy memory traffic moved
+//! single-pass medians by up to 0.4 between runs) then touches a third of a case's pairs, not
+//! all of them, and the median is robust to that.
 //!
 //! `cargo bench --bench floor` (full), `cargo bench --bench floor -- --quick` (fewer rounds), or
 //! a filter such as `cargo bench --bench floor -- logistic`. Each case runs twice: on rayon's
@@ -47,10 +51,19 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+#[derive(Default)]
 struct Outcome {
     ratios: Vec<f64>,
     stream: Vec<f64>,
     fused: Vec<f64>,
+}
+
+impl Outcome {
+    fn extend(&mut self, more: Outcome) {
+        self.ratios.extend(more.ratios);
+        self.stream.extend(more.stream);
+        self.fused.extend(more.fused);
+    }
 }
 
 fn pairs<P: Objective>(p: &P, a: &[f64], rounds: usize) -> Outcome {
@@ -85,15 +98,22 @@ fn pairs<P: Objective>(p: &P, a: &[f64], rounds: usize) -> Outcome {
         out.stream.push(s);
         out.fused.push(f);
     }
-    for v in [&mut out.ratios, &mut out.stream, &mut out.fused] {
-        v.sort_by(f64::total_cmp);
-    }
     out
+}
+
+/// A problem to measure and the memory its passes read: `run(rounds)` times that many pairs.
+struct Case {
+    model: &'static str,
+    m: usize,
+    n: usize,
+    run: Box<dyn Fn(usize) -> Outcome + Sync>,
 }
 
 struct Bench {
     rounds: usize,
+    passes: usize,
     filter: Vec<String>,
+    cases: Vec<Case>,
     lines: Vec<String>,
 }
 
@@ -102,49 +122,92 @@ impl Bench {
         self.filter.is_empty() || self.filter.iter().any(|f| name.contains(f.as_str()))
     }
 
-    /// The case on two threads (rayon's global pool, as gradfit runs by default) and on one.
-    fn run<P: Objective + Sync>(&mut self, model: &str, m: usize, n: usize, p: &P, a: &[f64]) {
+    /// A case to measure (if the filter wants it); the problem lives until the end of the run.
+    fn add<P: Objective + Sync + 'static>(
+        &mut self,
+        (model, m, n): (&'static str, usize, usize),
+        p: P,
+        stored: fn(&P) -> &[f64],
+    ) {
         if !self.wanted(&format!("floor_{model}_{m}x{n}")) {
             return;
         }
-        self.run_on(model, m, n, p, a);
-        match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-            Ok(one) => one.install(|| self.run_on(model, m, n, p, a)),
-            Err(e) => eprintln!("no one-thread pool ({e}); the one-thread figures are left out"),
-        }
+        let run = Box::new(move |rounds: usize| pairs(&p, stored(&p), rounds));
+        self.cases.push(Case { model, m, n, run });
     }
 
-    fn run_on<P: Objective>(&mut self, model: &str, m: usize, n: usize, p: &P, a: &[f64]) {
-        let threads = rayon::current_num_threads().min(2);
-        let name = format!(
-            "floor_{model}_{m}x{n}, {threads} thread{}",
-            if threads > 1 { "s" } else { "" }
-        );
-        // About a second per case: fewer rounds for bigger data.
-        let rounds = (self.rounds * 4_000_000 / (m * n).max(1)).clamp(40, self.rounds);
-        let o = pairs(p, a, rounds);
-        let (q1, med, q3) = (
-            quantile(&o.ratios, 0.25),
-            quantile(&o.ratios, 0.5),
-            quantile(&o.ratios, 0.75),
-        );
-        let (s_med, f_med) = (quantile(&o.stream, 0.5), quantile(&o.fused, 0.5));
-        let (s_lo, s_hi) = (o.stream[0], o.stream[o.stream.len() - 1]);
-        println!(
-            "{name:<42} {rounds:>4} pairs  fused/stream median {med:.3} (quartiles {q1:.3}–{q3:.3})  \
-             stream {:.1} µs (range {:.1}–{:.1})  fused {:.1} µs",
-            s_med * 1e6,
-            s_lo * 1e6,
-            s_hi * 1e6,
-            f_med * 1e6
-        );
-        self.lines.push(format!(
-            "{{\"model\":\"{model}\",\"m\":{m},\"n\":{n},\"threads\":{threads},\"pairs\":{rounds},\
-             \"ratio_q1\":{q1},\"ratio_median\":{med},\"ratio_q3\":{q3},\
-             \"stream_median\":{s_med},\"stream_min\":{s_lo},\"stream_max\":{s_hi},\
-             \"fused_median\":{f_med}}}"
-        ));
+    /// Every case on two threads (rayon's global pool, as gradfit runs by default) and on one,
+    /// in `passes` passes over all the cases, then each case's pairs pooled and reported.
+    fn measure(&mut self) {
+        let one = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+            Ok(one) => Some(one),
+            Err(e) => {
+                eprintln!("no one-thread pool ({e}); the one-thread figures are left out");
+                None
+            }
+        };
+        let two = rayon::current_num_threads().min(2);
+        let mut pooled: Vec<[Outcome; 2]> = self
+            .cases
+            .iter()
+            .map(|_| std::array::from_fn(|_| Outcome::default()))
+            .collect();
+        for pass in 0..self.passes {
+            if self.passes > 1 {
+                eprintln!("pass {} of {}", pass + 1, self.passes);
+            }
+            for (case, pooled) in self.cases.iter().zip(&mut pooled) {
+                // About a second per case: fewer rounds for bigger data.
+                let rounds = (self.rounds * 4_000_000 / (case.m * case.n).max(1)).clamp(40, self.rounds);
+                let share = rounds.div_ceil(self.passes);
+                pooled[0].extend((case.run)(share));
+                if let Some(one) = &one {
+                    pooled[1].extend(one.install(|| (case.run)(share)));
+                }
+            }
+        }
+        for (case, pooled) in self.cases.iter().zip(pooled) {
+            for (threads, o) in [two, 1].into_iter().zip(pooled) {
+                if !o.ratios.is_empty() {
+                    report(&mut self.lines, case, threads, o);
+                }
+            }
+        }
     }
+}
+
+/// Prints a case's pooled pairs on `threads` threads and adds its line of results to `lines`.
+fn report(lines: &mut Vec<String>, case: &Case, threads: usize, mut o: Outcome) {
+    let (model, m, n) = (case.model, case.m, case.n);
+    for v in [&mut o.ratios, &mut o.stream, &mut o.fused] {
+        v.sort_by(f64::total_cmp);
+    }
+    let rounds = o.ratios.len();
+    let name = format!(
+        "floor_{model}_{m}x{n}, {threads} thread{}",
+        if threads > 1 { "s" } else { "" }
+    );
+    let (q1, med, q3) = (
+        quantile(&o.ratios, 0.25),
+        quantile(&o.ratios, 0.5),
+        quantile(&o.ratios, 0.75),
+    );
+    let (s_med, f_med) = (quantile(&o.stream, 0.5), quantile(&o.fused, 0.5));
+    let (s_lo, s_hi) = (o.stream[0], o.stream[o.stream.len() - 1]);
+    println!(
+        "{name:<42} {rounds:>4} pairs  fused/stream median {med:.3} (quartiles {q1:.3}–{q3:.3})  \
+         stream {:.1} µs (range {:.1}–{:.1})  fused {:.1} µs",
+        s_med * 1e6,
+        s_lo * 1e6,
+        s_hi * 1e6,
+        f_med * 1e6
+    );
+    lines.push(format!(
+        "{{\"model\":\"{model}\",\"m\":{m},\"n\":{n},\"threads\":{threads},\"pairs\":{rounds},\
+         \"ratio_q1\":{q1},\"ratio_median\":{med},\"ratio_q3\":{q3},\
+         \"stream_median\":{s_med},\"stream_min\":{s_lo},\"stream_max\":{s_hi},\
+         \"fused_median\":{f_med}}}"
+    ));
 }
 
 fn main() {
@@ -153,7 +216,9 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let mut bench = Bench {
         rounds: if quick { 60 } else { 400 },
+        passes: if quick { 1 } else { 3 },
         filter: args.into_iter().filter(|a| !a.starts_with("--")).collect(),
+        cases: Vec::new(),
         lines: Vec::new(),
     };
     // Other sizes for the three one-vector models, m×n, from FLOOR_CASES (say
@@ -199,15 +264,16 @@ fn main() {
         let a = gaussian(&mut r, m, n);
         let b = Vector::from_fn(m, |_, _| r.sample::<f64, _>(StandardNormal));
         let y = b.map(|v| if v > 0.0 { 1.0 } else { 0.0 });
-        // One problem at a time, so that only its copy of A competes for the cache.
+        // the problems live through the run (untouched while others are measured, they take no
+        // room in the cache)
         if let Ok(p) = LeastSquares::new(a.clone(), b.clone(), 0.0) {
-            bench.run("least-squares", m, n, &p, p.stored_rows());
+            bench.add(("least-squares", m, n), p, LeastSquares::stored_rows);
         }
         if let Ok(p) = Logistic::new(a.clone(), y, 0.1, false) {
-            bench.run("logistic", m, n, &p, p.stored_rows());
+            bench.add(("logistic", m, n), p, Logistic::stored_rows);
         }
         if let Ok(p) = LogSumExp::new(a * (1.0 / (n as f64).sqrt()), b, 0.1) {
-            bench.run("log-sum-exp", m, n, &p, p.stored_rows());
+            bench.add(("log-sum-exp", m, n), p, LogSumExp::stored_rows);
         }
     }
     // 20000 × 200 too: the size the 1.3× target names
@@ -222,9 +288,10 @@ fn main() {
         let a = gaussian(&mut r, m, n);
         let y: Vec<usize> = (0..m).map(|_| r.random_range(0..k)).collect();
         if let Ok(p) = Softmax::new(a, y, k, 0.1, false) {
-            bench.run("softmax10", m, n, &p, p.stored_rows());
+            bench.add(("softmax10", m, n), p, Softmax::stored_rows);
         }
     }
+    bench.measure();
     if bench.lines.is_empty() || !asked.is_empty() {
         return;
     }
