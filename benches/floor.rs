@@ -12,6 +12,10 @@
 //! single-pass medians by up to 0.4 between runs) then touches a third of a case's pairs, not
 //! all of them, and the median is robust to that.
 //!
+//! Softmax's pass does 2k multiply-adds per entry of A, so its floor is arithmetic, not memory:
+//! its cases also time those multiply-adds alone at the core's peak (`common/arith.rs`), between
+//! the stream read and the fused pass of each round, and report fused / arithmetic too.
+//!
 //! `cargo bench --bench floor` (full), `cargo bench --bench floor -- --quick` (fewer rounds), or
 //! a filter such as `cargo bench --bench floor -- logistic`. Each case runs twice: on rayon's
 //! global pool (two threads here, gradfit's default on this data) and on a one-thread pool; the
@@ -28,6 +32,9 @@ use std::time::Instant;
 #[path = "common/stream.rs"]
 mod stream_read;
 use stream_read::stream_halves;
+#[path = "common/arith.rs"]
+mod arith;
+use arith::multiply_adds_halves;
 
 use gradfit::problems::{LeastSquares, LogSumExp, Logistic, Objective, Softmax};
 use gradfit::{Matrix, Vector};
@@ -56,6 +63,9 @@ struct Outcome {
     ratios: Vec<f64>,
     stream: Vec<f64>,
     fused: Vec<f64>,
+    /// Where the case has an arithmetic floor: its times, and fused / arithmetic per round.
+    arith: Vec<f64>,
+    arith_ratios: Vec<f64>,
 }
 
 impl Outcome {
@@ -63,10 +73,14 @@ impl Outcome {
         self.ratios.extend(more.ratios);
         self.stream.extend(more.stream);
         self.fused.extend(more.fused);
+        self.arith.extend(more.arith);
+        self.arith_ratios.extend(more.arith_ratios);
     }
 }
 
-fn pairs<P: Objective>(p: &P, a: &[f64], rounds: usize) -> Outcome {
+/// `rounds` rounds of a stream read and a fused pass, and where `multiply_adds` is given, the
+/// arithmetic floor of that many multiply-adds between them (split between threads as the pass).
+fn pairs<P: Objective>(p: &P, a: &[f64], multiply_adds: Option<usize>, rounds: usize) -> Outcome {
     let mut r = rand::rngs::StdRng::seed_from_u64(7);
     let x = Vector::from_fn(p.dim(), |_, _| 0.1 * r.sample::<f64, _>(StandardNormal));
     let mut g = Vector::zeros(p.dim());
@@ -76,27 +90,41 @@ fn pairs<P: Objective>(p: &P, a: &[f64], rounds: usize) -> Outcome {
     let mut read = || {
         black_box(stream_halves(black_box(a)));
     };
+    let mut arithmetic = || {
+        if let Some(count) = multiply_adds {
+            black_box(multiply_adds_halves(black_box(count)));
+        }
+    };
     // Warm up: page in A and the buffers, start rayon's threads.
     for _ in 0..3 {
         fused();
         read();
+        arithmetic();
     }
     let mut out = Outcome {
         ratios: Vec::with_capacity(rounds),
         stream: Vec::with_capacity(rounds),
         fused: Vec::with_capacity(rounds),
+        ..Outcome::default()
     };
     for round in 0..rounds {
-        let (s, f) = if round % 2 == 0 {
+        // the arithmetic floor (if any) always between the two, which swap places each round
+        let (s, t, f) = if round % 2 == 0 {
             let s = seconds(&mut read);
-            (s, seconds(&mut fused))
+            let t = seconds(&mut arithmetic);
+            (s, t, seconds(&mut fused))
         } else {
             let f = seconds(&mut fused);
-            (seconds(&mut read), f)
+            let t = seconds(&mut arithmetic);
+            (seconds(&mut read), t, f)
         };
         out.ratios.push(f / s);
         out.stream.push(s);
         out.fused.push(f);
+        if multiply_adds.is_some() {
+            out.arith_ratios.push(f / t);
+            out.arith.push(t);
+        }
     }
     out
 }
@@ -106,6 +134,8 @@ struct Case {
     model: &'static str,
     m: usize,
     n: usize,
+    /// The multiply-adds of the pass, where it is measured against them too.
+    multiply_adds: Option<usize>,
     run: Box<dyn Fn(usize) -> Outcome + Sync>,
 }
 
@@ -122,18 +152,27 @@ impl Bench {
         self.filter.is_empty() || self.filter.iter().any(|f| name.contains(f.as_str()))
     }
 
-    /// A case to measure (if the filter wants it); the problem lives until the end of the run.
+    /// A case to measure (if the filter wants it), with the number of multiply-adds its pass
+    /// needs if it is to be measured against that arithmetic too; the problem lives until the
+    /// end of the run.
     fn add<P: Objective + Sync + 'static>(
         &mut self,
         (model, m, n): (&'static str, usize, usize),
         p: P,
         stored: fn(&P) -> &[f64],
+        multiply_adds: Option<usize>,
     ) {
         if !self.wanted(&format!("floor_{model}_{m}x{n}")) {
             return;
         }
-        let run = Box::new(move |rounds: usize| pairs(&p, stored(&p), rounds));
-        self.cases.push(Case { model, m, n, run });
+        let run = Box::new(move |rounds: usize| pairs(&p, stored(&p), multiply_adds, rounds));
+        self.cases.push(Case {
+            model,
+            m,
+            n,
+            multiply_adds,
+            run,
+        });
     }
 
     /// Every case on two threads (rayon's global pool, as gradfit runs by default) and on one,
@@ -179,7 +218,13 @@ impl Bench {
 /// Prints a case's pooled pairs on `threads` threads and adds its line of results to `lines`.
 fn report(lines: &mut Vec<String>, case: &Case, threads: usize, mut o: Outcome) {
     let (model, m, n) = (case.model, case.m, case.n);
-    for v in [&mut o.ratios, &mut o.stream, &mut o.fused] {
+    for v in [
+        &mut o.ratios,
+        &mut o.stream,
+        &mut o.fused,
+        &mut o.arith,
+        &mut o.arith_ratios,
+    ] {
         v.sort_by(f64::total_cmp);
     }
     let rounds = o.ratios.len();
@@ -202,11 +247,30 @@ fn report(lines: &mut Vec<String>, case: &Case, threads: usize, mut o: Outcome) 
         s_hi * 1e6,
         f_med * 1e6
     );
+    let mut arith = String::new();
+    if !o.arith.is_empty() {
+        let (q1, med, q3) = (
+            quantile(&o.arith_ratios, 0.25),
+            quantile(&o.arith_ratios, 0.5),
+            quantile(&o.arith_ratios, 0.75),
+        );
+        let t_med = quantile(&o.arith, 0.5);
+        println!(
+            "{name:<42} {rounds:>4} pairs  fused/arithmetic median {med:.3} (quartiles {q1:.3}–{q3:.3})  \
+             arithmetic floor {:.1} µs",
+            t_med * 1e6
+        );
+        arith = format!(
+            ",\"multiply_adds\":{},\"arith_median\":{t_med},\"arith_ratio_q1\":{q1},\
+             \"arith_ratio_median\":{med},\"arith_ratio_q3\":{q3}",
+            case.multiply_adds.unwrap_or(0)
+        );
+    }
     lines.push(format!(
         "{{\"model\":\"{model}\",\"m\":{m},\"n\":{n},\"threads\":{threads},\"pairs\":{rounds},\
          \"ratio_q1\":{q1},\"ratio_median\":{med},\"ratio_q3\":{q3},\
          \"stream_median\":{s_med},\"stream_min\":{s_lo},\"stream_max\":{s_hi},\
-         \"fused_median\":{f_med}}}"
+         \"fused_median\":{f_med}{arith}}}"
     ));
 }
 
@@ -267,13 +331,13 @@ fn main() {
         // the problems live through the run (untouched while others are measured, they take no
         // room in the cache)
         if let Ok(p) = LeastSquares::new(a.clone(), b.clone(), 0.0) {
-            bench.add(("least-squares", m, n), p, LeastSquares::stored_rows);
+            bench.add(("least-squares", m, n), p, LeastSquares::stored_rows, None);
         }
         if let Ok(p) = Logistic::new(a.clone(), y, 0.1, false) {
-            bench.add(("logistic", m, n), p, Logistic::stored_rows);
+            bench.add(("logistic", m, n), p, Logistic::stored_rows, None);
         }
         if let Ok(p) = LogSumExp::new(a * (1.0 / (n as f64).sqrt()), b, 0.1) {
-            bench.add(("log-sum-exp", m, n), p, LogSumExp::stored_rows);
+            bench.add(("log-sum-exp", m, n), p, LogSumExp::stored_rows, None);
         }
     }
     // 20000 × 200 too: the size the 1.3× target names
@@ -288,7 +352,8 @@ fn main() {
         let a = gaussian(&mut r, m, n);
         let y: Vec<usize> = (0..m).map(|_| r.random_range(0..k)).collect();
         if let Ok(p) = Softmax::new(a, y, k, 0.1, false) {
-            bench.add(("softmax10", m, n), p, Softmax::stored_rows);
+            // k scores and k gradient entries per entry of A: 2k multiply-adds
+            bench.add(("softmax10", m, n), p, Softmax::stored_rows, Some(2 * k * m * n));
         }
     }
     bench.measure();
