@@ -4,7 +4,7 @@ use super::{
     repeat_diagonal_block, ridge_value, Objective,
 };
 use crate::aligned::AlignedT;
-use crate::class_kernels::{ClassPass, Scores};
+use crate::class_kernels::ClassPass;
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
@@ -233,7 +233,7 @@ impl LeastSquares {
         }
         let b = &self.b;
         let mut classes = super::lock(&self.classes);
-        classes.run(&self.at, x.as_slice(), k, Scores::fastest(k), g, |lo, hi, z| {
+        classes.run(&self.at, x.as_slice(), k, g, |lo, hi, z| {
             let mut f = 0.0;
             for (i, zi) in (lo..hi).zip(z.chunks_exact_mut(k)) {
                 for (c, zc) in zi.iter_mut().enumerate() {
@@ -360,17 +360,10 @@ impl Objective for LeastSquares {
         }
         // the same pass as the gradient with coefficients 2AV: out = 2Aᵀ(AV)
         let mut classes = super::lock(&self.classes);
-        classes.run(
-            &self.at,
-            v.as_slice(),
-            k,
-            Scores::fastest(k),
-            Some(out.as_mut_slice()),
-            |_, _, u| {
-                u.iter_mut().for_each(|uc| *uc *= 2.0);
-                0.0
-            },
-        );
+        classes.run(&self.at, v.as_slice(), k, Some(out.as_mut_slice()), |_, _, u| {
+            u.iter_mut().for_each(|uc| *uc *= 2.0);
+            0.0
+        });
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }

@@ -5,7 +5,7 @@ use super::{
     Objective,
 };
 use crate::aligned::AlignedT;
-use crate::class_kernels::{ClassPass, Scores};
+use crate::class_kernels::ClassPass;
 use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::vmath::softmax_rows;
@@ -38,9 +38,9 @@ use crate::{Matrix, Vector};
 ///
 /// The cost, the gradient and the Hessian-vector product are one pass over A in blocks of a
 /// multiple of 12 rows (up to 60, and about 32 KB of A where rows are short enough): the
-/// block's k scores per row by a register-blocked kernel (`crate::class_kernels`, W held
-/// class-interleaved), their softmax with the exponentials
-/// vectorized over the block, then the block's rank-update of the gradient while its rows are
+/// block's k scores per row by a register-blocked kernel (`crate::class_kernels`, vectors
+/// along the features, so no lane is padding whatever k is), their softmax with the
+/// exponentials vectorized over the block, then the block's rank-update of the gradient while its rows are
 /// still in L1. The pass is split between two threads from k·m·n ≥ 2¹⁶, and allocates nothing
 /// once its buffers are sized.
 #[derive(Debug)]
@@ -142,11 +142,6 @@ impl Softmax {
         move |j| !(intercept && j % n == n - 1)
     }
 
-    /// How the scores are computed: row by row or by class tiles, whichever is faster for k.
-    fn how(&self) -> Scores {
-        Scores::fastest(self.k)
-    }
-
     /// s.p ← the k×m probabilities at x (row i's in column i), unless it already holds them
     /// for this x.
     fn probabilities(&self, x: &Vector, s: &mut Scratch) {
@@ -158,7 +153,7 @@ impl Softmax {
             s.p = Matrix::zeros(k, m);
         }
         let p = s.p.as_mut_slice();
-        s.pass.scores_all(&self.at, x.as_slice(), k, self.how(), p);
+        s.pass.scores_all(&self.at, x.as_slice(), k, p);
         softmax_rows(p, k, &self.y);
         s.at_x.clear();
         s.at_x.extend_from_slice(x.as_slice());
@@ -204,11 +199,9 @@ impl Objective for Softmax {
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
         let s = &mut *super::lock(&self.scratch);
-        let f = s
-            .pass
-            .run(&self.at, x.as_slice(), self.k, self.how(), None, |lo, hi, z| {
-                softmax_rows(z, self.k, &self.y[lo..hi])
-            });
+        let f = s.pass.run(&self.at, x.as_slice(), self.k, None, |lo, hi, z| {
+            softmax_rows(z, self.k, &self.y[lo..hi])
+        });
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
@@ -217,21 +210,16 @@ impl Objective for Softmax {
         check_out(self.dim(), x, g)?;
         let k = self.k;
         let s = &mut *super::lock(&self.scratch);
-        let f = s.pass.run(
-            &self.at,
-            x.as_slice(),
-            k,
-            self.how(),
-            Some(g.as_mut_slice()),
-            |lo, hi, z| {
+        let f = s
+            .pass
+            .run(&self.at, x.as_slice(), k, Some(g.as_mut_slice()), |lo, hi, z| {
                 let y = &self.y[lo..hi];
                 let f = softmax_rows(z, k, y);
                 for (pi, &yi) in z.chunks_exact_mut(k).zip(y) {
                     pi[yi] -= 1.0;
                 }
                 f
-            },
-        );
+            });
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
@@ -309,22 +297,15 @@ impl Objective for Softmax {
         let s = &mut *super::lock(&self.scratch);
         self.probabilities(x, s);
         let Scratch { p, pass, .. } = s;
-        pass.run(
-            &self.at,
-            v.as_slice(),
-            k,
-            self.how(),
-            Some(out.as_mut_slice()),
-            |lo, _, u| {
-                for (ui, pi) in u.chunks_exact_mut(k).zip(p.as_slice()[lo * k..].chunks_exact(k)) {
-                    let pu: f64 = ui.iter().zip(pi).map(|(uc, pc)| uc * pc).sum();
-                    for (uc, pc) in ui.iter_mut().zip(pi) {
-                        *uc = pc * (*uc - pu);
-                    }
+        pass.run(&self.at, v.as_slice(), k, Some(out.as_mut_slice()), |lo, _, u| {
+            for (ui, pi) in u.chunks_exact_mut(k).zip(p.as_slice()[lo * k..].chunks_exact(k)) {
+                let pu: f64 = ui.iter().zip(pi).map(|(uc, pc)| uc * pc).sum();
+                for (uc, pc) in ui.iter_mut().zip(pi) {
+                    *uc = pc * (*uc - pu);
                 }
-                0.0
-            },
-        );
+            }
+            0.0
+        });
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
