@@ -461,9 +461,9 @@ def softmax_arithmetic(floor):
         return ("Softmax's pass does 2k multiply-adds per entry of A, so it is bound by arithmetic, not by "
                 "memory, and the 1.3× target is not applied to it. ")
     r = max(rs, key=lambda r: r["m"] * r["n"])
-    lanes = -(-k // 4) * 4
-    return (f"Softmax has {k} classes, so its pass does 2k = {2 * k} multiply-adds per entry of A ({2 * lanes} in "
-            f"the register tiles, which pad {k} classes to {lanes} lanes). The floor bench measures that "
+    return (f"Softmax has {k} classes, so its pass does 2k = {2 * k} multiply-adds per entry of A (k for the "
+            f"scores, k for the gradient; the kernels' vectors run along the features, so none is padding). The "
+            f"floor bench measures that "
             f"arithmetic alone (below): at {r['m']} × {r['n']} on one thread, {r['multiply_adds']:.1e} multiply-adds "
             f"at the core's peak took {fmt_time(r['arith_median'])}, "
             f"{r['arith_median'] / r['stream_median']:.1f}× the stream read beside it "

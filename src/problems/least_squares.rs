@@ -26,7 +26,8 @@ use crate::{Matrix, Vector};
 /// A is stored row-contiguous (as Aᵀ), so the fused cost-and-gradient reads each row aᵢ once:
 /// rᵢ = aᵢᵀX − bᵢ, f += ‖rᵢ‖², ∇f += 2aᵢrᵢᵀ, one pass over the data. With k > 1 the k
 /// residuals of a block of rows and its rank update go through the register tiles of
-/// `crate::class_kernels` (as softmax regression's scores and gradient do).
+/// `crate::class_kernels` (as softmax regression's scores and gradient do), which read X and
+/// write the gradient in vec order.
 ///
 /// With [`LeastSquares::with_intercept`], A's last column is all ones and the last row of X
 /// (each target's intercept) is not penalized: λ‖X‖_F² then sums over the other rows.
