@@ -6,7 +6,7 @@
 //! every vector runs along the features, four of them a lane each, so no lane is spent on
 //! padding whatever k is. A score tile of 2 rows × up to 6 classes keeps 2·C accumulators in
 //! registers: per four features, two loads of A, C loads of W and 2·C fused multiply-adds,
-//! each accumulator summed across its lanes once at the end of the rows. A rank-update tile
+//! each accumulator summed across its lanes once per row, after all its features. A rank-update tile
 //! G[c, j..] += Σ_r d_r[c]·a_r[j..] holds up to 6 classes × 8 features (or 4 × 12) in registers
 //! over all the rows of a block, then adds them to G once: the micro-kernel of the product
 //! AᵀD with the rows as its inner dimension, again with no padding. Nothing is allocated.
@@ -135,6 +135,7 @@ impl ClassPass {
 /// without it, one thread, k = 10: 20000 × 200 (32 MB) 0.81–0.88× the time (two threads
 /// 0.90×), 100000 × 50 (40 MB) 0.96–0.97×; but 20000 × 50 (8 MB, which stays in this
 /// machine's 32 MB L3) 1.02–1.035× and 2000 × 20 1.02×, hence the threshold: 16 MB of A.
+/// (Measured with the earlier kernels, classes along the lanes; not measured again since.)
 const PREFETCH_MIN_ENTRIES: usize = 1 << 21;
 
 /// Rows per block: [`block_rows`] rounded down to a multiple of 12, and at least 12 (so past
@@ -147,15 +148,13 @@ fn class_block_rows(n: usize) -> usize {
     (block_rows(n) / 12 * 12).max(12)
 }
 
-/// Classes per tile for the `left` classes not yet done: five while ten or more are left (two
-/// tiles of five rather than six and four), else up to six at once, or four of seven or eight.
+/// Classes per tile for the `left` classes not yet done: as few tiles of at most six classes
+/// as cover them, as even as can be (10 → 5 + 5, 12 → 6 + 6, 7 → 4 + 3), so the block's rows
+/// are read by as few tiles as possible and none is left with a class or two.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn class_group(left: usize) -> usize {
-    match left {
-        0..=6 => left,
-        7 | 8 => 4,
-        _ => 5,
-    }
+    left.div_ceil(left.div_ceil(6).max(1))
 }
 
 /// z[r·k + c] ← a_rᵀw_c for the rows a_r of a block (n entries each, contiguous), with W in
@@ -206,11 +205,14 @@ fn gradient_portable(block: &[f64], n: usize, d: &[f64], k: usize, g: &mut [f64]
     }
 }
 
-/// Checks the sizes the unchecked tile loads rely on; false if the call is malformed (then
+/// Checks the sizes the unchecked tile loads rely on: at least one whole row of n ≥ 1 entries,
+/// k ≥ 1, W (or G) of n·k entries and k per row; false if the call is malformed or empty (then
 /// nothing is done, as with the zip-based portable loops on short slices).
 #[cfg(target_arch = "x86_64")]
 fn sizes_ok(block: &[f64], n: usize, w: &[f64], k: usize, per_row: &[f64]) -> bool {
-    n > 0 && k > 0 && w.len() >= n * k && per_row.len() >= block.len() / n * k
+    let rows = block.len().checked_div(n).unwrap_or(0);
+    let fits = |len: usize, a: usize, b: usize| a.checked_mul(b).is_some_and(|need| len >= need);
+    rows > 0 && k > 0 && fits(w.len(), n, k) && fits(per_row.len(), rows, k)
 }
 
 /// `LANE_MASKS[l]`: the first l of four lanes set, for the masked loads and stores of the
@@ -450,6 +452,11 @@ mod tests {
     /// 12 wide, then four, then 1–3 masked) and blocks with an odd row left over.
     #[test]
     fn kernels_match_dots_and_axpys() {
+        // an empty block, or one shorter than a row, is left alone
+        let mut g0 = vec![0.5; 6];
+        class_gradient(&[], 3, &[], 2, &mut g0, &[]);
+        class_gradient(&[1.0, 2.0], 3, &[1.0, 1.0], 2, &mut g0, &[]);
+        assert_eq!(g0, [0.5; 6]);
         for (k, n, rows) in [
             (1, 1, 1),
             (2, 1, 1),

@@ -37,7 +37,7 @@ use crate::{Matrix, Vector};
 /// the same constant in every class (their differences, and so the probabilities, agree).
 ///
 /// The cost, the gradient and the Hessian-vector product are one pass over A in blocks of a
-/// multiple of 12 rows (up to 60, and about 32 KB of A where rows are short enough): the
+/// multiple of 12 rows (up to 60, and about 16 KB of A where rows are short enough): the
 /// block's k scores per row by a register-blocked kernel (`crate::class_kernels`, vectors
 /// along the features, so no lane is padding whatever k is), their softmax with the
 /// exponentials vectorized over the block, then the block's rank-update of the gradient while its rows are
