@@ -6,17 +6,18 @@
 //! every vector runs along the features, four of them a lane each, so no lane is spent on
 //! padding whatever k is. A score tile of 2 rows × up to 6 classes keeps 2·C accumulators in
 //! registers: per four features, two loads of A, C loads of W and 2·C fused multiply-adds,
-//! each accumulator summed across its lanes once per row, after all its features. A rank-update tile
-//! G[c, j..] += Σ_r d_r[c]·a_r[j..] holds up to 6 classes × 8 features (or 4 × 12) in registers
-//! over all the rows of a block, then adds them to G once: the micro-kernel of the product
-//! AᵀD with the rows as its inner dimension, again with no padding. Nothing is allocated.
+//! each accumulator summed across its lanes once per row, after all its features. A
+//! rank-update tile G[c, j..] += Σ_r d_r[c]·a_r[j..] holds up to 6 classes × 8 features (or
+//! 4 × 12) in registers over all the rows of a block, then adds them to G once: the
+//! micro-kernel of the product AᵀD with the rows as its inner dimension, again with no
+//! padding. Nothing is allocated.
 //!
 //! Measured on one core against the multiply-adds alone at the core's peak
-//! (`benches/common/arith.rs`), on a block in L1: at 60 rows × 50 features, k = 10, the scores
-//! took 1.32× that floor and the rank update 1.16×; at 12 × 200, 1.19× and 1.18×; k = 5
-//! 1.13–1.34× and 1.15–1.18×. The earlier kernels, with the classes along the lanes (padded to
-//! 4⌈k/4⌉), took 1.36–1.39× and 1.42–1.65× at k = 10, and for k = 5 (by rows) 1.8–2.0× and
-//! 2.0–2.4×.
+//! (`benches/common/arith.rs`), on a block in L1 (a scratch harness): at 60 rows × 50
+//! features, k = 10, the scores took 1.32× that floor and the rank update 1.16×; at 12 × 200,
+//! 1.19× and 1.18×; k = 5, 1.13–1.34× and 1.15–1.18×. The earlier kernels, with the classes
+//! along the lanes (padded to 4⌈k/4⌉), took 1.36–1.39× and 1.42–1.65× at k = 10, and at k = 5
+//! 1.8–2.0× (its scores went row by row, about as fast) and 2.0–2.4×.
 
 use crate::aligned::AlignedT;
 use crate::kernels::{block_rows, rows_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
