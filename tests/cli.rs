@@ -734,6 +734,17 @@ fn params_out_trace_and_x0_round_trip() {
     assert!(p.starts_with("name,value\nx1,"));
     let t = std::fs::read_to_string(&trace).unwrap();
     assert!(t.starts_with("iteration,cost,gradient_norm,step,elapsed\n0,"));
+    // row 0 has no step: an empty field; later rows have a finite step; no NaN anywhere
+    let rows: Vec<Vec<&str>> = t.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert!(rows.len() > 1 && rows.iter().all(|r| r.len() == 5), "{t}");
+    assert_eq!(rows[0][3], "", "{t}");
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r[3].parse::<f64>().is_ok_and(f64::is_finite)),
+        "{t}"
+    );
+    assert!(!t.contains("NaN"), "{t}");
     // the params-out file itself is a valid --x0: converged at once
     let o = gradfit(&[
         "solve",

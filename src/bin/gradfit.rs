@@ -626,10 +626,20 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
     let mut files: Vec<(&Path, &str, Vec<u8>)> = Vec::new();
     if let Some(path) = &a.trace {
         let mut s = String::from("iteration,cost,gradient_norm,step,elapsed\n");
+        // a value the method does not have (the step at x₀, or from a solver that reports
+        // none; a gradient norm where it keeps no gradient) is an empty field, not NaN
+        let field = |v: f64| match v.is_nan() {
+            true => String::new(),
+            false => format!("{v:e}"),
+        };
         for t in r.trace.iter().flatten() {
             s += &format!(
-                "{},{:e},{:e},{:e},{:e}\n",
-                t.iteration, t.cost, t.gradient_norm, t.step, t.elapsed
+                "{},{:e},{},{},{:e}\n",
+                t.iteration,
+                t.cost,
+                field(t.gradient_norm),
+                field(t.step),
+                t.elapsed
             );
         }
         files.push((path, "--trace", s.into_bytes()));
