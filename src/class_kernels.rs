@@ -136,7 +136,11 @@ impl ClassPass {
 /// without it, one thread, k = 10: 20000 × 200 (32 MB) 0.81–0.88× the time (two threads
 /// 0.90×), 100000 × 50 (40 MB) 0.96–0.97×; but 20000 × 50 (8 MB, which stays in this
 /// machine's 32 MB L3) 1.02–1.035× and 2000 × 20 1.02×, hence the threshold: 16 MB of A.
-/// (Measured with the earlier kernels, classes along the lanes; not measured again since.)
+/// (Measured with the earlier kernels, classes along the lanes. With the kernels along the
+/// features, floor bench `--quick softmax`, one thread pinned, three runs each in alternation
+/// with a build that never prefetches, fused ÷ arithmetic floor: 20000 × 200 1.48–1.71×
+/// against 2.28–2.44×, 100000 × 50 2.14–2.43× against 2.56–2.82×, 20000 × 50 1.93–2.06×
+/// against 1.91–2.03×: the threshold stands.)
 const PREFETCH_MIN_ENTRIES: usize = 1 << 21;
 
 /// Rows per block: [`block_rows`] rounded down to a multiple of 12, and at least 12 (so past
