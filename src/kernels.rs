@@ -2019,13 +2019,6 @@ pub(crate) fn rows_range(at: &AlignedT, lo: usize, hi: usize) -> std::slice::Chu
     at.as_slice()[lo * n..hi * n].chunks_exact(n)
 }
 
-/// The rows of A as slices of its transpose `at` (each of the pitch's length, padding
-/// included).
-#[inline]
-pub(crate) fn rows(at: &AlignedT) -> std::slice::ChunksExact<'_, f64> {
-    at.as_slice().chunks_exact(at.pitch().max(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
