@@ -98,9 +98,9 @@ fn dot_avx2(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// [`horizontal_sum`] of four vectors at once, lane r for v[r]: each lane's sum is
-/// (v₀ + v₁) + (v₂ + v₃) as there, so the same to the bit, in five vector operations (two
-/// pairs of unpacks and adds, then a cross-lane add) rather than four rounds of extracts and
-/// scalar adds and a gather of the four sums into a vector.
+/// (v₀ + v₁) + (v₂ + v₃) as there, so the same to the bit, in nine vector operations (four
+/// unpacks, two adds, two cross-lane permutes, one add) rather than four rounds of extracts
+/// and scalar adds and a gather of the four sums into a vector.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -1441,8 +1441,9 @@ pub(crate) fn fits_registers(n: usize) -> bool {
 /// unchanged (best 0.998× and 1.001×, medians 1.011× and 1.001×, over ten alternating runs,
 /// twice).
 ///
-/// With AVX-512's 32 registers but AVX2's arithmetic, logistic's pass does better still:
-/// [`register_sweep`].
+/// With AVX-512's 32 registers but AVX2's arithmetic, a pass whose coefficients come four rows
+/// at a time ([`Quads`]: logistic's, single-target least squares', the Hessian-vector products)
+/// does better still: [`register_sweep`].
 ///
 /// Returns false (having done nothing) when the rows do not fit the registers or the CPU
 /// lacks AVX2 and FMA.
@@ -1515,7 +1516,7 @@ where
 ///   (the dot products on the cache, the exponentials on their latency, about 32 cycles a row
 ///   in all, as in L2 as in L3): it lacked overlap between the phases, not parallelism within
 ///   one;
-/// - the four rows' sums reduced together ([`horizontal_sums4`]: five vector operations)
+/// - the four rows' sums reduced together ([`horizontal_sums4`]: nine vector operations)
 ///   rather than each by [`horizontal_sum`] and the four gathered into a vector through memory:
 ///   L-BFGS as above, best of ten, eight runs in alternation with the build before, 3.45–3.56
 ///   ms (median 3.48) against 3.81–4.64 ms (median 3.89), 0.89×.
@@ -2022,6 +2023,54 @@ pub(crate) fn rows_range(at: &AlignedT, lo: usize, hi: usize) -> std::slice::Chu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn four_horizontal_sums_at_once_are_each_horizontal_sum_to_the_bit() {
+        // lanes whose sum depends on the order of the additions (1e16 + 1 − 1e16 + 1 is 0 as
+        // (a + b) + (c + d), 1 or 2 in other orders), and others, each lane of
+        // `horizontal_sums4` against `horizontal_sum` of its vector
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            eprintln!("no AVX2 + FMA here: the four-lane sums are not tested");
+            return;
+        }
+        use std::arch::x86_64::*;
+        let lanes: [[f64; 4]; 8] = [
+            [1e16, 1.0, -1e16, 1.0],
+            [1.0, 1e16, 1.0, -1e16],
+            [1e16, -1e16, 1.0, 1.0],
+            [0.1, 0.2, 0.3, 0.4],
+            [-0.0, -0.0, -0.0, -0.0],
+            [1e308, 1e308, -1e308, -1e308],
+            [f64::NAN, 1.0, 2.0, 3.0],
+            [3.0, -1e-300, 7e15, 0.5],
+        ];
+        for first in 0..lanes.len() {
+            let group: [[f64; 4]; 4] = std::array::from_fn(|r| lanes[(first + r) % lanes.len()]);
+            // SAFETY: the CPU has AVX2 and FMA (checked above); each load reads the four entries
+            // of one of `group`'s arrays, the store writes the four of `got`
+            unsafe {
+                let v = [
+                    _mm256_loadu_pd(group[0].as_ptr()),
+                    _mm256_loadu_pd(group[1].as_ptr()),
+                    _mm256_loadu_pd(group[2].as_ptr()),
+                    _mm256_loadu_pd(group[3].as_ptr()),
+                ];
+                let mut got = [0.0; 4];
+                _mm256_storeu_pd(got.as_mut_ptr(), horizontal_sums4(v));
+                for r in 0..4 {
+                    assert_eq!(got[r].to_bits(), horizontal_sum(v[r]).to_bits(), "{:?}", group[r]);
+                }
+            }
+        }
+        // the first lanes tell the orders apart: (a + b) + (c + d) = 0, ((a + b) + c) + d = 1,
+        // (a + c) + (b + d) = 2
+        let a = [1e16, 1.0, -1e16, 1.0];
+        // SAFETY: as above
+        assert_eq!(unsafe { horizontal_sum(_mm256_loadu_pd(a.as_ptr())) }, 0.0);
+        assert_eq!(((a[0] + a[1]) + a[2]) + a[3], 1.0);
+        assert_eq!((a[0] + a[2]) + (a[1] + a[3]), 2.0);
+    }
 
     #[cfg(target_arch = "x86_64")]
     #[test]

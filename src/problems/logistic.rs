@@ -153,6 +153,9 @@ impl Logistic {
         if sc.s.len() == self.at.ncols() && sc.at_x.as_slice() == x.as_slice() {
             return;
         }
+        // forgotten first, so that a pass cut short (a panic, the lock recovered) leaves no x
+        // beside weights it does not belong to
+        sc.at_x.clear();
         // rows of `pitch` entries, x padded to match
         let (pitch, m) = self.at.shape();
         sc.s.resize(m, 0.0);
@@ -181,7 +184,6 @@ impl Logistic {
         } else {
             weights(self.at.as_slice(), &mut sc.s);
         }
-        sc.at_x.clear();
         sc.at_x.extend_from_slice(x.as_slice());
     }
 }
@@ -210,9 +212,11 @@ impl Logistic {
 
     /// [`Logistic::pass`] with the exponentials four rows at a time
     /// (`crate::vmath::LogisticQuads`): for rows whose pitch fits the registers (a multiple of
-    /// 4, at most 52: short rows of tall data, padded) a block at a time between its dot
-    /// products and axpys, with x, then g, held in registers (`crate::kernels::register_rows`);
-    /// for other rows inside the sweeps over A, where they run while the sweep's loads wait on
+    /// 4, at most 52: short rows of tall data, padded) in one sweep on AVX-512, each four rows'
+    /// terms between the next four's dot products and the axpys of the four before
+    /// (`crate::kernels::register_sweep`), else a block at a time between its dot products and
+    /// axpys, with x, then g, held in registers (`crate::kernels::register_rows`); for other
+    /// rows inside the sweeps over A, where they run while the sweep's loads wait on
     /// the cache. Inside the sweeps, measured
     /// against the block pass ([`Logistic::pass_portable`], which AVX2 CPUs took before),
     /// whole solves alternating, 8 pairs: lbfgs on logistic 20000 × 50 0.92× the time on one
