@@ -28,8 +28,8 @@ fn stream(a: &Matrix) -> f64 {
     stream_slice(a.as_slice())
 }
 
-/// The same read split between two threads, as gradfit's fused passes are on data of 2¹⁶
-/// entries or more: the floor for those.
+/// The same read split between two threads, as gradfit's fused passes are on data of 3·2¹⁷
+/// entries or more (softmax's from k·m·n ≥ 2²⁰): the floor for those.
 fn stream2(a: &Matrix) -> f64 {
     stream_halves(a.as_slice())
 }

@@ -20,7 +20,16 @@
 //! 1.8–2.0× (its scores went row by row, about as fast) and 2.0–2.4×.
 
 use crate::aligned::AlignedT;
-use crate::kernels::{block_rows, rows_block, split_point, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
+use crate::kernels::{block_rows, rows_block, split_point, splits, ROW_BLOCK};
+
+/// From this much work (k·m·n: entries of A times classes) a class pass is split between two
+/// threads. Measured in `gradfit solve --model softmax --solver lbfgs`, k = 5, 20 features,
+/// time per evaluation, one thread against two (three runs in alternation): 1000 rows (100 000)
+/// 23–28 against 36–52 µs, 2000 rows 45 against 58–59, 4000 rows 89–90 against 104–105, 8000
+/// rows (800 000) 178–180 against 196–200; 10 000 × 50 (2.5 million) 9.6 against 5.4–5.6 ms a
+/// solve. (In an earlier run of the scipy comparison the same 2000 rows took 44 µs on one thread
+/// and 31 on two: how much a split costs moves with the machine's state.)
+const CLASS_PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// Entries (128 bytes) between the two threads' halves of a scratch buffer, so that the two
 /// threads never write to the same cache line. Measured at 20000 × 50 with 2 classes: without
@@ -53,7 +62,7 @@ impl ClassPass {
     /// One pass over A with W = `w` (vec order, n×k): for each block of rows lo..hi, z ← the
     /// block's scores (row r's k at z[r·k..]), then `then(lo, hi, z)` returns the block's part
     /// of the result and leaves in z the coefficients dᵢ of its rows; with `grad`, also
-    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From k·m·n ≥ 2¹⁶ the rows are split between
+    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From k·m·n ≥ 2²⁰ the rows are split between
     /// two threads at the same point whether or not `grad` is wanted, so a cost computed alone
     /// and one computed with its gradient agree to the last bit.
     pub(crate) fn run(
@@ -104,7 +113,7 @@ impl ClassPass {
         };
         let keep = gt1.len().min(nk);
         let gt1 = &mut gt1[..keep];
-        let split = at.len() * k >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2;
+        let split = m >= 2 && splits(at.len().saturating_mul(k), CLASS_PARALLEL_MIN_WORK);
         if split {
             let mid = split_point(m);
             let (g1, g2) = match want_grad {

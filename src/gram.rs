@@ -38,11 +38,17 @@ const MR: usize = 8;
 const NR: usize = 6;
 /// Rows of A per slab: the packed slab (KC·n doubles) stays in L2 for n up to a few hundred.
 const KC: usize = 128;
-/// From this much work (m·n² times the number of blocks, a few tens of microseconds on one
-/// thread), and at least two slabs of rows (m ≥ 2·KC), the rows are split between two threads: measured here, logistic 2000 × 20 went from 126 to 71 µs and
-/// least squares 2000 × 50 from 357 to 191 µs (at 2²³, the earlier threshold, both stayed on
-/// one thread).
-const PARALLEL_MIN_WORK: usize = 1 << 18;
+/// From this much work (m·n² times the number of blocks), and at least two slabs of rows
+/// (m ≥ 2·KC), the rows are split between two threads. Measured in `gradfit solve --model
+/// logistic --solver newton` (time per iteration, one thread against two, three runs in
+/// alternation): 2000 × 20 (0.8 million) 56–77 against 69–92 µs, 8000 × 20 203–207 against
+/// 248–252, 10 000 × 20 265–284 against 299–304, 2000 × 50 173–176 against 219–220, 4000 × 50
+/// (10 million) 343–346 against 391–392; 10 000 × 50 (25 million) 837–851 against 567–678,
+/// 4000 × 100 1022–1030 against 666–780, 20 000 × 50 1737–1779 against 999–1144. (The
+/// earlier threshold, 2¹⁸, came from Hessians formed back to back, where logistic 2000 × 20
+/// went from 126 to 71 µs; inside a solve the second thread sleeps between Hessians and
+/// waking it costs more than that.)
+const PARALLEL_MIN_WORK: usize = 1 << 24;
 
 /// One n×n block of the output, at rows `row`.., columns `col`..: it receives
 /// Σᵢ w(block, i)·aᵢaᵢᵀ, a symmetric matrix of which only the lower triangle is computed. A
@@ -110,7 +116,7 @@ pub(crate) fn weighted_gram<W>(
     h.fill(0.0);
     let work = m.saturating_mul(n * n).saturating_mul(blocks.len());
     let GramScratch { pack, spare } = scratch;
-    if work < PARALLEL_MIN_WORK || m < 2 * KC || rayon::current_num_threads() < 2 {
+    if m < 2 * KC || !crate::kernels::splits(work, PARALLEL_MIN_WORK) {
         accumulate(at, 0, m, blocks, &w, h, &mut pack[0]);
     } else {
         if spare.shape() != h.shape() {
@@ -458,18 +464,21 @@ mod tests {
                 row *= *wi;
             }
             let want = a.transpose() * aw;
-            let mut h = Matrix::zeros(n, n);
-            let mut scratch = GramScratch::default();
-            weighted_gram(
-                &AlignedT::of(&a),
-                &Block::WHOLE,
-                |_, i| w[i],
-                &mut h,
-                &mut scratch,
-            );
-            let err = (&h - &want).amax() / want.amax();
-            assert!(err < 1e-13, "{m}×{n}: relative error {err}");
-            assert_eq!(h, h.transpose());
+            // on one thread, then split between two (when there are two) from 2·KC rows
+            for split in [false, true] {
+                let mut h = Matrix::zeros(n, n);
+                let mut scratch = GramScratch::default();
+                let at = AlignedT::of(&a);
+                let mut form = || weighted_gram(&at, &Block::WHOLE, |_, i| w[i], &mut h, &mut scratch);
+                if split {
+                    crate::kernels::tests::forced_split(form);
+                } else {
+                    form();
+                }
+                let err = (&h - &want).amax() / want.amax();
+                assert!(err < 1e-13, "{m}×{n} (split: {split}): relative error {err}");
+                assert_eq!(h, h.transpose());
+            }
         }
     }
 
@@ -496,7 +505,9 @@ mod tests {
         ];
         let w = |b: usize, i: usize| if b == 1 && i != 2500 { -1.0 } else { 1.0 };
         let mut h = Matrix::zeros(2 * n, 2 * n);
-        weighted_gram(&at, &blocks, w, &mut h, &mut GramScratch::default());
+        crate::kernels::tests::forced_split(|| {
+            weighted_gram(&at, &blocks, w, &mut h, &mut GramScratch::default())
+        });
         assert!(h.view((n, 0), (n, n)).iter().all(|v| v.is_nan()));
         assert!(h.view((0, n), (n, n)).iter().all(|v| v.is_nan()));
         assert!(h.view((0, 0), (n, n)).iter().all(|v| v.is_finite()));
@@ -504,9 +515,10 @@ mod tests {
 
     #[test]
     fn fills_several_blocks_in_one_pass() {
-        // 500 rows on one thread, 3000 split between two (when there are two)
+        // on one thread, then split between two (when there are two) from 2·KC rows
         for (m, n) in [(500, 11), (3000, 11), (300, 50), (3000, 13)] {
             several_blocks(m, n);
+            crate::kernels::tests::forced_split(|| several_blocks(m, n));
         }
     }
 

@@ -1927,11 +1927,30 @@ impl<W: Fn(usize) -> f64> Quads for Weighted<'_, W> {
     }
 }
 
-/// Below this many entries of A (512 KB) a fused evaluation stays on one thread. Measured on
-/// this 2-core machine with the four-row kernels, least squares 2000 × 50 (100 000 entries)
-/// took 24 µs on two threads against 39 µs on one (each half then fits its core's L2), while
-/// 1000 × 50 gained nothing.
-pub(crate) const PARALLEL_MIN_ENTRIES: usize = 1 << 16;
+/// Below this many entries of A (3 MB) a pass over A (the fused cost-and-gradient, a
+/// Hessian-vector product, the curvature weights) stays on one thread. Inside a solve a split
+/// costs more than in a loop of evaluations back to back: between two evaluations the second
+/// thread goes to sleep, and waking it on this virtual machine takes tens of microseconds.
+/// Measured here in `gradfit solve --solver lbfgs` (time per evaluation, one thread against
+/// two, three or four runs in alternation; `--gram off` for least squares), rows of 50
+/// features: 2000 rows (100 000 entries) 16 against 30 µs (logistic) and 13 against 26 µs
+/// (least squares); 4000 rows 31 against 45 and 25–33 against 41–52; 6000 rows 44–59 against
+/// 54–84 and 36–51 against 54–69; 7000 rows (364 000 entries) 52–78 against 66–67 and 42–46
+/// against 36–38; 8000 rows (416 000) 59 against 48–74 and 48 against 39–41; 10 000 rows 73–109
+/// against 49–65 and 60–66 against 46–48. (The earlier threshold, 2¹⁶ entries, came from
+/// evaluations back to back, where 2000 × 50 took 24 µs on two threads against 39 on one.)
+pub(crate) const PARALLEL_MIN_ENTRIES: usize = 3 << 17;
+
+/// Whether a pass of `work` (entries of A, or a Hessian's multiply-adds) is split between two
+/// threads: from `threshold` on, when rayon has two. Tests may force a split of small data on
+/// their own thread ([`tests::forced_split`]), to reach the two-thread paths cheaply.
+pub(crate) fn splits(work: usize, threshold: usize) -> bool {
+    #[cfg(test)]
+    let forced = tests::FORCE_SPLIT.with(|f| f.get());
+    #[cfg(not(test))]
+    let forced = false;
+    (work >= threshold || forced) && rayon::current_num_threads() >= 2
+}
 
 /// Runs `f(lo, hi, g)` (accumulate rows lo..hi into g, return their part of f) over all rows:
 /// on one thread for small A, else on two halves at once, the second half accumulating into
@@ -1977,7 +1996,7 @@ where
     M: FnOnce(R, R, &mut [f64], &[f64]) -> R,
 {
     let m = at.ncols();
-    if work < PARALLEL_MIN_ENTRIES || m < 2 || rayon::current_num_threads() < 2 {
+    if m < 2 || !splits(work, PARALLEL_MIN_ENTRIES) {
         return f(0, m, g);
     }
     let mut guard = match spare.lock() {
@@ -2021,8 +2040,22 @@ pub(crate) fn rows_range(at: &AlignedT, lo: usize, hi: usize) -> std::slice::Chu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Set by [`forced_split`] on a test's thread: [`splits`] then says yes to any work.
+        pub(crate) static FORCE_SPLIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Runs `f` with every pass it starts on this thread split between two threads (when rayon
+    /// has two), whatever its size, so that tests reach the split paths on small data.
+    pub(crate) fn forced_split<R>(f: impl FnOnce() -> R) -> R {
+        FORCE_SPLIT.with(|s| s.set(true));
+        let r = f();
+        FORCE_SPLIT.with(|s| s.set(false));
+        r
+    }
 
     #[cfg(target_arch = "x86_64")]
     #[test]

@@ -166,7 +166,7 @@ fn split_passes_allocate_only_rayon_queue_blocks() {
         return; // one thread: nothing is split (covered by the test above)
     }
     let spec = Spec {
-        rows: 20_000,
+        rows: 40_000,
         cols: 20,
         classes: 2,
         condition: 1e3,

@@ -6,7 +6,7 @@ use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
     axpys_block, dot, fused_rows, pass_dots, pipelined_rows, row_blocks, rows_block, split_point, split_rows,
-    PARALLEL_MIN_ENTRIES,
+    splits, PARALLEL_MIN_ENTRIES,
 };
 use crate::numeric::softmax_in_place;
 use crate::vmath::exp_shifted_in_place;
@@ -138,7 +138,7 @@ impl LogSumExp {
         sc.at_x.clear();
         sc.p.resize(m, 0.0);
         self.at.with_padded(x.as_slice(), |xp| {
-            if self.at.len() >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2 {
+            if m >= 2 && splits(self.at.len(), PARALLEL_MIN_ENTRIES) {
                 let mid = split_point(m);
                 let (z1, z2) = sc.p.split_at_mut(mid);
                 let (r1, r2) = self.at.as_slice().split_at(mid * pitch);
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn curvature_kept_for_one_x_is_not_used_at_another() {
         // p and Aᵀp are kept for the x of the last Hessian or product: at x₁, x₂, x₁, x₂ in
-        // turn (one thread and two), a product, or a Hessian first and then a product, each
+        // turn, a product, or a Hessian first and then a product, each
         // against ∇²f(x) from nalgebra
         for (m, n) in [(37, 5), (2003, 37), (300, 201)] {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
@@ -379,24 +379,29 @@ mod tests {
             let x1 = Vector::from_fn(n, |j, _| 0.2 * (j as f64 * 1.3).cos());
             let x2 = Vector::from_fn(n, |j, _| -0.3 * (j as f64 * 0.4).sin());
             let v = Vector::from_fn(n, |j, _| (j as f64 * 0.7).sin() + 2.0);
-            for (step, x) in [&x1, &x2, &x1, &x2].into_iter().enumerate() {
-                let want = hessian(x);
-                if step % 2 == 1 {
-                    let h = p.hessian_matrix(x).unwrap();
+            // on one thread, then with every pass split between two (when there are two)
+            let walk = || {
+                for (step, x) in [&x1, &x2, &x1, &x2].into_iter().enumerate() {
+                    let want = hessian(x);
+                    if step % 2 == 1 {
+                        let h = p.hessian_matrix(x).unwrap();
+                        assert!(
+                            (&h - &want).norm() <= 1e-12 * (1.0 + want.norm()),
+                            "{m}×{n} step {step}"
+                        );
+                    }
+                    let hv_want = &want * &v;
+                    let mut hv = Vector::zeros(n);
+                    p.hessian_vec_into(x, &v, &mut hv).unwrap();
+                    let scale = 1e-12 * (1.0 + hv_want.norm());
                     assert!(
-                        (&h - &want).norm() <= 1e-12 * (1.0 + want.norm()),
-                        "{m}×{n} step {step}"
+                        (&hv - &hv_want).norm() <= scale,
+                        "{m}×{n} step {step}: {hv} against {hv_want}"
                     );
                 }
-                let hv_want = &want * &v;
-                let mut hv = Vector::zeros(n);
-                p.hessian_vec_into(x, &v, &mut hv).unwrap();
-                let scale = 1e-12 * (1.0 + hv_want.norm());
-                assert!(
-                    (&hv - &hv_want).norm() <= scale,
-                    "{m}×{n} step {step}: {hv} against {hv_want}"
-                );
-            }
+            };
+            walk();
+            crate::kernels::tests::forced_split(walk);
         }
     }
 

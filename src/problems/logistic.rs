@@ -12,7 +12,7 @@ use crate::gram::{weighted_gram, Block, GramScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::pipelined_quads_avx2;
 use crate::kernels::{
-    fused_rows, pass_dots, pipelined_rows, split_point, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
+    fused_rows, pass_dots, pipelined_rows, split_point, splits, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
 };
 #[cfg(target_arch = "x86_64")]
 use crate::vmath::LogisticQuads;
@@ -174,7 +174,7 @@ impl Logistic {
         };
         if from_kept {
             sigmoid_curvature_in_place(&mut sc.s);
-        } else if self.at.len() >= PARALLEL_MIN_ENTRIES && m >= 2 && rayon::current_num_threads() >= 2 {
+        } else if m >= 2 && splits(self.at.len(), PARALLEL_MIN_ENTRIES) {
             // on two threads for large A, like the fused pass (this pass is serial work in
             // every Newton iteration otherwise)
             let mid = split_point(m);

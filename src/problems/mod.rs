@@ -174,9 +174,24 @@ pub(crate) fn own_newton_step<P: Objective>(p: &P, x: &Vector, what: &str) -> (V
 
 /// For tests: f, ∇f (fused and the value alone, which must agree to the bit), ∇²f and ∇²f·v
 /// at x against their closed forms `want` = (f, ∇f, ∇²f), each within 1e-12 of its largest
-/// entry (`what` names the case in the failure message).
+/// entry (`what` names the case in the failure message); on one thread, then with every pass
+/// split between two (when rayon has two), whatever the size.
 #[cfg(test)]
 pub(crate) fn agrees_with_closed_forms<P: Objective>(
+    p: &P,
+    x: &Vector,
+    v: &Vector,
+    want: (f64, &Vector, &Matrix),
+    what: &str,
+) {
+    agrees_with_closed_forms_once(p, x, v, want, what);
+    crate::kernels::tests::forced_split(|| {
+        agrees_with_closed_forms_once(p, x, v, want, &format!("{what}, split"))
+    });
+}
+
+#[cfg(test)]
+fn agrees_with_closed_forms_once<P: Objective>(
     p: &P,
     x: &Vector,
     v: &Vector,

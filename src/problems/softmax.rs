@@ -41,7 +41,7 @@ use crate::{Matrix, Vector};
 /// block's k scores per row by a register-blocked kernel (`crate::class_kernels`, vectors
 /// along the features, so no lane is padding whatever k is), their softmax with the
 /// exponentials vectorized over the block, then the block's rank-update of the gradient while its rows are
-/// still in L1. The pass is split between two threads from k·m·n ≥ 2¹⁶, and allocates nothing
+/// still in L1. The pass is split between two threads from k·m·n ≥ 2²⁰, and allocates nothing
 /// once its buffers are sized.
 #[derive(Debug)]
 pub struct Softmax {
@@ -321,8 +321,8 @@ mod tests {
     fn hessian_matches_the_dense_sum_over_rows() {
         // ∇²f = Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ aᵢaᵢᵀ + 2λI, summed row by row in plain nalgebra, against
         // the kernel's (diagonal blocks from the off-diagonal ones): k = 2 and 5, with rows
-        // nearly certain of one class (p_c ≈ 1, where 1 − p_c cancels), with an intercept; 400
-        // rows split between two threads (when there are two)
+        // nearly certain of one class (p_c ≈ 1, where 1 − p_c cancels), with an intercept; each
+        // on one thread and with the rows split between two (when there are two)
         for (m, n, k, intercept) in [
             (300, 13, 5, false),
             (200, 9, 2, true),
@@ -338,6 +338,8 @@ mod tests {
             let p = Softmax::new(a.clone(), y, k, lambda, intercept).unwrap();
             let x = Vector::from_fn(n * k, |j, _| (j as f64 * 0.9).cos() * 2.0);
             let h = p.hessian_matrix(&x).unwrap();
+            // and with the rows split between two threads (when there are two) at any size
+            let h_split = crate::kernels::tests::forced_split(|| p.hessian_matrix(&x).unwrap());
             let w = Matrix::from_column_slice(n, k, x.as_slice());
             let mut want = Matrix::zeros(n * k, n * k);
             for i in 0..m {
@@ -353,9 +355,11 @@ mod tests {
                     want[(c * n + j, c * n + j)] += 2.0 * lambda;
                 }
             }
-            let err = (&h - &want).amax() / want.amax();
-            assert!(err < 1e-13, "{m}×{n}, k = {k}: relative error {err:e}");
-            assert_eq!(h, h.transpose());
+            for h in [h, h_split] {
+                let err = (&h - &want).amax() / want.amax();
+                assert!(err < 1e-13, "{m}×{n}, k = {k}: relative error {err:e}");
+                assert_eq!(h, h.transpose());
+            }
         }
     }
 
