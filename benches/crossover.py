@@ -419,7 +419,11 @@ def shortfall_notes(peer, floor):
                     f"{fmt_time(r['gradfit_s'])} for {r['gradfit_f']} evaluations ({fmt_time(per)} each) where "
                     f"scipy took {fmt_time(r['scipy_s'])}; 5× would need {fmt_time(need)} an evaluation.")
             if r["speedup2"] is not None:
-                line += (f" On two threads gradfit splits the pass and takes {fmt_time(r['gradfit_s2'])}: "
+                k = int(re.search(r"K=(\d+)", r["problem"]).group(1)) if "K=" in r["problem"] else 1
+                # gradfit's rule: a pass over A splits from 3·2^17 entries (softmax: k·m·n ≥ 2^20)
+                split = r["m"] * r["n"] * k >= 1 << 20 if k > 1 else r["m"] * r["n"] >= 3 << 17
+                how = "splits the pass" if split else "keeps a pass this size on one thread"
+                line += (f" On two threads gradfit {how} and takes {fmt_time(r['gradfit_s2'])}: "
                          f"{r['speedup2']:.1f}× scipy's faster configuration (scipy with two BLAS threads "
                          f"took {fmt_time(r['scipy_s2'])}).")
             out.append(line)
@@ -446,7 +450,7 @@ def shortfall_notes(peer, floor):
                  "again, and for softmax forms only the lower triangles of the k(k−1)/2 blocks below the "
                  "diagonal. scipy's product also runs in BLAS near that peak, so on one core the ratio is "
                  "bounded near 2× the arithmetic plus scipy's temporaries, and it moves with scipy's own time "
-                 "from run to run. Two cores split the rows.")
+                 "from run to run. Two cores split the rows from m·n² (times the blocks) ≥ 2²⁴ and 256 rows.")
         out.append(line)
     out.append("- **The `--gram off` rows of least squares** stream A in every evaluation, as scipy does, to "
                "compare evaluations. gradfit's default, the Gram form, is the row above each.")

@@ -438,9 +438,9 @@ mod tests {
 
     #[test]
     fn matches_the_dense_product_at_awkward_sizes() {
-        // sizes around the tile and slab edges, one on each side of the thread split; 12 and
-        // 52 fill the last half tile exactly, and 13 and 50 have tiles whose top half lies
-        // above the diagonal
+        // sizes around the tile and slab edges (those of 2·KC rows or more also split between
+        // two threads, forced, below); 12 and 52 fill the last half tile exactly, and 13 and 50
+        // have tiles whose top half lies above the diagonal
         for (m, n) in [
             (1, 1),
             (3, 7),
@@ -450,8 +450,8 @@ mod tests {
             (257, 50),
             (300, 52),
             (40_000, 17),
-            // a multiple of 8 (a column tile reaching an all-zero panel at 8), and sizes split
-            // between two threads where the column tiles reach past the row panels (13, 200)
+            // a multiple of 8 (a column tile reaching an all-zero panel at 8), and sizes whose
+            // split column tiles reach past the row panels (13, 200)
             (5000, 8),
             (2000, 13),
             (2000, 16),

@@ -2051,10 +2051,15 @@ pub(crate) mod tests {
     /// Runs `f` with every pass it starts on this thread split between two threads (when rayon
     /// has two), whatever its size, so that tests reach the split paths on small data.
     pub(crate) fn forced_split<R>(f: impl FnOnce() -> R) -> R {
-        FORCE_SPLIT.with(|s| s.set(true));
-        let r = f();
-        FORCE_SPLIT.with(|s| s.set(false));
-        r
+        /// Puts the flag back as it was, on return or on a panic.
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                FORCE_SPLIT.with(|s| s.set(self.0));
+            }
+        }
+        let _restore = Restore(FORCE_SPLIT.with(|s| s.replace(true)));
+        f()
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -644,9 +644,10 @@ mod tests {
 
     #[test]
     fn padded_rows_give_the_closed_forms() {
-        // one right-hand side: rows padded to a multiple of 4 (one thread, and two at
-        // 2003 × 37), long ones to a multiple of 8 (201 to 208, 317 to 320), with and without an
-        // intercept: f, ∇f, ∇²f, ∇²f·v, AᵀA, Aᵀb and A itself against nalgebra on the unpadded A
+        // one right-hand side: rows padded to a multiple of 4, long ones to a multiple of 8 (201
+        // to 208, 317 to 320), with and without an intercept: f, ∇f, ∇²f, ∇²f·v, AᵀA, Aᵀb and A
+        // itself against nalgebra on the unpadded A (the derivatives on one thread and split
+        // between two: `agrees_with_closed_forms`)
         for (m, n) in [(37, 5), (203, 50), (2003, 37), (300, 201), (700, 317)] {
             let mut a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let b = Vector::from_fn(m, |i, _| (i as f64 * 0.11).cos());
@@ -672,7 +673,13 @@ mod tests {
                 let f_want = r.norm_squared() + (x.transpose() * &ridge * &x)[0];
                 let g_want = 2.0 * a.transpose() * &r + 2.0 * &ridge * &x;
                 let h_want = 2.0 * a.transpose() * &a + 2.0 * &ridge;
-                super::super::agrees_with_closed_forms(&p, &x, &v, (f_want, &g_want, &h_want), &what);
+                let make = || {
+                    LeastSquares::new(a.clone(), b.clone(), lambda)
+                        .unwrap()
+                        .with_intercept(intercept)
+                        .unwrap()
+                };
+                super::super::agrees_with_closed_forms(make, &x, &v, (f_want, &g_want, &h_want), &what);
                 let close = |got: &Matrix, want: &Matrix| (got - want).amax() <= 1e-12 * want.amax();
                 assert!(close(&p.gram_matrix(), &(a.transpose() * &a)), "{what}: AᵀA");
                 let atb = a.transpose() * &b;

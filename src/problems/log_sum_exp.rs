@@ -448,9 +448,9 @@ mod tests {
 
     #[test]
     fn padded_rows_give_the_closed_forms() {
-        // rows padded to a multiple of 4 (one thread, and two at 2003 × 37), long ones to a
-        // multiple of 8 (201 to 208, 317 to 320): f, ∇f, ∇²f and ∇²f·v against the formulas
-        // evaluated by nalgebra on the unpadded A
+        // rows padded to a multiple of 4, long ones to a multiple of 8 (201 to 208, 317 to
+        // 320): f, ∇f, ∇²f and ∇²f·v against the formulas evaluated by nalgebra on the
+        // unpadded A, on one thread and split between two (`agrees_with_closed_forms`)
         for (m, n) in [(37, 5), (203, 50), (2003, 37), (300, 201), (700, 317)] {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let b = Vector::from_fn(m, |i, _| (i as f64 * 0.11).cos());
@@ -468,7 +468,7 @@ mod tests {
             let w = Matrix::from_diagonal(&pr) - &pr * pr.transpose();
             let h_want = a.transpose() * w * &a + 2.0 * lambda * Matrix::identity(n, n);
             super::super::agrees_with_closed_forms(
-                &p,
+                || LogSumExp::new(a.clone(), b.clone(), lambda).unwrap(),
                 &x,
                 &v,
                 (f_want, &g_want, &h_want),

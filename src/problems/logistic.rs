@@ -411,11 +411,12 @@ mod tests {
     fn hessian_from_the_kept_scores_is_the_fresh_hessian() {
         // once a Hessian has been asked for, the cost-and-gradient keeps z = Ax: the same bits
         // as a pass over A, so the Hessian from them is the fresh one to the bit; the gradient
-        // is unchanged by the keeping; kept z from another point is not used. Sizes: one
-        // thread (both halves of the kept z written by it), two (the rows split), m odd.
-        // (37, 5) and (2003, 37) with rows padded to 8 and 40; 16000 × 100 (13 MB, padded to
-        // 104) with the short rows woven where the CPU weaves them
-        for (m, n) in [(37, 5), (2003, 40), (2003, 37), (16000, 100)] {
+        // is unchanged by the keeping; kept z from another point is not used. Each size on one
+        // thread (both halves of the kept z written by it), then with the rows split between two
+        // (forced, when there are two), m odd among them. (37, 5) and (2003, 37) with rows
+        // padded to 8 and 40; 16000 × 100 (13 MB, padded to 104, split unforced too) with the
+        // short rows woven where the CPU weaves them
+        let check = |m: usize, n: usize| {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 == 0)));
             let new = || Logistic::new(a.clone(), y.clone(), 0.1, false).unwrap();
@@ -458,6 +459,10 @@ mod tests {
             p.value_and_gradient_into(&x2, &mut g).unwrap();
             p.hessian_into(&x3, &mut h).unwrap();
             assert_eq!(h, fresh(&x3), "{m}×{n}");
+        };
+        for (m, n) in [(37, 5), (2003, 40), (2003, 37), (16000, 100)] {
+            check(m, n);
+            crate::kernels::tests::forced_split(|| check(m, n));
         }
     }
 
@@ -637,9 +642,9 @@ mod tests {
 
     #[test]
     fn padded_rows_give_the_closed_forms() {
-        // rows padded to a multiple of 4 (one thread, and two at 2003 × 37), long ones to a
-        // multiple of 8 (201 to 208, 317 to 320): f, ∇f, ∇²f and ∇²f·v against the formulas
-        // evaluated by nalgebra on the unpadded A
+        // rows padded to a multiple of 4, long ones to a multiple of 8 (201 to 208, 317 to
+        // 320): f, ∇f, ∇²f and ∇²f·v against the formulas evaluated by nalgebra on the
+        // unpadded A, on one thread and split between two (`agrees_with_closed_forms`)
         for (m, n) in [(37, 5), (203, 50), (130, 7), (2003, 37), (300, 201), (700, 317)] {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let y = Vector::from_fn(m, |i, _| f64::from(u8::from(i % 3 == 0)));
@@ -665,7 +670,7 @@ mod tests {
             let h_want =
                 a.transpose() * Matrix::from_diagonal(&s) * &a + 2.0 * lambda * Matrix::identity(n, n);
             super::super::agrees_with_closed_forms(
-                &p,
+                || Logistic::new(a.clone(), y.clone(), lambda, false).unwrap(),
                 &x,
                 &v,
                 (f_want, &g_want, &h_want),

@@ -174,19 +174,20 @@ pub(crate) fn own_newton_step<P: Objective>(p: &P, x: &Vector, what: &str) -> (V
 
 /// For tests: f, ∇f (fused and the value alone, which must agree to the bit), ∇²f and ∇²f·v
 /// at x against their closed forms `want` = (f, ∇f, ∇²f), each within 1e-12 of its largest
-/// entry (`what` names the case in the failure message); on one thread, then with every pass
-/// split between two (when rayon has two), whatever the size.
+/// entry (`what` names the case in the failure message); on a problem from `make` on one
+/// thread, then on a fresh one (no curvature kept from the first) with every pass split between
+/// two (when rayon has two; Hessians from 256 rows), whatever the size.
 #[cfg(test)]
 pub(crate) fn agrees_with_closed_forms<P: Objective>(
-    p: &P,
+    make: impl Fn() -> P,
     x: &Vector,
     v: &Vector,
     want: (f64, &Vector, &Matrix),
     what: &str,
 ) {
-    agrees_with_closed_forms_once(p, x, v, want, what);
+    agrees_with_closed_forms_once(&make(), x, v, want, what);
     crate::kernels::tests::forced_split(|| {
-        agrees_with_closed_forms_once(p, x, v, want, &format!("{what}, split"))
+        agrees_with_closed_forms_once(&make(), x, v, want, &format!("{what}, split"))
     });
 }
 

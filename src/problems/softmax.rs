@@ -322,7 +322,8 @@ mod tests {
         // ∇²f = Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ aᵢaᵢᵀ + 2λI, summed row by row in plain nalgebra, against
         // the kernel's (diagonal blocks from the off-diagonal ones): k = 2 and 5, with rows
         // nearly certain of one class (p_c ≈ 1, where 1 − p_c cancels), with an intercept; each
-        // on one thread and with the rows split between two (when there are two)
+        // on one thread and, from 256 rows (300 and 400 here), with the rows split between two
+        // (forced, when there are two)
         for (m, n, k, intercept) in [
             (300, 13, 5, false),
             (200, 9, 2, true),
@@ -338,7 +339,8 @@ mod tests {
             let p = Softmax::new(a.clone(), y, k, lambda, intercept).unwrap();
             let x = Vector::from_fn(n * k, |j, _| (j as f64 * 0.9).cos() * 2.0);
             let h = p.hessian_matrix(&x).unwrap();
-            // and with the rows split between two threads (when there are two) at any size
+            // and with the rows split between two threads (forced, when there are two; the
+            // Hessian splits from 256 rows)
             let h_split = crate::kernels::tests::forced_split(|| p.hessian_matrix(&x).unwrap());
             let w = Matrix::from_column_slice(n, k, x.as_slice());
             let mut want = Matrix::zeros(n * k, n * k);
