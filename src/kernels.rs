@@ -2048,6 +2048,35 @@ pub(crate) mod tests {
         pub(crate) static FORCE_SPLIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
+    /// Shapes (m, n) of A that, stored padded as the problems store it, reach every path of a
+    /// pass over A: rows through the registers (pitch up to 52, m at least the pitch), the
+    /// four-row sweep with the axpys (72; 101 unpadded, m below it, with a tail of n mod 4),
+    /// long rows (130 unpadded, m below it; 201 padded to 208: woven on AVX-512), rows of 512
+    /// to 1024 entries (600: one at a time on AVX-512), one row, and ragged ends.
+    pub(crate) const PASS_SHAPES: [(usize, usize); 12] = [
+        (1, 1),
+        (7, 3),
+        (130, 7),
+        (203, 50),
+        (64, 13),
+        (90, 130),
+        (2003, 40),
+        (9000, 2),
+        (300, 70),
+        (100, 101),
+        (300, 201),
+        (40, 600),
+    ];
+
+    /// Whether this CPU has AVX2 and FMA; if not, says on stderr that `what` goes untested.
+    pub(crate) fn has_avx2_fma(what: &str) -> bool {
+        let yes = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        if !yes {
+            eprintln!("no AVX2 + FMA here: {what} not tested");
+        }
+        yes
+    }
+
     /// Runs `f` with every pass it starts on this thread split between two threads (when rayon
     /// has two), whatever its size, so that tests reach the split paths on small data.
     pub(crate) fn forced_split<R>(f: impl FnOnce() -> R) -> R {
@@ -2068,8 +2097,7 @@ pub(crate) mod tests {
         // lanes whose sum depends on the order of the additions (1e16 + 1 − 1e16 + 1 is 0 as
         // (a + b) + (c + d), 1 or 2 in other orders), and others, each lane of
         // `horizontal_sums4` against `horizontal_sum` of its vector
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
-            eprintln!("no AVX2 + FMA here: the four-lane sums are not tested");
+        if !has_avx2_fma("the four-lane sums are") {
             return;
         }
         use std::arch::x86_64::*;
@@ -2114,32 +2142,17 @@ pub(crate) mod tests {
     #[test]
     fn weighted_products_in_the_fused_pass_equal_the_block_pass() {
         // Σᵢ wᵢ(aᵢᵀv)aᵢ through the fused pass's kernels (`Weighted` quads) against the block
-        // pass, on A stored as the problems store it (padded): rows through the registers
-        // (pitch up to 52), the four-row sweep (72; 101 unpadded, m below it), long rows (130
-        // unpadded; 201 padded to 208: woven on AVX-512), rows of 512 to 1024 entries (600:
-        // one at a time on AVX-512), row ranges as one thread and two take them. Bit for bit,
+        // pass, on A stored as the problems store it (padded), on every path of a pass
+        // (`PASS_SHAPES`), row ranges as one thread and two take them. Bit for bit,
         // but for the woven short rows of an A of 12 MB or more (60 padded to 64 on AVX-512),
         // whose dot products are summed as long rows' are: there within 1e-13 of the scale.
         // And the whole product (two threads on large data) against nalgebra's Aᵀdiag(w)Av.
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
-            eprintln!("no AVX2 + FMA here: the weighted product's fused pass is not tested");
+        if !has_avx2_fma("the weighted product's fused pass is") {
             return;
         }
         let w = |i: usize| 0.25 + (i % 7) as f64 * 0.5;
         let mut woven_seen = false;
-        for (m, n) in [
-            (1, 1),
-            (7, 3),
-            (130, 7),
-            (203, 50),
-            (2003, 40),
-            (300, 70),
-            (100, 101),
-            (90, 130),
-            (300, 201),
-            (40, 600),
-            (28000, 60),
-        ] {
+        for (m, n) in PASS_SHAPES.into_iter().chain([(28000, 60)]) {
             let a = crate::Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let at = AlignedT::padded(&a);
             let v: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();

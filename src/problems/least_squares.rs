@@ -462,28 +462,12 @@ mod tests {
     fn residuals_four_rows_at_a_time_match_the_block_pass() {
         // the AVX2 pass (residuals four rows at a time, through the register sweep on AVX-512)
         // against the block pass: the same f and gradient to the bit, and f against Σ rᵢ² from
-        // nalgebra. Row ranges as one thread and two take them,
-        // ragged ends, rows through the registers (pitch up to 52), the four-row sweep (72,
-        // and 101 unpadded with m below it), long rows (130 unpadded; 201 padded to 208: woven
-        // on AVX-512), rows of 512 to 1024 entries (600: one at a time on AVX-512), and a NaN x
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
-            eprintln!("no AVX2 + FMA here: the four-row pass is not tested");
+        // nalgebra. Every path of a pass (`PASS_SHAPES`), row ranges as one thread and two take
+        // them, and a NaN x
+        if !crate::kernels::tests::has_avx2_fma("the four-row pass is") {
             return;
         }
-        for (m, n) in [
-            (1, 1),
-            (7, 3),
-            (130, 7),
-            (203, 50),
-            (64, 13),
-            (90, 130),
-            (2003, 40),
-            (9000, 2),
-            (300, 70),
-            (100, 101),
-            (300, 201),
-            (40, 600),
-        ] {
+        for (m, n) in crate::kernels::tests::PASS_SHAPES {
             let a = Matrix::from_fn(m, n, |i, j| {
                 ((i * n + j) as f64 * 0.37).sin() * (1.0 + (i % 5) as f64)
             });

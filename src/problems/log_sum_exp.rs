@@ -409,21 +409,12 @@ mod tests {
     #[test]
     fn centered_coefficients_four_rows_at_a_time_equal_the_portable_pass() {
         // the product's pass through `Centered` quads against `pipelined_rows` with the same
-        // coefficients pᵢ(uᵢ − c): g to the bit, on the paths of `centered_pass` (registers,
-        // sweeps, long rows, rows taken alone), row ranges as one thread and two take them
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
-            eprintln!("no AVX2 + FMA here: the four-row pass is not tested");
+        // coefficients pᵢ(uᵢ − c): g to the bit, on every path of a pass (`PASS_SHAPES`), row
+        // ranges as one thread and two take them
+        if !crate::kernels::tests::has_avx2_fma("the four-row pass is") {
             return;
         }
-        for (m, n) in [
-            (7, 3),
-            (203, 50),
-            (2003, 37),
-            (300, 70),
-            (100, 101),
-            (300, 201),
-            (40, 600),
-        ] {
+        for (m, n) in crate::kernels::tests::PASS_SHAPES {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let p = LogSumExp::new(a, Vector::zeros(m), 0.0).unwrap();
             let pr: Vec<f64> = (0..m).map(|i| 1.0 / (1.0 + i as f64)).collect();

@@ -561,30 +561,14 @@ mod tests {
     fn sweep_with_the_terms_inside_matches_the_block_pass() {
         // the AVX2 pass (terms four rows at a time) against the pass that
         // takes each block's terms after its sweep: the same z and σ − y to the bit, so the
-        // same gradient to the bit; the loss only summed in another order. Row ranges as one
-        // thread and two take them, ragged ends, rows through the registers (padded pitch up
-        // to 52) and through the four-row sweep with the axpys (pitch 72, and 101 unpadded, m
-        // below it, with a tail of n mod 4), long rows (130 unpadded, m below it: the sweep
-        // without the axpys; 201 padded to 208: the woven rows on AVX-512), logits far out
-        // (±800) and a NaN x. The scores handed to `keep`: each row's once, in order, equal to
+        // same gradient to the bit; the loss only summed in another order. Every path of a pass
+        // (`PASS_SHAPES`: registers, four-row sweeps, long and woven rows, rows taken alone),
+        // row ranges as one thread and two take them, logits far out (±800) and a NaN x. The scores handed to `keep`: each row's once, in order, equal to
         // A's row times x to the bit.
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
-            eprintln!("no AVX2 + FMA here: the four-row pass is not tested");
+        if !crate::kernels::tests::has_avx2_fma("the four-row pass is") {
             return;
         }
-        for (m, n) in [
-            (1, 1),
-            (7, 3),
-            (130, 7),
-            (203, 50),
-            (64, 13),
-            (90, 130),
-            (2003, 40),
-            (9000, 2),
-            (300, 70),
-            (100, 101),
-            (300, 201),
-        ] {
+        for (m, n) in crate::kernels::tests::PASS_SHAPES {
             let mut a = Matrix::from_fn(m, n, |i, j| {
                 ((i * n + j) as f64 * 0.37).sin() * (1.0 + (i % 5) as f64)
             });
