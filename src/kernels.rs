@@ -114,6 +114,24 @@ fn horizontal_sums4(v: [std::arch::x86_64::__m256d; 4]) -> std::arch::x86_64::__
     _mm256_add_pd(low, high)
 }
 
+/// [`horizontal_sums4`] of four rows whose accumulators are split in two, `lo[r] + hi[r]`
+/// (entries 8i..8i + 4 and 8i + 4..8i + 8 of row r, as the four-row sweeps keep them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn split_sums4(
+    lo: [std::arch::x86_64::__m256d; 4],
+    hi: [std::arch::x86_64::__m256d; 4],
+) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    horizontal_sums4([
+        _mm256_add_pd(lo[0], hi[0]),
+        _mm256_add_pd(lo[1], hi[1]),
+        _mm256_add_pd(lo[2], hi[2]),
+        _mm256_add_pd(lo[3], hi[3]),
+    ])
+}
+
 /// (v₀ + v₁) + (v₂ + v₃).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -201,13 +219,7 @@ fn dots_avx2(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
                     lo[r] = _mm256_fmadd_pd(_mm256_loadu_pd(pa[r].add(j)), x0, lo[r]);
                 }
             }
-            let sums = horizontal_sums4([
-                _mm256_add_pd(lo[0], hi[0]),
-                _mm256_add_pd(lo[1], hi[1]),
-                _mm256_add_pd(lo[2], hi[2]),
-                _mm256_add_pd(lo[3], hi[3]),
-            ]);
-            _mm256_storeu_pd(z4.as_mut_ptr(), sums);
+            _mm256_storeu_pd(z4.as_mut_ptr(), split_sums4(lo, hi));
             for (r, s) in z4.iter_mut().enumerate() {
                 let row = &quad[r * n..(r + 1) * n];
                 for k in n4..n {
@@ -975,6 +987,21 @@ pub(crate) fn pass_dots(at: &AlignedT, rows: &[f64], x: &[f64], z: &mut [f64]) {
     dots_block(rows, n, x, z)
 }
 
+/// z ← Ax over all the rows of `at` by [`pass_dots`] (so each zᵢ is the fused pass's to the
+/// bit), the rows split between two threads as the fused pass splits them. x is padded to the
+/// pitch; z has m entries.
+pub(crate) fn pass_dots_all(at: &AlignedT, x: &[f64], z: &mut [f64]) {
+    let (pitch, m) = at.shape();
+    if m >= 2 && splits(at.len(), PARALLEL_MIN_ENTRIES) {
+        let mid = split_point(m);
+        let (z1, z2) = z.split_at_mut(mid);
+        let (r1, r2) = at.as_slice().split_at(mid * pitch);
+        rayon::join(|| pass_dots(at, r1, x, z1), || pass_dots(at, r2, x, z2));
+    } else {
+        pass_dots(at, at.as_slice(), x, z);
+    }
+}
+
 /// Whether [`woven_short_rows`] takes `at`'s rows with this x and g: [`weaves_short`], x and g
 /// (unless empty) at least the pitch long, on a CPU with AVX2, FMA and AVX-512 F and VL. A
 /// pass and the same pass without its gradient take the same path, as for [`takes_near`].
@@ -1181,13 +1208,7 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
                 if j < n4 {
                     step(j, &mut lo);
                 }
-                let sums = horizontal_sums4([
-                    _mm256_add_pd(lo[0], hi[0]),
-                    _mm256_add_pd(lo[1], hi[1]),
-                    _mm256_add_pd(lo[2], hi[2]),
-                    _mm256_add_pd(lo[3], hi[3]),
-                ]);
-                _mm256_storeu_pd(z.as_mut_ptr(), sums);
+                _mm256_storeu_pd(z.as_mut_ptr(), split_sums4(lo, hi));
                 for (r, s) in z.iter_mut().enumerate() {
                     for (aj, xj) in qn[r * n + n4..(r + 1) * n].iter().zip(&x[n4..]) {
                         *s = aj.mul_add(*xj, *s);

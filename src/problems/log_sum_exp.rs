@@ -5,8 +5,7 @@ use crate::aligned::AlignedT;
 use crate::error::{check_finite, check_lambda, check_len, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
-    axpys_block, dot, fused_rows, pass_dots, pipelined_rows, row_blocks, rows_block, split_point, split_rows,
-    splits, PARALLEL_MIN_ENTRIES,
+    axpys_block, dot, fused_rows, pass_dots_all, pipelined_rows, row_blocks, rows_block, split_rows,
 };
 use crate::numeric::softmax_in_place;
 use crate::vmath::exp_shifted_in_place;
@@ -137,19 +136,8 @@ impl LogSumExp {
         // beside a p it does not belong to
         sc.at_x.clear();
         sc.p.resize(m, 0.0);
-        self.at.with_padded(x.as_slice(), |xp| {
-            if m >= 2 && splits(self.at.len(), PARALLEL_MIN_ENTRIES) {
-                let mid = split_point(m);
-                let (z1, z2) = sc.p.split_at_mut(mid);
-                let (r1, r2) = self.at.as_slice().split_at(mid * pitch);
-                rayon::join(
-                    || pass_dots(&self.at, r1, xp, z1),
-                    || pass_dots(&self.at, r2, xp, z2),
-                );
-            } else {
-                pass_dots(&self.at, self.at.as_slice(), xp, &mut sc.p);
-            }
-        });
+        self.at
+            .with_padded(x.as_slice(), |xp| pass_dots_all(&self.at, xp, &mut sc.p));
         for (zi, bi) in sc.p.iter_mut().zip(self.b.iter()) {
             *zi += bi;
         }

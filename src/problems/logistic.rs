@@ -11,9 +11,7 @@ use crate::error::{check_finite, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::pipelined_quads_avx2;
-use crate::kernels::{
-    fused_rows, pass_dots, pipelined_rows, split_point, splits, weighted_gram_vec, PARALLEL_MIN_ENTRIES,
-};
+use crate::kernels::{fused_rows, pass_dots_all, pipelined_rows, split_point, weighted_gram_vec};
 #[cfg(target_arch = "x86_64")]
 use crate::vmath::LogisticQuads;
 use crate::vmath::{logistic_terms, sigmoid_curvature_in_place, Keep};
@@ -156,8 +154,7 @@ impl Logistic {
         // forgotten first, so that a pass cut short (a panic, the lock recovered) leaves no x
         // beside weights it does not belong to
         sc.at_x.clear();
-        // rows of `pitch` entries, x padded to match
-        let (pitch, m) = self.at.shape();
+        let m = self.at.ncols();
         sc.s.resize(m, 0.0);
         let from_kept = {
             let kept = super::lock(&self.kept);
@@ -167,23 +164,13 @@ impl Logistic {
             }
             hit
         };
-        let weights = |rows: &[f64], s: &mut [f64]| {
-            self.at
-                .with_padded(x.as_slice(), |x| pass_dots(&self.at, rows, x, s));
-            sigmoid_curvature_in_place(s);
-        };
-        if from_kept {
-            sigmoid_curvature_in_place(&mut sc.s);
-        } else if m >= 2 && splits(self.at.len(), PARALLEL_MIN_ENTRIES) {
+        if !from_kept {
             // on two threads for large A, like the fused pass (this pass is serial work in
             // every Newton iteration otherwise)
-            let mid = split_point(m);
-            let (s1, s2) = sc.s.split_at_mut(mid);
-            let (r1, r2) = self.at.as_slice().split_at(mid * pitch);
-            rayon::join(|| weights(r1, s1), || weights(r2, s2));
-        } else {
-            weights(self.at.as_slice(), &mut sc.s);
+            self.at
+                .with_padded(x.as_slice(), |xp| pass_dots_all(&self.at, xp, &mut sc.s));
         }
+        sigmoid_curvature_in_place(&mut sc.s);
         sc.at_x.extend_from_slice(x.as_slice());
     }
 }
@@ -390,6 +377,7 @@ crate::impl_argmin_traits!(Logistic);
 mod tests {
     use super::super::{cholesky_step, own_newton_step};
     use super::*;
+    use crate::kernels::pass_dots;
 
     #[test]
     fn extreme_logits_give_exact_limits() {
