@@ -366,7 +366,7 @@ fn log1p_product<const FMA: bool>(p: f64) -> f64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+pub(crate) fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
     use std::arch::x86_64::*;
     let s = _mm256_set1_pd;
     // vmaxpd and vminpd return their second operand when either is NaN, so NaN passes
