@@ -20,7 +20,7 @@
 //! 1.8–2.0× (its scores went row by row, about as fast) and 2.0–2.4×.
 
 use crate::aligned::AlignedT;
-use crate::kernels::{block_rows, rows_block, split_point, splits, ROW_BLOCK};
+use crate::kernels::{block_rows, rows_block, split_point, splits, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
 
 /// From this much work (k·m·n: entries of A times classes) a class pass is split between two
 /// threads. Measured in `gradfit solve --model softmax --solver lbfgs`, k = 5, 20 features,
@@ -29,6 +29,15 @@ use crate::kernels::{block_rows, rows_block, split_point, splits, ROW_BLOCK};
 /// rows (800 000) 178–180 against 196–200; 10 000 × 50 (2.5 million) 9.6 against 5.4–5.6 ms a
 /// solve. (In an earlier run of the scipy comparison the same 2000 rows took 44 µs on one thread
 /// and 31 on two: how much a split costs moves with the machine's state.)
+///
+/// Least squares with several targets splits as one target's pass does instead, from
+/// m·n ≥ [`PARALLEL_MIN_ENTRIES`] ([`ClassPass::by_entries`]): with no exponentials, its k·m·n
+/// of 2²⁰ to 3·2²⁰ did not pay for the split. `gradfit solve --model least-squares --target
+/// y1,…,y10 --gram off --solver lbfgs --repeat 10`, 50 features, two threads, time per
+/// evaluation, four runs in alternation with the earlier rule: 4000 rows (2 million) 213–215
+/// µs against 228–230, 6000 rows 320–335 against 338–343 (one thread: 214–222 and 322–448);
+/// with 3 targets, 12 000 rows (1.8 million, split either way) took 228–234 µs on one thread
+/// and 152–181 on two.
 const CLASS_PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// Entries (128 bytes) between the two threads' halves of a scratch buffer, so that the two
@@ -42,6 +51,9 @@ const GAP: usize = 16;
 /// allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct ClassPass {
+    /// Whether the pass is split from m·n ≥ [`PARALLEL_MIN_ENTRIES`] entries of A, as one
+    /// target's pass is, rather than from k·m·n ≥ [`CLASS_PARALLEL_MIN_WORK`] (softmax's).
+    by_entries: bool,
     /// Two n×k rank-update accumulators in vec order (one per thread), GAP apart.
     gt: Vec<f64>,
     /// Two blocks of up to `ROW_BLOCK`×k scores (one per thread), GAP apart.
@@ -49,6 +61,15 @@ pub(crate) struct ClassPass {
 }
 
 impl ClassPass {
+    /// A pass for least squares with several targets: split between two threads from
+    /// m·n ≥ [`PARALLEL_MIN_ENTRIES`], as with one target.
+    pub(crate) fn by_entries() -> Self {
+        ClassPass {
+            by_entries: true,
+            ..ClassPass::default()
+        }
+    }
+
     /// out ← the scores of all rows (row i's k at out[i·k..]), on one thread.
     pub(crate) fn scores_all(&mut self, at: &AlignedT, w: &[f64], k: usize, out: &mut [f64]) {
         let (n, m) = (at.pitch(), at.ncols());
@@ -62,7 +83,8 @@ impl ClassPass {
     /// One pass over A with W = `w` (vec order, n×k): for each block of rows lo..hi, z ← the
     /// block's scores (row r's k at z[r·k..]), then `then(lo, hi, z)` returns the block's part
     /// of the result and leaves in z the coefficients dᵢ of its rows; with `grad`, also
-    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From k·m·n ≥ 2²⁰ the rows are split between
+    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From k·m·n ≥ 2²⁰ (m·n ≥ 3·2¹⁷ for a pass made
+    /// by [`ClassPass::by_entries`]) the rows are split between
     /// two threads at the same point whether or not `grad` is wanted, so a cost computed alone
     /// and one computed with its gradient agree to the last bit.
     pub(crate) fn run(
@@ -113,7 +135,11 @@ impl ClassPass {
         };
         let keep = gt1.len().min(nk);
         let gt1 = &mut gt1[..keep];
-        let split = m >= 2 && splits(at.len().saturating_mul(k), CLASS_PARALLEL_MIN_WORK);
+        let split = m >= 2
+            && match self.by_entries {
+                true => splits(at.len(), PARALLEL_MIN_ENTRIES),
+                false => splits(at.len().saturating_mul(k), CLASS_PARALLEL_MIN_WORK),
+            };
         if split {
             let mid = split_point(m);
             let (g1, g2) = match want_grad {

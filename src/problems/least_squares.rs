@@ -91,7 +91,7 @@ impl LeastSquares {
             intercept: false,
             spare: std::sync::Mutex::new(Vec::new()),
             gram: std::sync::Mutex::new(GramScratch::default()),
-            classes: std::sync::Mutex::new(ClassPass::default()),
+            classes: std::sync::Mutex::new(ClassPass::by_entries()),
             dual: std::sync::Mutex::new((Dual::default(), Vec::new())),
         })
     }
@@ -624,6 +624,34 @@ mod tests {
         assert!(p.value(&Vector::zeros(3)).is_err());
         assert!(LeastSquares::new(Matrix::identity(2, 2), Vector::zeros(3), 0.0).is_err());
         assert!(LeastSquares::new(Matrix::identity(2, 2), Vector::zeros(2), -1.0).is_err());
+    }
+
+    #[test]
+    fn several_targets_give_the_closed_forms() {
+        // ‖AX − B‖_F² + λ‖X‖_F² with k targets through the class pass, on one thread and split
+        // between two (`agrees_with_closed_forms`): f, ∇f = vec(2Aᵀ(AX − B) + 2λX) and
+        // ∇²f = I_k ⊗ 2AᵀA + 2λI, with X flattened column-major
+        for (m, n, k) in [(37, 5, 2), (203, 50, 3), (2003, 37, 10)] {
+            let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
+            let b = Matrix::from_fn(m, k, |i, c| ((i * k + c) as f64 * 0.11).cos());
+            let lambda = 0.25;
+            let xm = Matrix::from_fn(n, k, |j, c| 0.2 * ((j * k + c) as f64 * 1.3).cos());
+            let x = Vector::from_column_slice(xm.as_slice());
+            let v = Vector::from_fn(n * k, |j, _| (j as f64 * 0.7).sin());
+            let r = &a * &xm - &b;
+            let f_want = r.norm_squared() + lambda * xm.norm_squared();
+            let gm = 2.0 * a.transpose() * &r + 2.0 * lambda * &xm;
+            let g_want = Vector::from_column_slice(gm.as_slice());
+            let block = 2.0 * a.transpose() * &a;
+            let mut h_want = Matrix::identity(n * k, n * k) * (2.0 * lambda);
+            for c in 0..k {
+                let mut h = h_want.view_mut((c * n, c * n), (n, n));
+                h += &block;
+            }
+            let make = || LeastSquares::multi(a.clone(), b.clone(), lambda).unwrap();
+            let what = format!("{m}×{n}, {k} targets");
+            super::super::agrees_with_closed_forms(make, &x, &v, (f_want, &g_want, &h_want), &what);
+        }
     }
 
     #[test]
