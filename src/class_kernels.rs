@@ -37,8 +37,17 @@ use crate::kernels::{block_rows, rows_block, split_point, splits, PARALLEL_MIN_E
 /// evaluation, four runs in alternation with the earlier rule: 4000 rows (2 million) 213–215
 /// µs against 228–230, 6000 rows 320–335 against 338–343 (one thread: 214–222 and 322–448);
 /// with 3 targets, 12 000 rows (1.8 million, split either way) took 228–234 µs on one thread
-/// and 152–181 on two.
+/// and 152–181 on two. With many targets it splits from k·m·n ≥
+/// [`LINEAR_CLASS_PARALLEL_MIN_WORK`] too.
 const CLASS_PARALLEL_MIN_WORK: usize = 1 << 20;
+
+/// From this much work (k·m·n) a pass made by [`ClassPass::by_entries`] is split between two
+/// threads even below [`PARALLEL_MIN_ENTRIES`] entries of A: 3·2²¹, about 6.3 million. The same
+/// solves as [`CLASS_PARALLEL_MIN_WORK`]'s, two threads, the pass split (the rule before) against
+/// one thread, three runs in alternation: 40 targets, 2000 rows × 50 (4 million) 451–460 µs an
+/// evaluation against 438–443; 40 targets, 4000 rows (8 million) 545–619 against 860–865;
+/// 100 targets, 2000 rows (10 million) 665–692 against 1091–1100.
+const LINEAR_CLASS_PARALLEL_MIN_WORK: usize = 3 << 21;
 
 /// Entries (128 bytes) between the two threads' halves of a scratch buffer, so that the two
 /// threads never write to the same cache line. Measured at 20000 × 50 with 2 classes: without
@@ -62,7 +71,8 @@ pub(crate) struct ClassPass {
 
 impl ClassPass {
     /// A pass for least squares with several targets: split between two threads from
-    /// m·n ≥ [`PARALLEL_MIN_ENTRIES`], as with one target.
+    /// m·n ≥ [`PARALLEL_MIN_ENTRIES`], as with one target, or from k·m·n ≥
+    /// [`LINEAR_CLASS_PARALLEL_MIN_WORK`].
     pub(crate) fn by_entries() -> Self {
         ClassPass {
             by_entries: true,
@@ -80,11 +90,21 @@ impl ClassPass {
         }
     }
 
+    /// Whether a pass over A of `entries` entries (rows times pitch) with k classes is split
+    /// between two threads.
+    fn splits(&self, entries: usize, k: usize) -> bool {
+        let work = entries.saturating_mul(k);
+        match self.by_entries {
+            true => splits(entries, PARALLEL_MIN_ENTRIES) || splits(work, LINEAR_CLASS_PARALLEL_MIN_WORK),
+            false => splits(work, CLASS_PARALLEL_MIN_WORK),
+        }
+    }
+
     /// One pass over A with W = `w` (vec order, n×k): for each block of rows lo..hi, z ← the
     /// block's scores (row r's k at z[r·k..]), then `then(lo, hi, z)` returns the block's part
     /// of the result and leaves in z the coefficients dᵢ of its rows; with `grad`, also
-    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From k·m·n ≥ 2²⁰ (m·n ≥ 3·2¹⁷ for a pass made
-    /// by [`ClassPass::by_entries`]) the rows are split between
+    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From k·m·n ≥ 2²⁰ (for a pass made by
+    /// [`ClassPass::by_entries`], m·n ≥ 3·2¹⁷ or k·m·n ≥ 3·2²¹) the rows are split between
     /// two threads at the same point whether or not `grad` is wanted, so a cost computed alone
     /// and one computed with its gradient agree to the last bit.
     pub(crate) fn run(
@@ -128,6 +148,7 @@ impl ClassPass {
             }
             f
         };
+        let split = m >= 2 && self.splits(at.len(), k);
         let (z1, z2) = self.z.split_at_mut(ROW_BLOCK * k + GAP);
         let (gt1, gt2) = match want_grad {
             true => self.gt.split_at_mut(nk + GAP),
@@ -135,11 +156,6 @@ impl ClassPass {
         };
         let keep = gt1.len().min(nk);
         let gt1 = &mut gt1[..keep];
-        let split = m >= 2
-            && match self.by_entries {
-                true => splits(at.len(), PARALLEL_MIN_ENTRIES),
-                false => splits(at.len().saturating_mul(k), CLASS_PARALLEL_MIN_WORK),
-            };
         if split {
             let mid = split_point(m);
             let (g1, g2) = match want_grad {
@@ -486,6 +502,37 @@ unsafe fn gradient_tile<const C: usize, const J: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn least_squares_splits_by_entries_or_by_much_work_softmax_by_work() {
+        // the measured thresholds, with two threads (`splits` never splits on one)
+        if rayon::current_num_threads() < 2 {
+            return;
+        }
+        let (linear, softmax) = (ClassPass::by_entries(), ClassPass::default());
+        // (entries of A, classes, split for least squares, split for softmax)
+        for (entries, k, ls, sm) in [
+            (100_000, 10, false, false),
+            (200_000, 10, false, true),
+            (300_000, 10, false, true),
+            (400_000, 10, true, true),
+            (400_000, 1, true, false),
+            (100_000, 40, false, true),
+            (200_000, 40, true, true),
+            (100_000, 100, true, true),
+        ] {
+            assert_eq!(
+                linear.splits(entries, k),
+                ls,
+                "least squares, {entries} entries, k = {k}"
+            );
+            assert_eq!(
+                softmax.splits(entries, k),
+                sm,
+                "softmax, {entries} entries, k = {k}"
+            );
+        }
+    }
 
     /// Scores and gradients by the kernels against plain dot products and axpys, for k across
     /// the class groups (1 to 6 classes a tile, several tiles), n across the feature tiles (8 or
