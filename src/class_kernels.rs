@@ -46,7 +46,8 @@ const CLASS_PARALLEL_MIN_WORK: usize = 1 << 20;
 /// solves as [`CLASS_PARALLEL_MIN_WORK`]'s, two threads, the pass split (the rule before) against
 /// one thread, three runs in alternation: 40 targets, 2000 rows × 50 (4 million) 451–460 µs an
 /// evaluation against 438–443; 40 targets, 4000 rows (8 million) 545–619 against 860–865;
-/// 100 targets, 2000 rows (10 million) 665–692 against 1091–1100.
+/// 100 targets, 2000 rows (10 million) 665–692 against 1091–1100. With this rule against the
+/// one before it (two runs): 461–474 against 864–869, and 811–859 against 1100–1152.
 const LINEAR_CLASS_PARALLEL_MIN_WORK: usize = 3 << 21;
 
 /// Entries (128 bytes) between the two threads' halves of a scratch buffer, so that the two

@@ -156,7 +156,7 @@ macro_rules! dispatch {
     }};
 }
 
-/// z ← e^(z − m), elementwise, for a shift m (log-sum-exp's: the largest zᵢ): an entry
+/// z ← e^(z − m), elementwise, for a shift m (log-sum-exp's running maximum, or its one shift): an entry
 /// equal to m gives exactly 1 (a select, not z − m: at m = +∞ the entry holding it gives
 /// e⁰ = 1, the others e^(−∞) = 0, rather than e^(∞ − ∞) = NaN); a NaN, in z or m, gives NaN.
 /// Four lanes at a time on AVX2 ([`exp4`], the same bits as [`exp1`]). One call in place of a
