@@ -203,7 +203,10 @@ impl LogSumExp {
         if s.is_nan() || !top.is_finite() {
             // another shift cannot help a NaN score, or a +∞ one
             Shifted::Fallback
-        } else if top - shift > shift_allowance(top) {
+        } else if top - shift > shift_allowance(top) || shift - top > SHIFT_ABOVE {
+            // (a shift above the top comes from the sample's dot products, summed in another
+            // order than the pass's: at scores of 1e18 or more they can differ by hundreds, and S
+            // would underflow)
             Shifted::Top(top)
         } else if s.is_finite() && g.iter().all(|v| v.is_finite()) {
             Shifted::Done(shift, s)
@@ -317,6 +320,11 @@ fn sample_rows(lo: usize, hi: usize) -> impl Iterator<Item = usize> {
 fn shift_allowance(top: f64) -> f64 {
     top.abs().clamp(32.0, 600.0)
 }
+
+/// How far a shift may lie above the pass's largest score (the same rows' scores, summed in
+/// another order) for [`LogSumExp::shifted_pass`] to keep it: S is then at least e⁻³².
+#[cfg(target_arch = "x86_64")]
+const SHIFT_ABOVE: f64 = 32.0;
 
 /// What a pass with one shift gave ([`LogSumExp::fixed_shift_sum`]).
 #[cfg(target_arch = "x86_64")]
@@ -634,6 +642,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     /// (M, S) and g (pitch entries) from [`LogSumExp::shifted_pass`] and from the running
     /// maximum's pass, over rows lo..hi at x (padded).
     #[allow(clippy::type_complexity)]
@@ -708,6 +717,7 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_sample_spreads_over_the_rows_first_and_last_included() {
         let rows: Vec<usize> = sample_rows(10, 213).collect();
@@ -802,15 +812,56 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
+    fn a_shift_far_from_the_top_on_either_side_is_not_kept() {
+        // the top score found by the pass, 1.3 give or take: a shift more than 32 above it (S
+        // would be e⁻³² at most, and underflow further on) or more than 32 below it goes again
+        // with the top; within 32 either way it is kept
+        if !crate::kernels::tests::has_avx2_fma("the pass with one shift is") {
+            return;
+        }
+        let (m, n) = (203, 3);
+        let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
+        let p = LogSumExp::new(a, Vector::zeros(m), 0.0).unwrap();
+        let mut xp = vec![0.0; p.at.pitch()];
+        xp[..n].copy_from_slice(&[0.5, -0.7, 0.9]);
+        let top = p.shifted_sum(&xp, 0, m, &mut []).0;
+        for (offset, kept) in [
+            (0.0, true),
+            (31.0, true),
+            (-31.0, true),
+            (33.0, false),
+            (-33.0, false),
+            (800.0, false),
+        ] {
+            let mut g = vec![0.0; p.at.pitch()];
+            // SAFETY: the CPU has AVX2 and FMA (checked above)
+            let got = unsafe { p.fixed_shift_sum(&xp, 0, m, &mut g, top + offset) };
+            match got {
+                Shifted::Done(shift, s) => {
+                    assert!(kept, "shift {offset} from the top kept");
+                    assert_eq!(shift, top + offset);
+                    assert!(s >= (-offset).exp() && s.is_finite(), "S = {s}");
+                }
+                Shifted::Top(t) => {
+                    assert!(!kept, "shift {offset} from the top not kept");
+                    assert_eq!(t, top);
+                }
+                Shifted::Fallback => panic!("shift {offset} from the top fell back"),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
     fn an_infinite_or_nan_score_takes_the_running_maximum() {
         // row 5 of 11 (every row sampled) scores +∞ (1e300·1e10), or, with a second column,
-        // NaN (1e300·1e10 − 1e300·1e10), and row 5 of 203, which no sample picks, NaN: the pass
+        // NaN (1e300·1e10 − 1e300·1e10), and so does row 5 of 203, which no sample picks: the pass
         // with one shift gives up, and the rows go through the running maximum's pass, to the
         // bit (f = +∞ and ∇f = a₅ for the +∞ score, as there)
         if !crate::kernels::tests::has_avx2_fma("the pass with one shift is") {
             return;
         }
-        for (m, nan) in [(11, false), (11, true), (203, true)] {
+        for (m, nan) in [(11, false), (11, true), (203, false), (203, true)] {
             let n = 2;
             let a = Matrix::from_fn(m, n, |i, j| match (i, j, nan) {
                 (5, 0, _) => 1e300,
