@@ -415,6 +415,52 @@ fn generate_says_when_classes_are_missing_from_the_labels() {
 }
 
 #[test]
+fn the_standardization_table_lines_up_and_holds_the_columns_means() {
+    // breast-cancer feature names run to 23 characters: each row of the table starts its
+    // "mean" column at the same place, and holds the column's mean (to the six digits shown)
+    let (header, rows) = plain_csv("problems/breast_cancer.csv");
+    let o = gradfit(&[
+        "solve",
+        "problems/breast_cancer.csv",
+        "--model",
+        "logistic",
+        "--intercept",
+        "--standardize",
+        "--l2",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("standardized"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    let features = &header[..header.len() - 1];
+    assert_eq!(table.len(), features.len(), "{out}");
+    let column = |l: &str| {
+        l.chars()
+            .collect::<Vec<_>>()
+            .windows(6)
+            .position(|w| w.iter().collect::<String>() == " mean ")
+    };
+    let first = column(table[0]);
+    for (line, name) in table.iter().zip(features) {
+        assert_eq!(column(line), first, "{line}");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], name.as_str());
+        let mean: f64 = fields[2].parse().unwrap();
+        let j = header.iter().position(|h| h == name).unwrap();
+        let want = rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64;
+        assert!(
+            (mean - want).abs() <= 1e-6 * want.abs(),
+            "{name}: {mean} against {want}"
+        );
+    }
+}
+
+#[test]
 fn ridge_does_not_shrink_the_intercept() {
     // standardized features have mean 0, so the unpenalized intercept is exactly mean(y)
     let (_, rows) = plain_csv("problems/diabetes.csv");

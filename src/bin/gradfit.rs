@@ -601,8 +601,16 @@ fn describe_fit(fit: &Fit, model: ModelKind) -> String {
     }
     if let Some(st) = &fit.standardization {
         s += "standardized    yes: parameters refer to (feature − mean) / scale\n";
+        // names padded to the longest, so the columns line up
+        let width = fit
+            .features
+            .iter()
+            .map(|f| f.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(14);
         for (f, (mean, scale)) in fit.features.iter().zip(st) {
-            s += &format!("  {f:<14} mean {mean:>14.6e}  scale {scale:>14.6e}\n");
+            s += &format!("  {f:<width$} mean {mean:>14.6e}  scale {scale:>14.6e}\n");
         }
     }
     s
