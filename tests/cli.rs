@@ -415,6 +415,25 @@ fn generate_says_when_classes_are_missing_from_the_labels() {
 }
 
 #[test]
+fn a_correct_gradient_on_raw_features_is_not_called_wrong() {
+    // logistic regression on the raw breast-cancer features at λ = 0 stops at lbfgs's iteration
+    // limit with large curvature at x: the directional check that follows a failed run must
+    // resolve the gradient (with two steps it called it "probably wrong")
+    let o = gradfit(&[
+        "solve",
+        "problems/breast_cancer.csv",
+        "--model",
+        "logistic",
+        "--intercept",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("status          max-iterations"), "{out}");
+    assert!(out.contains("gradient check  directional derivative ok"), "{out}");
+    assert!(!out.contains("probably wrong"), "{out}");
+}
+
+#[test]
 fn the_standardization_table_lines_up_and_holds_the_columns_means() {
     // breast-cancer feature names run to 23 characters: each row of the table starts its
     // "mean" column at the same place, and holds the column's mean (to the six digits shown)

@@ -6,7 +6,7 @@
 //! - [`check_gradient`]: every entry of ∇f against the central difference
 //!   (f(x + hᵢeᵢ) − f(x − hᵢeᵢ)) / 2hᵢ, hᵢ = ∛ε·max(1, |xᵢ|) (2n evaluations).
 //! - [`check_directional`]: for large n, gᵀd against the central difference of f along
-//!   random unit directions d, at two steps (4 evaluations per direction).
+//!   random unit directions d, at four steps (8 evaluations per direction).
 //! - [`check_hessian`]: every column of ∇²f against (five-point) central differences of the
 //!   analytic gradient, and the symmetry error max |Hᵢⱼ − Hⱼᵢ| / max(1, |Hᵢⱼ|, |Hⱼᵢ|).
 //! - [`check_hessian_vec`]: a problem's matrix-free ∇²f·v against the formed Hessian.

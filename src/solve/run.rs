@@ -417,7 +417,9 @@ fn finish<P: Objective + ?Sized>(
         (Some(c), m) if !c.passed => Some(with_detail(
             m,
             format!(
-                "the gradient disagrees with the cost at x (directional check: {c}), so it is probably wrong"
+                "the gradient disagrees with the cost at x (directional check: {c}), so it is probably wrong \
+                 (or the cost is too badly scaled at x for differences to resolve it: `gradfit check` tests \
+                 the derivatives at random points)"
             ),
         )),
         (_, m) => m,
