@@ -76,6 +76,18 @@ fn plan(path: &Path) -> Result<Dest> {
             // a dangling symbolic link (or a chain of them): create what it ends at, keep
             // the links
             let target = link_end(path);
+            // a missing directory said as such, not as the bare "No such file or directory"
+            // of the temporary file, which reads as if an input were missing
+            if let Some(dir) = target
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+            {
+                let why = format!(
+                    "cannot be written: the directory {} does not exist",
+                    dir.display()
+                );
+                return Err(io_error(path, io::Error::new(ErrorKind::NotFound, why)));
+            }
             Ok(Dest::Replace {
                 tmp: temp_beside(path, &target)?,
                 target,
@@ -352,6 +364,20 @@ mod tests {
         let e = write_streamed(&sub, |w| w.write_all(b"x")).unwrap_err();
         assert!(e.to_string().contains("is a directory"), "{e}");
         assert_eq!(listing(&dir), ["a.csv", "sub"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_and_nothing_is_written() {
+        let dir = scratch("nodir");
+        let a = dir.join("a.csv");
+        let missing = dir.join("nodir").join("b.csv");
+        let e = write_all_or_none(&[(&a, b"a\n".as_slice()), (&missing, b"b\n".as_slice())]).unwrap_err();
+        let want = format!("the directory {} does not exist", dir.join("nodir").display());
+        assert!(e.to_string().contains(&want), "{e}");
+        let e = write_streamed(&missing, |w| w.write_all(b"x")).unwrap_err();
+        assert!(e.to_string().contains(&want), "{e}");
+        assert!(listing(&dir).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
