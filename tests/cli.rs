@@ -434,6 +434,55 @@ fn a_correct_gradient_on_raw_features_is_not_called_wrong() {
 }
 
 #[test]
+fn generate_refuses_classes_a_model_does_not_have() {
+    let dir = std::env::temp_dir().join(format!("gradfit-cli-classes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("g.csv");
+    let out = out.to_str().unwrap();
+    let run = |model: &str, classes: &str| {
+        gradfit(&[
+            "generate",
+            model,
+            "--rows",
+            "40",
+            "--cols",
+            "3",
+            "--classes",
+            classes,
+            "-o",
+            out,
+        ])
+    };
+    for (model, classes, refusal) in [
+        ("logistic", "5", "--classes 5: logistic has two classes"),
+        (
+            "least-squares",
+            "3",
+            "--classes 3: the least-squares model has no classes",
+        ),
+    ] {
+        let o = run(model, classes);
+        assert_eq!(o.status.code(), Some(1), "{model}");
+        assert!(stderr(&o).contains(refusal), "{}", stderr(&o));
+        assert!(!Path::new(out).exists(), "{model}: a file was written");
+    }
+    for (model, classes, labels) in [("logistic", "2", 2), ("softmax", "4", 4)] {
+        let o = run(model, classes);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        let (_, rows) = plain_csv(out);
+        let mut seen: Vec<i64> = rows.iter().map(|r| *r.last().unwrap() as i64).collect();
+        seen.sort();
+        seen.dedup();
+        assert!(
+            seen.len() <= labels && seen.iter().all(|&c| c >= 0 && c < labels as i64),
+            "{model}: {seen:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_standardization_table_lines_up_and_holds_the_columns_means() {
     // breast-cancer feature names run to 23 characters: each row of the table starts its
     // "mean" column at the same place, and holds the column's mean (to the six digits shown)

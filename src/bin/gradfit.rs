@@ -325,7 +325,7 @@ struct CheckArgs {
     /// How many random points, 1 to 1000.
     #[arg(long, default_value = "3", value_parser = parse_points)]
     points: u64,
-    /// Seed of the random generator (same seed, same file).
+    /// Seed of the random points (same seed, same points).
     #[arg(long, default_value = "0", allow_negative_numbers = true)]
     seed: u64,
     /// Largest relative error that passes.
@@ -346,9 +346,9 @@ struct GenerateArgs {
     /// Feature columns.
     #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
     cols: u64,
-    /// Classes (softmax).
-    #[arg(long, default_value = "3", value_parser = parse_positive, allow_negative_numbers = true)]
-    classes: u64,
+    /// Classes, for softmax [default: 3] (logistic has two; the other models none).
+    #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
+    classes: Option<u64>,
     /// Condition number of the Hessian (least squares, quadratic) or of the features' covariance AᵀA/m (the others), 1 to 1e16.
     #[arg(long, default_value = "10", allow_negative_numbers = true)]
     condition: f64,
@@ -932,10 +932,17 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
 fn run_generate(a: GenerateArgs) -> Result<ExitCode> {
     let to_usize =
         |name: &str, v: u64| usize::try_from(v).with_context(|| format!("--{name} {v} is too large"));
+    match (a.model, a.classes) {
+        (ModelKind::Softmax, _) | (ModelKind::Logistic, Some(2)) | (_, None) => {}
+        (ModelKind::Logistic, Some(k)) => {
+            bail!("--classes {k}: logistic has two classes; softmax takes --classes")
+        }
+        (model, Some(k)) => bail!("--classes {k}: the {model} model has no classes; softmax takes --classes"),
+    }
     let spec = Spec {
         rows: to_usize("rows", a.rows)?,
         cols: to_usize("cols", a.cols)?,
-        classes: to_usize("classes", a.classes)?,
+        classes: to_usize("classes", a.classes.unwrap_or(3))?,
         condition: a.condition,
         seed: a.seed,
     };
