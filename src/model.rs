@@ -391,7 +391,7 @@ fn preview(classes: &[String]) -> String {
 }
 
 /// Distinct labels sorted (numerically if every label is a number, else as text), and each
-/// row's class index.
+/// row's class index; numeric labels must be whole numbers.
 fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
     let labels = table.labels(j);
     if let Some(i) = labels.iter().position(|l| l.is_empty()) {
@@ -412,6 +412,24 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
         .map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite()))
         .collect();
     if let Some(values) = numeric {
+        // numbers that are not whole are a continuous target, not classes (sklearn refuses them
+        // too); least squares fits those
+        if let Some(v) = values.iter().find(|v| v.fract() != 0.0) {
+            let i = labels
+                .iter()
+                .position(|l| l.parse::<f64>().ok() == Some(*v))
+                .unwrap_or(0);
+            return Err(Error::Data {
+                what: format!(
+                    "{}: line {}: label {:?} in column {:?} is not a whole number: the classification \
+                     models take class labels (whole numbers or text), not a continuous target",
+                    table.path.display(),
+                    table.line(i),
+                    labels[i],
+                    table.headers[j]
+                ),
+            });
+        }
         let mut pairs: Vec<(f64, String)> = values.into_iter().zip(distinct).collect();
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         // "1" and "1.0" are the same class

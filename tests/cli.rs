@@ -947,6 +947,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
     let inf_cell = w("inf.csv", "a,y\n1,2\n3,inf\n");
     let one_class = w("one.csv", "a,y\n1,0\n2,0\n");
     let three_class = w("three.csv", "a,y\n1,0\n2,1\n3,2\n");
+    let continuous = w("continuous.csv", "a,y\n1,0\n2,1.0\n3,2.5\n4,1\n");
     let not_square = w("rect.csv", "a1,a2,y\n1,0,1\n0,1,1\n1,1,1\n");
     let x0_short = w("x0.csv", "x0\n1\n");
     let x0_names = w("x0names.csv", "name,value\n0:sepal_length_cm,1\nnope,2\n");
@@ -994,6 +995,10 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
         (
             vec!["solve", &three_class, "--model", "logistic"],
             &["exactly 2 classes", "found 3"],
+        ),
+        (
+            vec!["solve", &continuous, "--model", "softmax"],
+            &["line 4", "\"2.5\"", "\"y\"", "not a whole number"],
         ),
         (
             vec!["solve", &not_square, "--model", "quadratic"],
