@@ -483,6 +483,29 @@ fn generate_refuses_classes_a_model_does_not_have() {
 }
 
 #[test]
+fn a_solver_list_may_have_spaces_after_its_commas() {
+    let o = gradfit(&[
+        "compare",
+        "problems/diabetes.csv",
+        "--model",
+        "least-squares",
+        "--solvers",
+        "lbfgs, newton",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    let methods: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["solver"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["lbfgs", "newton"]);
+}
+
+#[test]
 fn the_standardization_table_lines_up_and_holds_the_columns_means() {
     // breast-cancer feature names run to 23 characters: each row of the table starts its
     // "mean" column at the same place, and holds the column's mean (to the six digits shown)
@@ -995,6 +1018,21 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
         (
             vec!["solve", &three_class, "--model", "logistic"],
             &["exactly 2 classes", "found 3"],
+        ),
+        (
+            vec!["solve", "problems/iris.csv", "--model", "softmaxx"],
+            &["'softmaxx'", "did you mean softmax?"],
+        ),
+        (
+            vec![
+                "compare",
+                "problems/diabetes.csv",
+                "--model",
+                "least-squares",
+                "--solvers",
+                "lbfgs,newton,lbfgs",
+            ],
+            &["--solvers: lbfgs is named twice (at 1 and 3)"],
         ),
         (
             vec!["solve", &continuous, "--model", "softmax"],

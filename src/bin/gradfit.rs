@@ -45,11 +45,47 @@ enum Command {
 }
 
 fn parse_model(s: &str) -> std::result::Result<ModelKind, String> {
-    s.parse().map_err(|e: gradfit::Error| e.to_string())
+    choice(s, &ModelKind::ALL, ModelKind::name)
 }
 
 fn parse_method(s: &str) -> std::result::Result<Method, String> {
-    s.parse().map_err(|e: gradfit::Error| e.to_string())
+    choice(s, &Method::ALL, Method::name)
+}
+
+/// The one of `all` named `s` (spaces around it ignored, as after the comma in "lbfgs, newton").
+/// clap's error already quotes the value and the option; this says what the choices are, and
+/// which one a typo is nearest to (at most two letters off).
+fn choice<T: Copy>(s: &str, all: &[T], name: fn(T) -> &'static str) -> std::result::Result<T, String> {
+    let s = s.trim();
+    if let Some(&t) = all.iter().find(|&&t| name(t) == s) {
+        return Ok(t);
+    }
+    let names: Vec<&str> = all.iter().map(|&t| name(t)).collect();
+    let near = names
+        .iter()
+        .map(|n| (edit_distance(s, n), *n))
+        .min()
+        .filter(|(d, _)| *d <= 2);
+    Err(match near {
+        Some((_, n)) => format!("did you mean {n}? (one of {})", names.join(", ")),
+        None => format!("must be one of {}", names.join(", ")),
+    })
+}
+
+/// Levenshtein distance between two short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(above + 1).min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn parse_gram(s: &str) -> std::result::Result<GramMode, String> {
@@ -683,6 +719,18 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
     let fit = a.data.load()?;
     if a.solvers.is_empty() {
         bail!("--solvers: name at least one solver");
+    }
+    if let Some((i, m)) = a
+        .solvers
+        .iter()
+        .enumerate()
+        .find(|(i, m)| a.solvers[..*i].contains(m))
+    {
+        bail!(
+            "--solvers: {m} is named twice (at {} and {})",
+            a.solvers.iter().position(|x| x == m).unwrap_or(0) + 1,
+            i + 1
+        );
     }
     let x0 = a.run.start_point(&fit)?;
     let mut reports = Vec::new();
