@@ -414,11 +414,8 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
     if let Some(values) = numeric {
         // numbers that are not whole are a continuous target, not classes (sklearn refuses them
         // too); least squares fits those
-        if let Some(v) = values.iter().find(|v| v.fract() != 0.0) {
-            let i = labels
-                .iter()
-                .position(|l| l.parse::<f64>().ok() == Some(*v))
-                .unwrap_or(0);
+        let not_whole = |l: &String| l.parse::<f64>().is_ok_and(|v| v.fract() != 0.0);
+        if let Some(i) = labels.iter().position(not_whole) {
             return Err(Error::Data {
                 what: format!(
                     "{}: line {}: label {:?} in column {:?} is not a whole number: the classification \

@@ -378,6 +378,8 @@ mod tests {
         let e = write_streamed(&missing, |w| w.write_all(b"x")).unwrap_err();
         assert!(e.to_string().contains(&want), "{e}");
         assert!(listing(&dir).is_empty());
+        // a name without a directory is in the current one, which exists
+        assert!(plan(Path::new("gradfit-plan-only.csv")).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -386,6 +386,50 @@ fn entries_drowned_in_rounding_noise_are_unverified() {
     assert!(g.to_string().contains("UNVERIFIED"), "{g}");
 }
 
+/// f(x) = e^(k·x₀), with its gradient k·e^(k·x₀) scaled by 1 + `off`: a curvature that puts
+/// the central differences' truncation error where a test wants it.
+struct Steep {
+    k: f64,
+    off: f64,
+}
+
+impl CostFunction for Steep {
+    type Param = Vector;
+    type Output = f64;
+    fn cost(&self, x: &Vector) -> Result<f64, argmin::core::Error> {
+        Ok((self.k * x[0]).exp())
+    }
+}
+
+impl Gradient for Steep {
+    type Param = Vector;
+    type Gradient = Vector;
+    fn gradient(&self, x: &Vector) -> Result<Vector, argmin::core::Error> {
+        Ok(Vector::from_element(
+            1,
+            self.k * (self.k * x[0]).exp() * (1.0 + self.off),
+        ))
+    }
+}
+
+#[test]
+fn the_directional_check_resolves_curvature_but_not_a_wrong_gradient() {
+    // at x = 0 the quotient at step s is gᵀd·sinh(ks)/(ks) ≈ gᵀd·(1 + (ks)²/6), s = h, h/4,
+    // h/16, h/64 (h = ∛ε). k = 8860: 3e-5 off at h/4, 1.2e-7 at h/64, so a correct gradient
+    // passes at 1e-5 only through the small steps, and one 1e-4 off fails. k = 64 700: 1e-4
+    // off at h/16, exactly a gradient 1e-4 too large, which must still fail (the smaller
+    // steps' truncation is not small enough there to be trusted)
+    let tol = Tolerance { rel: 1e-5 };
+    let x = Vector::zeros(1);
+    let check = |k: f64, off: f64| check_directional(&Steep { k, off }, &x, 4, 1, tol).unwrap();
+    let fine = check(8860.0, 0.0);
+    assert!(fine.passed, "{fine}");
+    for (k, off) in [(8860.0, 1e-4), (64_700.0, 1e-4), (64_700.0, -1e-4)] {
+        let wrong = check(k, off);
+        assert!(!wrong.passed, "k = {k}, off = {off}: {wrong}");
+    }
+}
+
 #[test]
 fn correct_derivatives_pass_the_same_checks() {
     let (p, x) = fixture_ls();

@@ -61,11 +61,19 @@ fn choice<T: Copy>(s: &str, all: &[T], name: fn(T) -> &'static str) -> std::resu
         return Ok(t);
     }
     let names: Vec<&str> = all.iter().map(|&t| name(t)).collect();
+    if s.is_empty() {
+        return Err(format!(
+            "an empty name (a stray comma?); one of {}",
+            names.join(", ")
+        ));
+    }
+    // a suggestion only within two edits, and fewer for short names ("x" is near "gd" and "cg")
+    let reach = 2.min(s.chars().count().div_ceil(2));
     let near = names
         .iter()
         .map(|n| (edit_distance(s, n), *n))
         .min()
-        .filter(|(d, _)| *d <= 2);
+        .filter(|(d, _)| *d <= reach);
     Err(match near {
         Some((_, n)) => format!("did you mean {n}? (one of {})", names.join(", ")),
         None => format!("must be one of {}", names.join(", ")),
