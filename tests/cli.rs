@@ -849,6 +849,29 @@ fn a_standardized_params_out_file_applies_the_fit_to_raw_data() {
         rows_seen += 1;
     }
     assert_eq!(rows_seen, 15);
+    // as --x0: taken by a standardized run, refused by a run on the raw features, whose
+    // parameters are in other units
+    let x0 = params.to_str().unwrap();
+    let base = [
+        "solve",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--intercept",
+        "--l2",
+        "1",
+        "--x0",
+        x0,
+    ];
+    let o = gradfit(&[&base[..], &["--standardize", "--format", "json"]].concat());
+    assert_eq!(json(&o)["status"], "converged", "{}", stderr(&o));
+    let o = gradfit(&base);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--x0 comes from a standardized fit (it has mean and scale columns)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

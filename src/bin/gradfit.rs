@@ -97,7 +97,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 fn parse_gram(s: &str) -> std::result::Result<GramMode, String> {
-    s.parse().map_err(|e: gradfit::Error| e.to_string())
+    s.trim().parse().map_err(|e: gradfit::Error| e.to_string())
 }
 
 fn parse_l2(s: &str) -> std::result::Result<f64, String> {
@@ -265,6 +265,17 @@ impl RunArgs {
             return Ok(Vector::zeros(fit.problem.dim()));
         };
         let (x0, names) = read_named_vector(p)?;
+        // a standardized fit's --params-out (its mean and scale columns): values in units of
+        // standardized features, wrong for a run on the raw ones
+        let headers = gradfit::data::read_csv(p)?.headers;
+        let standardized_file = ["mean", "scale"].iter().all(|c| headers.iter().any(|h| h == c));
+        if standardized_file && fit.standardization.is_none() {
+            bail!(
+                "{}: --x0 comes from a standardized fit (it has mean and scale columns): its values are \
+                 in units of standardized features; add --standardize, or start from 0",
+                p.display()
+            );
+        }
         // a name,value file (as --params-out writes): its names must be the model's, in order
         for (k, (line, name)) in names.iter().flatten().enumerate() {
             match fit.parameter_names.get(k) {
