@@ -506,6 +506,28 @@ fn a_solver_list_may_have_spaces_after_its_commas() {
 }
 
 #[test]
+fn cg_restarts_rather_than_failing_its_line_search_on_raw_features() {
+    // logistic regression on the raw breast-cancer features at λ = 1: without Powell's restart,
+    // CG's third direction was not one of descent, and the run stopped at a cost of 416
+    let o = gradfit(&[
+        "solve",
+        "problems/breast_cancer.csv",
+        "--model",
+        "logistic",
+        "--intercept",
+        "--l2",
+        "1",
+        "--solver",
+        "cg",
+        "--format",
+        "json",
+    ]);
+    let v = json(&o);
+    assert_ne!(v["status"], "line-search-failed", "{v}");
+    assert!(v["cost"].as_f64().unwrap() < 100.0, "{}", v["cost"]);
+}
+
+#[test]
 fn the_standardization_table_lines_up_and_holds_the_columns_means() {
     // breast-cancer feature names run to 23 characters: each row of the table starts its
     // "mean" column at the same place, and holds the column's mean (to the six digits shown)

@@ -26,11 +26,19 @@ fn setup(e: argmin::core::Error) -> Error {
     }
 }
 
-/// Polak–Ribière+ nonlinear CG with More–Thuente (c₂ = 0.1, as CG needs), restarting every n
-/// iterations.
+/// Polak–Ribière+ nonlinear CG with More–Thuente (c₂ = 0.1, as CG needs), restarting along
+/// −∇f every n iterations and whenever consecutive gradients stop being nearly orthogonal
+/// (Powell's test, |∇fₖᵀ∇fₖ₋₁| ≥ 0.1‖∇fₖ‖²). Without Powell's test, logistic regression on the
+/// raw breast-cancer features at λ = 1 stopped after 2 iterations on a direction that was no
+/// longer one of descent (cost 416); with it, 1000 iterations reach 64.1 (lbfgs: 58.1), and
+/// the shipped problems still converge (iterations 30 → 32 on breast cancer standardized,
+/// 39 → 43 on iris, 513 → 466 on the ill-conditioned least squares, 58 → 52 on the quadratic,
+/// the others unchanged).
 pub(crate) fn cg(n: usize) -> Result<ArgminCg, Error> {
     let ls = MoreThuenteLineSearch::new().with_c(1e-4, 0.1).map_err(setup)?;
-    Ok(NonlinearConjugateGradient::new(ls, PolakRibierePlus::new()).restart_iters(n.max(1) as u64))
+    Ok(NonlinearConjugateGradient::new(ls, PolakRibierePlus::new())
+        .restart_iters(n.max(1) as u64)
+        .restart_orthogonality(0.1))
 }
 
 /// Trust region with Steihaug's truncated CG (at most 2n + 10 inner steps).
