@@ -20,6 +20,8 @@
 //! 1.8–2.0× (its scores went row by row, about as fast) and 2.0–2.4×.
 
 use crate::aligned::AlignedT;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::Prefetcher;
 use crate::kernels::{block_rows, rows_block, split_point, splits, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
 
 /// From this much work (k·m·n: entries of A times classes) a class pass is split between two
@@ -388,10 +390,7 @@ fn gradient_avx2(block: &[f64], n: usize, d: &[f64], k: usize, g: &mut [f64], ah
     if !sizes_ok(block, n, g, k, d) {
         return;
     }
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
     let rows = block.len() / n;
-    // the lines of `ahead`, spread evenly over the tiles below
-    let mut lines = ahead.chunks(8);
     let (mut tiles, mut c0) = (0, 0);
     while c0 < k {
         let c = class_group(k - c0);
@@ -399,7 +398,8 @@ fn gradient_avx2(block: &[f64], n: usize, d: &[f64], k: usize, g: &mut [f64], ah
         tiles += n / wide + (n % wide).div_ceil(4);
         c0 += c;
     }
-    let per_tile = lines.len().div_ceil(tiles.max(1));
+    // the lines of `ahead`, spread evenly over the tiles below
+    let mut prefetch = Prefetcher::new(ahead, tiles);
     let mut c0 = 0;
     while c0 < k {
         let c = class_group(k - c0);
@@ -427,14 +427,7 @@ fn gradient_avx2(block: &[f64], n: usize, d: &[f64], k: usize, g: &mut [f64], ah
                 }
             }
             j0 += step;
-            for line in lines.by_ref().take(per_tile) {
-                // SAFETY: a prefetch reads nothing and does not fault (the intrinsic is safe in
-                // newer Rust, but unsafe in the MSRV's)
-                #[allow(unused_unsafe)]
-                unsafe {
-                    _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast())
-                };
-            }
+            prefetch.step();
         }
         c0 += c;
     }

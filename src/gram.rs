@@ -231,8 +231,7 @@ fn accumulate_body<const FMA: bool, W>(
         let slab = &at.as_slice()[k0 * pitch..(k0 + kc) * pitch];
         // the next slab's cache lines, prefetched a share per tile while this slab's tiles run
         let ahead = &at.as_slice()[(k0 + kc) * pitch..(k0 + kc + KC.min(hi - k0 - kc)) * pitch];
-        let per_tile = ahead.len().div_ceil(8).div_ceil(tiles.max(1));
-        let mut lines = ahead.chunks(8);
+        let mut prefetch = crate::kernels::Prefetcher::new(ahead, tiles);
         for (b, block) in blocks.iter().enumerate() {
             let sign = block.sign();
             // panels[p][kk][r] = √|wᵢ|·a_{k0+kk}[p·MR + r], zero past n
@@ -264,9 +263,7 @@ fn accumulate_body<const FMA: bool, W>(
                         _ => tile::<FMA, 6>(half, a, b1, b2, &mut c[t]),
                     }
                     t += 1;
-                    for line in lines.by_ref().take(per_tile) {
-                        prefetch(line);
-                    }
+                    prefetch.step();
                 }
             }
         }
@@ -296,20 +293,6 @@ fn accumulate_body<const FMA: bool, W>(
             }
         }
     }
-}
-
-/// Asks for a cache line of A to be brought into L2 (`prefetcht1`), ahead of its packing.
-#[inline(always)]
-fn prefetch(line: &[f64]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing and does not fault (the intrinsic is safe in newer Rust,
-    // but unsafe in the MSRV's)
-    #[allow(unused_unsafe)]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr().cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = line;
 }
 
 /// Doubles from one packed panel of kc rows to the next: kc·MR and one cache line more.

@@ -255,6 +255,51 @@ fn axpys_avx2(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     axpys_any::<true>(block, n, c, g)
 }
 
+/// The cache lines of `ahead` (the next block of A, or nothing), prefetched into L2
+/// (`prefetcht1`) a share at a time over `steps` steps of work that compute from cache, so
+/// that the block comes from memory while they run: the class pass's rank-update tiles
+/// (`crate::class_kernels`) and the Gram kernel's tiles (`crate::gram`).
+pub(crate) struct Prefetcher<'a> {
+    lines: std::slice::Chunks<'a, f64>,
+    per_step: usize,
+}
+
+impl<'a> Prefetcher<'a> {
+    /// `ahead`'s lines spread evenly over `steps` calls of [`Prefetcher::step`].
+    pub(crate) fn new(ahead: &'a [f64], steps: usize) -> Self {
+        let lines = ahead.chunks(8);
+        let per_step = lines.len().div_ceil(steps.max(1));
+        Prefetcher { lines, per_step }
+    }
+
+    /// Prefetches the next share of the lines.
+    #[inline(always)]
+    pub(crate) fn step(&mut self) {
+        for line in self.lines.by_ref().take(self.per_step) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch reads nothing and does not fault (the intrinsic is safe in
+            // newer Rust, but unsafe in the MSRV's)
+            #[allow(unused_unsafe)]
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr().cast())
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = line;
+        }
+    }
+}
+
+/// Entries row..row + 4 of `s` as one vector: a quad's labels, offsets or weights
+/// ([`Quads::quad`]). Panics, as an index does, if they run past `s`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn four_at(s: &[f64], row: usize) -> std::arch::x86_64::__m256d {
+    let four = &s[row..row + 4];
+    // SAFETY: loads the four entries of `four`
+    unsafe { std::arch::x86_64::_mm256_loadu_pd(four.as_ptr()) }
+}
+
 /// Whether the CPU has AVX-512 F and VL (checked at run time, cached by std).
 #[cfg(target_arch = "x86_64")]
 #[inline]

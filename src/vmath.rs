@@ -533,9 +533,7 @@ impl crate::kernels::Quads for LogisticQuads<'_, '_> {
             // SAFETY: stores four entries into `kept`
             unsafe { _mm256_storeu_pd(kept.as_mut_ptr(), z) };
         }
-        let y = &self.y[row..row + 4];
-        // SAFETY: loads the four entries of `y`
-        let yv = unsafe { _mm256_loadu_pd(y.as_ptr()) };
+        let yv = crate::kernels::four_at(self.y, row);
         // −|z| by setting the sign bit
         let e = exp4(_mm256_or_pd(z, _mm256_set1_pd(-0.0)));
         let c = logistic_vec(z, yv, e, &mut self.acc, &mut self.d);

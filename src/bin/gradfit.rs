@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gradfit::check::{
     check_directional, check_gradient_scaled, check_hessian_scaled, order_study, Tolerance,
 };
-use gradfit::data::{read_csv, read_csv_from, read_named_vector};
+use gradfit::data::{named_vector, read_csv, read_csv_from};
 use gradfit::generate::{generate, Spec};
 use gradfit::model::{build, random_point, solve_fit_monitored, typical_scale, Fit, FitSpec};
 use gradfit::problems::{ModelKind, Objective};
@@ -264,11 +264,13 @@ impl RunArgs {
         let Some(p) = &self.x0 else {
             return Ok(Vector::zeros(fit.problem.dim()));
         };
-        let (x0, names) = read_named_vector(p)?;
+        let table = read_csv(p)?;
+        let (x0, names) = named_vector(&table)?;
         // a standardized fit's --params-out (its mean and scale columns): values in units of
         // standardized features, wrong for a run on the raw ones
-        let headers = gradfit::data::read_csv(p)?.headers;
-        let standardized_file = ["mean", "scale"].iter().all(|c| headers.iter().any(|h| h == c));
+        let standardized_file = ["mean", "scale"]
+            .iter()
+            .all(|c| table.headers.iter().any(|h| h == c));
         if standardized_file && fit.standardization.is_none() {
             bail!(
                 "{}: --x0 comes from a standardized fit (it has mean and scale columns): its values are \

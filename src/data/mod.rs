@@ -208,7 +208,13 @@ pub type LineName = (u64, String);
 /// [`read_vector`], with the `name` column when the file has one: each name with its line, so
 /// that a caller can check them against the parameters they are meant for.
 pub fn read_named_vector(path: &Path) -> Result<(crate::Vector, Option<Vec<LineName>>)> {
-    let t = read_csv(path)?;
+    named_vector(&read_csv(path)?)
+}
+
+/// [`read_named_vector`] on a table already read, for a caller that also looks at its
+/// headers.
+pub fn named_vector(t: &Table) -> Result<(crate::Vector, Option<Vec<LineName>>)> {
+    let path = t.path.as_path();
     let names = t
         .headers
         .iter()

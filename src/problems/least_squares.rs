@@ -426,9 +426,7 @@ impl crate::kernels::Quads for ResidualQuads<'_> {
     #[inline]
     unsafe fn quad(&mut self, row: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
         use std::arch::x86_64::*;
-        let b = &self.b[row..row + 4];
-        // SAFETY: loads the four entries of `b`
-        let r = _mm256_sub_pd(z, unsafe { _mm256_loadu_pd(b.as_ptr()) });
+        let r = _mm256_sub_pd(z, crate::kernels::four_at(self.b, row));
         let squares = _mm256_mul_pd(r, r);
         let (low, high) = (
             _mm256_castpd256_pd128(squares),

@@ -284,9 +284,7 @@ impl crate::kernels::Quads for Centered<'_> {
     #[inline]
     unsafe fn quad(&mut self, row: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
         use std::arch::x86_64::*;
-        let p = &self.p[row..row + 4];
-        // SAFETY: loads the four entries of `p`
-        let pv = unsafe { _mm256_loadu_pd(p.as_ptr()) };
+        let pv = crate::kernels::four_at(self.p, row);
         _mm256_mul_pd(pv, _mm256_sub_pd(z, _mm256_set1_pd(self.c)))
     }
 
@@ -401,9 +399,7 @@ impl crate::kernels::Quads for FixedShift<'_> {
     #[inline]
     unsafe fn quad(&mut self, row: usize, z: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
         use std::arch::x86_64::*;
-        let b = &self.b[row..row + 4];
-        // SAFETY: loads the four entries of `b`
-        let z = _mm256_add_pd(z, unsafe { _mm256_loadu_pd(b.as_ptr()) });
+        let z = _mm256_add_pd(z, crate::kernels::four_at(self.b, row));
         // vmaxpd returns its second operand when either is NaN: a NaN score leaves `top`
         self.top = _mm256_max_pd(z, self.top);
         let e = crate::vmath::exp4(_mm256_sub_pd(z, _mm256_set1_pd(self.shift)));
