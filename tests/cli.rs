@@ -915,7 +915,7 @@ fn params_out_trace_and_x0_round_trip() {
     let p = std::fs::read_to_string(&params).unwrap();
     assert!(p.starts_with("name,value\nx1,"));
     let t = std::fs::read_to_string(&trace).unwrap();
-    assert!(t.starts_with("iteration,cost,gradient_norm,step,elapsed\n0,"));
+    assert!(t.starts_with("iteration,cost,gradient_norm,step,seconds\n0,"));
     // row 0 has no step: an empty field; later rows have a finite step; no NaN anywhere
     let rows: Vec<Vec<&str>> = t.lines().skip(1).map(|l| l.split(',').collect()).collect();
     assert!(rows.len() > 1 && rows.iter().all(|r| r.len() == 5), "{t}");

@@ -690,7 +690,7 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
     // files first, so that stdout never describes files that failed to be written
     let mut files: Vec<(&Path, &str, Vec<u8>)> = Vec::new();
     if let Some(path) = &a.trace {
-        let mut s = String::from("iteration,cost,gradient_norm,step,elapsed\n");
+        let mut s = String::from("iteration,cost,gradient_norm,step,seconds\n");
         // a value the method does not have (the step at x₀, or from a solver that reports
         // none; a gradient norm where it keeps no gradient) is an empty field, not NaN
         let field = |v: f64| match v.is_nan() {
