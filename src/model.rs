@@ -119,6 +119,10 @@ pub struct Fit {
     pub standardization: Option<Vec<(f64, f64)>>,
     /// The feature matrix as the problem sees it (after standardization and intercept).
     pub a: Matrix,
+    /// What the data suggest may be a mistake without being an error (the command line prints
+    /// each as a note): a softmax target whose many classes are mostly one row each, a
+    /// quantity rather than a label.
+    pub notes: Vec<String>,
 }
 
 /// Solves `fit` from x₀: least squares through [`solve_least_squares_monitored`] with `gram`
@@ -271,6 +275,7 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
     if spec.intercept {
         names.push("intercept".into());
     }
+    let mut notes = Vec::new();
     let (problem, parameter_names, classes) = match spec.model {
         ModelKind::LeastSquares => {
             let mut b = Matrix::zeros(m, target_idx.len());
@@ -353,6 +358,7 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
                 });
             }
             let k = classes.len();
+            notes.extend(quantity_note(table, spec.target[0].as_str(), &classes, &y));
             let pnames = classes
                 .iter()
                 .flat_map(|c| names.iter().map(move |n| format!("{c}:{n}")))
@@ -381,8 +387,43 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
         features,
         standardization,
         a,
+        notes,
     })
 }
+
+/// For a softmax target of numbers with more than [`MANY_CLASSES`] classes and fewer than
+/// [`ROWS_PER_CLASS`] rows a class on average (the diabetes progression score: 214 classes over
+/// 442 rows, 84 of them on one row only), a note that the column looks like a quantity, which
+/// least squares fits, rather than a label.
+fn quantity_note(table: &Table, target: &str, classes: &[String], y: &[usize]) -> Option<String> {
+    let k = classes.len();
+    let numeric = classes.iter().all(|c| c.parse::<f64>().is_ok());
+    if !numeric || k <= MANY_CLASSES || y.len() >= ROWS_PER_CLASS * k {
+        return None;
+    }
+    let mut count = vec![0usize; k];
+    for &c in y {
+        if let Some(n) = count.get_mut(c) {
+            *n += 1;
+        }
+    }
+    let once = count.iter().filter(|&&n| n == 1).count();
+    Some(format!(
+        "{}: column {target:?} holds {k} distinct numbers over {} rows, {once} of them on one row only: \
+         softmax fits one class per number; if the column is a quantity rather than a label, \
+         --model least-squares fits it",
+        table.path.display(),
+        y.len()
+    ))
+}
+
+/// The number of classes past which a numeric softmax target is checked for looking like a
+/// quantity ([`quantity_note`]).
+const MANY_CLASSES: usize = 20;
+
+/// The fewest rows a class, on average, of a numeric softmax target of many classes that
+/// [`quantity_note`] leaves alone.
+const ROWS_PER_CLASS: usize = 5;
 
 fn preview(classes: &[String]) -> String {
     let shown: Vec<_> = classes.iter().take(5).map(|c| format!("{c:?}")).collect();

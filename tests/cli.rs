@@ -1571,3 +1571,49 @@ fn an_output_that_is_the_redirected_stdout_is_written_through_it() {
     );
     assert!(text.contains("\nstatus          converged\n"), "{text}");
 }
+
+#[test]
+fn a_softmax_target_that_looks_like_a_quantity_gets_a_note() {
+    // diabetes' target is a whole-number score: softmax builds one class per value, about two
+    // rows a class; the note counts them from the CSV
+    let (_, rows) = plain_csv("problems/diabetes.csv");
+    let mut count = std::collections::BTreeMap::<u64, usize>::new();
+    for r in &rows {
+        *count.entry(r[10].to_bits()).or_default() += 1;
+    }
+    let once = count.values().filter(|&&n| n == 1).count();
+    assert!(count.len() > 20 && rows.len() < 5 * count.len() && once > 0);
+    let args = |model: &'static str, file: &'static str| {
+        [
+            "solve",
+            file,
+            "--model",
+            model,
+            "--standardize",
+            "--l2",
+            "1",
+            "--max-iters",
+            "2",
+            "--format",
+            "json",
+        ]
+    };
+    let o = gradfit(&args("softmax", "problems/diabetes.csv"));
+    assert_eq!(json(&o)["classes"].as_array().map(Vec::len), Some(count.len()));
+    let want = format!(
+        "column \"y\" holds {} distinct numbers over {} rows, {once} of them on one row only",
+        count.len(),
+        rows.len()
+    );
+    let err = stderr(&o);
+    assert!(err.contains(&want), "{err}");
+    assert!(err.contains("--model least-squares fits it"), "{err}");
+    // iris' three labels, and least squares on the same column, get no note
+    for (model, file) in [
+        ("softmax", "problems/iris.csv"),
+        ("least-squares", "problems/diabetes.csv"),
+    ] {
+        let o = gradfit(&args(model, file));
+        assert!(!stderr(&o).contains("note:"), "{model} {file}: {}", stderr(&o));
+    }
+}

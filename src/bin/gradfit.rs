@@ -197,7 +197,11 @@ impl DataArgs {
             intercept: self.intercept,
             standardize: self.standardize,
         };
-        Ok(build(&table, &spec)?)
+        let fit = build(&table, &spec)?;
+        for note in &fit.notes {
+            eprintln!("note: {note}");
+        }
+        Ok(fit)
     }
 }
 
