@@ -894,6 +894,42 @@ fn a_standardized_params_out_file_applies_the_fit_to_raw_data() {
         "{}",
         stderr(&o)
     );
+    // and the other way: a raw fit's file, refused by a standardized run; its optimum taken
+    // by a raw run (converged at once), and its values alone (one column) by either
+    let raw = dir.path().join("raw.csv");
+    let o = gradfit(
+        &[
+            &base[..7],
+            &["--params-out", raw.to_str().unwrap(), "--format", "json"],
+        ]
+        .concat(),
+    );
+    let cost = json(&o)["cost"].as_f64().unwrap();
+    let with_raw = |extra: &[&str]| {
+        let a = [&base[..8], &[raw.to_str().unwrap()], extra, &["--format", "json"]].concat();
+        gradfit(&a)
+    };
+    let o = with_raw(&["--standardize"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--x0 comes from a fit on the raw features"),
+        "{}",
+        stderr(&o)
+    );
+    // (its stop rule is relative to ‖∇f(x₀)‖, tiny at the optimum: it still iterates)
+    let v = json(&with_raw(&[]));
+    assert_eq!(v["status"], "converged", "{v}");
+    let again = v["cost"].as_f64().unwrap();
+    assert!((again - cost).abs() <= 1e-9 * cost, "{again} against {cost}");
+    let text = std::fs::read_to_string(&raw).unwrap();
+    let values: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    std::fs::write(&raw, format!("x0\n{}\n", values.join("\n"))).unwrap();
+    let o = with_raw(&["--standardize"]);
+    assert_eq!(json(&o)["status"], "converged", "{}", stderr(&o));
 }
 
 #[test]

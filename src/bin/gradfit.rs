@@ -282,6 +282,16 @@ impl RunArgs {
                 p.display()
             );
         }
+        // and a raw fit's (names, no mean and scale) in a standardized run: values in units of
+        // the raw features
+        if names.is_some() && !standardized_file && fit.standardization.is_some() {
+            bail!(
+                "{}: --x0 comes from a fit on the raw features (a name,value file without the mean and \
+                 scale columns --params-out writes after --standardize): its values are in units of the \
+                 raw features; drop --standardize, start from 0, or give the values alone (one column)",
+                p.display()
+            );
+        }
         // a name,value file (as --params-out writes): its names must be the model's, in order
         for (k, (line, name)) in names.iter().flatten().enumerate() {
             match fit.parameter_names.get(k) {
