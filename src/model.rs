@@ -97,6 +97,9 @@ impl Objective for AnyProblem {
     fn no_minimum(&self) -> Option<String> {
         dispatch!(self, p => p.no_minimum())
     }
+    fn not_a_minimum(&self, x: &Vector) -> Option<String> {
+        dispatch!(self, p => p.not_a_minimum(x))
+    }
 }
 
 crate::impl_argmin_traits!(AnyProblem);

@@ -915,3 +915,25 @@ fn a_quadratic_without_a_minimum_is_proven_so_by_every_solver() {
         assert!(r.converged, "{r}");
     }
 }
+
+#[test]
+fn a_saddle_point_that_passes_the_tolerance_is_reported_as_no_minimum() {
+    // eigenvalues 3, −1.5, 0.5: the one stationary point x* = −H⁻¹b (by nalgebra's LU, not by
+    // gradfit) is a saddle; every solver started there meets the tolerance at once
+    let saddle = quadratic_with_spectrum([3.0, -1.5, 0.5], [0.3, 0.1, -0.2], 0.0);
+    let ridge = quadratic_with_spectrum([3.0, -1.5, 0.5], [0.3, 0.1, -0.2], 1.0);
+    for (p, lambda, is_saddle) in [(&saddle, 0.0, true), (&ridge, 1.0, false)] {
+        let h = p.a() + p.a().transpose() + Matrix::identity(3, 3) * (2.0 * lambda);
+        let x_star = -h.lu().solve(p.b()).unwrap();
+        for method in Method::ALL {
+            let r = solve(p, &x_star, &opts(method)).unwrap();
+            assert!(r.converged, "{method}: {r}");
+            let m = r.message.clone().unwrap_or_default();
+            assert_eq!(m.contains("x is not a minimum"), is_saddle, "{method}: {m}");
+            if is_saddle {
+                assert!(m.contains("eigenvalue -1.5"), "{method}: {m}");
+                assert_eq!(p.not_a_minimum(&x_star), p.no_minimum());
+            }
+        }
+    }
+}

@@ -92,6 +92,16 @@ pub trait Objective {
         None
     }
 
+    /// Why x, a point where the gradient tolerance holds, is not a minimum, when the problem
+    /// can prove it (a quadratic whose Hessian has a negative eigenvalue: x is then a saddle
+    /// point, or near one); `None` means "no proof". Asked after a run that converged on a
+    /// problem not known to have a minimum ([`Objective::has_minimum`] false), so it may cost
+    /// a factorization. The default proves nothing.
+    fn not_a_minimum(&self, x: &Vector) -> Option<String> {
+        let _ = x;
+        None
+    }
+
     /// f(x) and ∇f(x) in one pass, as new values.
     ///
     /// ```
@@ -156,6 +166,9 @@ impl<T: Objective + ?Sized> Objective for &T {
     }
     fn no_minimum(&self) -> Option<String> {
         (**self).no_minimum()
+    }
+    fn not_a_minimum(&self, x: &Vector) -> Option<String> {
+        (**self).not_a_minimum(x)
     }
 }
 

@@ -116,17 +116,10 @@ impl Objective for Quadratic {
     /// quadratically along v (f(tv) = t²μ/2 + t·bᵀv); if some μ is 0 to rounding
     /// (|μ| ≤ 64·n·ε·max|μ|) and bᵀv ≠ 0, it falls linearly along ±v.
     fn no_minimum(&self) -> Option<String> {
-        let n = self.dim();
-        let mut h = Matrix::zeros(n, n);
-        self.hessian_into(&Vector::zeros(n), &mut h).ok()?;
-        let eig = nalgebra::SymmetricEigen::try_new(h, f64::EPSILON, 1000 * n.max(1))?;
-        let zero = 64.0 * n as f64 * f64::EPSILON * eig.eigenvalues.amax();
-        let mu = eig.eigenvalues.min();
+        let eig = self.hessian_eigen()?;
+        let (zero, mu) = eig_floor(&eig);
         if mu < -zero {
-            return Some(format!(
-                "f has no minimum: its Hessian A + Aᵀ + 2λI has the eigenvalue {mu:.6e} < 0, and f falls \
-                 without bound along that eigenvector"
-            ));
+            return Some(negative_eigenvalue(mu));
         }
         let b_norm = self.b.norm();
         eig.eigenvalues
@@ -142,6 +135,49 @@ impl Objective for Quadratic {
                 )
             })
     }
+
+    /// The Hessian H = A + Aᵀ + 2λI is the same at every x: a negative eigenvalue (below
+    /// −64·n·ε·max|μ|) makes every stationary point a saddle. A Cholesky factorization of H
+    /// answers first (a third of the eigensolver's work): where it succeeds, H + E is positive
+    /// definite for an E of rounding size, and no eigenvalue lies below that bound.
+    fn not_a_minimum(&self, _x: &Vector) -> Option<String> {
+        let n = self.dim();
+        let mut h = Matrix::zeros(n, n);
+        self.hessian_into(&Vector::zeros(n), &mut h).ok()?;
+        if nalgebra::Cholesky::new(h).is_some() {
+            return None;
+        }
+        let eig = self.hessian_eigen()?;
+        let (zero, mu) = eig_floor(&eig);
+        (mu < -zero).then(|| negative_eigenvalue(mu))
+    }
+}
+
+impl Quadratic {
+    /// The eigenpairs of H = A + Aᵀ + 2λI.
+    fn hessian_eigen(&self) -> Option<nalgebra::SymmetricEigen<f64, nalgebra::Dyn>> {
+        let n = self.dim();
+        let mut h = Matrix::zeros(n, n);
+        self.hessian_into(&Vector::zeros(n), &mut h).ok()?;
+        nalgebra::SymmetricEigen::try_new(h, f64::EPSILON, 1000 * n.max(1))
+    }
+}
+
+/// The rounding floor 64·n·ε·max|μ| below which an eigenvalue counts as zero, and the smallest
+/// eigenvalue μ.
+fn eig_floor(eig: &nalgebra::SymmetricEigen<f64, nalgebra::Dyn>) -> (f64, f64) {
+    let n = eig.eigenvalues.len();
+    (
+        64.0 * n as f64 * f64::EPSILON * eig.eigenvalues.amax(),
+        eig.eigenvalues.min(),
+    )
+}
+
+fn negative_eigenvalue(mu: f64) -> String {
+    format!(
+        "f has no minimum: its Hessian A + Aᵀ + 2λI has the eigenvalue {mu:.6e} < 0, and f falls \
+         without bound along that eigenvector"
+    )
 }
 
 crate::impl_argmin_traits!(Quadratic);

@@ -124,6 +124,9 @@ impl<P: Objective + ?Sized> Objective for Guarded<'_, P> {
     fn no_minimum(&self) -> Option<String> {
         self.inner.no_minimum()
     }
+    fn not_a_minimum(&self, x: &Vector) -> Option<String> {
+        self.inner.not_a_minimum(x)
+    }
 }
 
 impl<P: Objective + ?Sized> CostFunction for Guarded<'_, P> {

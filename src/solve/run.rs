@@ -388,6 +388,18 @@ fn finish<P: Objective + ?Sized>(
     } else {
         None
     };
+    // converged where f is proven to have no minimum: a saddle point (of an indefinite
+    // quadratic started at one, say), which the gradient tolerance cannot tell from a minimum
+    let message = match status == Status::Converged && !problem.has_minimum() {
+        true => match problem.not_a_minimum(&raw.x) {
+            Some(proof) => Some(with_detail(
+                message,
+                format!("the gradient tolerance holds at x, but x is not a minimum: {proof}"),
+            )),
+            None => message,
+        },
+        false => message,
+    };
     let ran_off =
         suspicious && !problem.has_minimum() && (far > RAN_OFF || raw.x.iter().any(|v| !v.is_finite()));
     let message = if let Some(proof) = no_minimum.as_ref() {
