@@ -451,6 +451,24 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
     let mut distinct: Vec<String> = labels.clone();
     distinct.sort();
     distinct.dedup();
+    // labels that are all numbers but for a NaN or an infinity: a missing or broken value in a
+    // numeric column, not a class of its own
+    let parsed: Option<Vec<f64>> = distinct.iter().map(|l| l.parse::<f64>().ok()).collect();
+    if parsed.is_some_and(|v| v.iter().any(|x| !x.is_finite())) {
+        let not_finite = |l: &String| l.parse::<f64>().is_ok_and(|v| !v.is_finite());
+        if let Some(i) = labels.iter().position(not_finite) {
+            return Err(Error::Data {
+                what: format!(
+                    "{}: line {}: label {:?} in column {:?} is not a finite number, in a column of numbers: \
+                     a missing value? (class labels are whole numbers or text)",
+                    table.path.display(),
+                    table.line(i),
+                    labels[i],
+                    table.headers[j]
+                ),
+            });
+        }
+    }
     let numeric: Option<Vec<f64>> = distinct
         .iter()
         .map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite()))

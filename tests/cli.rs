@@ -1052,6 +1052,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
     let one_class = w("one.csv", "a,y\n1,0\n2,0\n");
     let three_class = w("three.csv", "a,y\n1,0\n2,1\n3,2\n");
     let continuous = w("continuous.csv", "a,y\n1,0\n2,1.0\n3,2.5\n4,1\n");
+    let nan_label = w("nan_label.csv", "a,y\n1,0\n2,1\n3,1\n4,NaN\n5,0\n");
     let not_square = w("rect.csv", "a1,a2,y\n1,0,1\n0,1,1\n1,1,1\n");
     let x0_short = w("x0.csv", "x0\n1\n");
     let x0_names = w("x0names.csv", "name,value\n0:sepal_length_cm,1\nnope,2\n");
@@ -1118,6 +1119,16 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
         (
             vec!["solve", &continuous, "--model", "softmax"],
             &["line 4", "\"2.5\"", "\"y\"", "not a whole number"],
+        ),
+        (
+            vec!["solve", &nan_label, "--model", "logistic"],
+            &[
+                "line 5",
+                "\"NaN\"",
+                "\"y\"",
+                "not a finite number",
+                "a missing value?",
+            ],
         ),
         (
             vec!["solve", &not_square, "--model", "quadratic"],
