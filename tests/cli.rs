@@ -1655,6 +1655,25 @@ fn a_softmax_target_that_looks_like_a_quantity_gets_a_note() {
     let err = stderr(&o);
     assert!(err.contains(&want), "{err}");
     assert!(err.contains("--model least-squares fits it"), "{err}");
+    // the table lists the first 19 classes and the last, and says how many lie between
+    let mut table = args("softmax", "problems/diabetes.csv");
+    table[10] = "table";
+    let line = stdout(&gradfit(&table))
+        .lines()
+        .find(|l| l.starts_with("classes"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    let labels: Vec<f64> = count.keys().map(|b| f64::from_bits(*b)).collect();
+    assert!(
+        line.contains(&format!(
+            "18 = \"{:.1}\", … {} more …, {} = \"{:.1}\"",
+            labels[18],
+            labels.len() - 20,
+            labels.len() - 1,
+            labels[labels.len() - 1]
+        )),
+        "{line}"
+    );
     // iris' three labels, and least squares on the same column, get no note
     for (model, file) in [
         ("softmax", "problems/iris.csv"),

@@ -649,6 +649,9 @@ fn report_json(model: ModelKind, fit: &Fit, r: &Report) -> Value {
     v
 }
 
+/// The most classes the table report lists one by one.
+const CLASSES_SHOWN: usize = 20;
+
 fn describe_fit(fit: &Fit, model: ModelKind) -> String {
     let mut s = format!(
         "model           {} ({} {}, {} {})\n",
@@ -663,11 +666,19 @@ fn describe_fit(fit: &Fit, model: ModelKind) -> String {
         }
     );
     if let Some(c) = &fit.classes {
-        let map: Vec<String> = c
+        let mut map: Vec<String> = c
             .iter()
             .enumerate()
             .map(|(i, l)| format!("{i} = {l:?}"))
             .collect();
+        // many classes (a quantity taken for labels, say): the first and the last, and how
+        // many (the JSON report lists them all)
+        if map.len() > CLASSES_SHOWN {
+            let last = map.pop().unwrap_or_default();
+            map.truncate(CLASSES_SHOWN - 1);
+            map.push(format!("… {} more …", c.len() - CLASSES_SHOWN));
+            map.push(last);
+        }
         s += &format!("classes         {}\n", map.join(", "));
     }
     if let Some(st) = &fit.standardization {
