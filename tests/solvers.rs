@@ -937,3 +937,44 @@ fn a_saddle_point_that_passes_the_tolerance_is_reported_as_no_minimum() {
         }
     }
 }
+
+#[test]
+fn dense_matrices_past_the_memory_limit_are_an_error_naming_the_method() {
+    // logistic 200 × 50 at λ = 1: newton keeps the 50 × 50 Hessian and its factor (40 000
+    // bytes), bfgs its inverse-Hessian approximation (20 000), trust-region a Hessian per
+    // iteration and argmin's copy (40 000)
+    let mut r = rng(41);
+    let a = gaussian_matrix(&mut r, 200, 50);
+    let y = Vector::from_iterator(200, labels(&mut r, &a, 2).into_iter().map(|c| c as f64));
+    let p = Logistic::new(a.clone(), y.clone(), 1.0, false).unwrap();
+    let x0 = Vector::zeros(50);
+    for (method, count, need) in [
+        (Method::Newton, "2 dense 50 × 50 matrices", 40_000),
+        (Method::Bfgs, "a dense 50 × 50 matrix", 20_000),
+        (Method::TrustRegion, "2 dense 50 × 50 matrices", 40_000),
+    ] {
+        let mut o = opts(method);
+        o.memory_limit = Some(need - 1);
+        let e = solve(&p, &x0, &o).unwrap_err().to_string();
+        assert!(
+            e.contains(method.name()) && e.contains(count) && e.contains("more than the memory limit"),
+            "{method}: {e}"
+        );
+        o.memory_limit = Some(need);
+        let r = solve(&p, &x0, &o).unwrap();
+        assert!(r.converged, "{method}: {r}");
+    }
+    // the memory-light methods ignore the limit
+    for method in [Method::Lbfgs, Method::NewtonCg, Method::GradientDescent] {
+        let mut o = opts(method);
+        o.memory_limit = Some(0);
+        assert!(solve(&p, &x0, &o).unwrap().converged, "{method}");
+    }
+    // with fewer rows than features, logistic's Newton direction comes from the m×m system:
+    // the n×n Hessian is never allocated, so a limit below it does not stop newton
+    let wide = Logistic::new(a.columns(0, 40).transpose(), y.rows(0, 40).into(), 1.0, false).unwrap();
+    let mut o = opts(Method::Newton);
+    o.memory_limit = Some(1);
+    let r = solve(&wide, &Vector::zeros(200), &o).unwrap();
+    assert!(r.converged, "{r}");
+}

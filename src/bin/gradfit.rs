@@ -782,7 +782,23 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     for &method in &a.solvers {
         let opts = a.run.options(method, a.plot.is_some())?;
-        reports.push(a.run.best_of(&fit, &x0, &opts)?);
+        let others: Vec<&str> = a
+            .solvers
+            .iter()
+            .filter(|m| **m != method)
+            .map(|m| m.name())
+            .collect();
+        let r = a
+            .run
+            .best_of(&fit, &x0, &opts)
+            .with_context(|| match others.is_empty() {
+                true => format!("--solvers: {method} failed"),
+                false => format!(
+                    "--solvers: {method} failed (--solvers {} compares the others)",
+                    others.join(",")
+                ),
+            })?;
+        reports.push(r);
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
     if let Some(path) = &a.plot {

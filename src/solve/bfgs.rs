@@ -31,10 +31,12 @@ pub(crate) struct Bfgs {
 }
 
 impl Bfgs {
-    pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Self {
-        Bfgs {
+    pub(crate) fn new(n: usize, opts: &SolveOptions, observed: bool) -> Result<Self, crate::Error> {
+        let mut h = super::common::dense_zeros(n, "bfgs")?;
+        h.fill_diagonal(1.0);
+        Ok(Bfgs {
             max_ls: opts.max_line_search,
-            h: Matrix::identity(n, n),
+            h,
             d: Vector::zeros(n),
             s: Vector::zeros(n),
             y: Vector::zeros(n),
@@ -43,7 +45,7 @@ impl Bfgs {
             trial: Trial::new(n),
             observed,
             exit: None,
-        }
+        })
     }
 
     fn update(&mut self) {

@@ -25,6 +25,61 @@ pub(crate) trait Outcome {
     }
 }
 
+/// The bytes of memory the system reports available: Linux's `MemAvailable`, or `None`
+/// where there is no such report.
+fn available_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// An error unless `count` dense n×n matrices of f64 fit in `limit` bytes (by default, the
+/// memory available, [`SolveOptions::memory_limit`](crate::solve::SolveOptions)) and in the
+/// address space: the message names the method, the size and the methods whose memory grows
+/// with n only.
+pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64>) -> Result<(), Error> {
+    let bytes = (n as u128) * (n as u128) * 8 * count as u128;
+    let (limit, whose) = match limit {
+        Some(l) => (Some(l), "the memory limit"),
+        None => (available_bytes(), "the memory available"),
+    };
+    let over_limit = limit.filter(|l| bytes > u128::from(*l));
+    if over_limit.is_none() && bytes <= isize::MAX as u128 {
+        return Ok(());
+    }
+    let gb = |b: u128| b as f64 / 1e9;
+    let what = match count {
+        1 => format!("a dense {n} × {n} matrix"),
+        c => format!("{c} dense {n} × {n} matrices"),
+    };
+    let against = match over_limit {
+        Some(l) => format!(", more than {whose}, {:.1} GB", gb(u128::from(l))),
+        None => ", more than this machine can address".to_string(),
+    };
+    Err(Error::Solver {
+        method: method.into(),
+        message: format!(
+            "it needs {what} ({:.1} GB){against}; lbfgs and newton-cg need memory in proportion to n only",
+            gb(bytes)
+        ),
+    })
+}
+
+/// An n×n matrix of zeros whose allocation, if it fails, is an error naming the method rather
+/// than an abort.
+pub(crate) fn dense_zeros(n: usize, method: &str) -> Result<crate::Matrix, Error> {
+    let failed = || Error::Solver {
+        method: method.into(),
+        message: format!("could not allocate a dense {n} × {n} matrix"),
+    };
+    let len = n.checked_mul(n).ok_or_else(failed)?;
+    let mut v: Vec<f64> = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| failed())?;
+    v.resize(len, 0.0);
+    Ok(crate::Matrix::from_vec(n, n, v))
+}
+
 /// f and ∇f at x₀ in one evaluation; an error if either is not finite (there is then no
 /// finite iterate to report).
 pub(crate) fn init_state<O: Objective>(

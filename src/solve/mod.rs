@@ -162,6 +162,13 @@ pub struct SolveOptions {
     pub max_damping: f64,
     /// Keep a per-iteration trace in the report. Default false.
     pub trace: bool,
+    /// The most bytes that the dense n×n matrices of `newton` (the Hessian and its Cholesky
+    /// factor, unless the problem gives the Newton direction by a cheaper route), `bfgs` (the
+    /// inverse-Hessian approximation) and `trust-region` (the Hessian) may take; past it the
+    /// solve stops with an error that names the method, before allocating. Default `None`:
+    /// the memory the system reports available (Linux's `MemAvailable`; no limit where it
+    /// reports none, and an allocation that fails is still an error, never an abort).
+    pub memory_limit: Option<u64>,
 }
 
 impl SolveOptions {
@@ -177,6 +184,7 @@ impl SolveOptions {
             memory: 10,
             max_damping: 1e10,
             trace: false,
+            memory_limit: None,
         }
     }
 

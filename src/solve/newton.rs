@@ -3,7 +3,9 @@
 
 use argmin::core::{Error as ArgminError, Problem, Solver, KV};
 
-use super::common::{accept, conclude, give_up, init_state, take_iterate, Outcome, St};
+use super::common::{
+    accept, conclude, dense_fits, dense_zeros, give_up, init_state, take_iterate, Outcome, St,
+};
 use super::line_search::{backtracking, eval_fg, Trial};
 use super::{SolveOptions, Status};
 use crate::linalg::{cholesky_in_place, cholesky_solve_in_place};
@@ -32,6 +34,7 @@ use crate::{Matrix, Vector};
 pub(crate) struct Newton {
     max_ls: u32,
     max_damping: f64,
+    memory_limit: Option<u64>,
     h: Matrix,
     l: Matrix,
     d: Vector,
@@ -47,6 +50,7 @@ impl Newton {
         Newton {
             max_ls: opts.max_line_search,
             max_damping: opts.max_damping,
+            memory_limit: opts.memory_limit,
             h: Matrix::zeros(0, 0),
             l: Matrix::zeros(0, 0),
             d: Vector::zeros(n),
@@ -68,8 +72,11 @@ impl Newton {
     ) -> Result<Result<(), (Status, String)>, ArgminError> {
         let n = x.len();
         if self.h.shape() != (n, n) {
-            self.h = Matrix::zeros(n, n);
-            self.l = Matrix::zeros(n, n);
+            // the Hessian and its factor: refused past the memory limit, and a failed
+            // allocation is an error, not an abort
+            dense_fits(n, 2, "newton", self.memory_limit)?;
+            self.h = dense_zeros(n, "newton")?;
+            self.l = dense_zeros(n, "newton")?;
         }
         let h = &mut self.h;
         p.problem("hessian_count", |o| Ok(o.hessian_into(x, h)?))?;

@@ -258,9 +258,17 @@ fn drive<P: Objective + ?Sized>(
         Method::Newton => run.execute(guarded, newton::Newton::new(n, opts, observed), false),
         Method::Lbfgs => run.execute(guarded, lbfgs::Lbfgs::new(n, opts, observed), false),
         Method::NewtonCg => run.execute(guarded, newton_cg::NewtonCg::new(n, opts, observed), false),
-        Method::Bfgs => run.execute(guarded, bfgs::Bfgs::new(n, opts, observed), false),
+        Method::Bfgs => {
+            // its inverse-Hessian approximation
+            super::common::dense_fits(n, 1, "bfgs", opts.memory_limit)?;
+            run.execute(guarded, bfgs::Bfgs::new(n, opts, observed)?, false)
+        }
         Method::Cg => run.execute(guarded, argmin_wrapped::cg(n)?, true),
-        Method::TrustRegion => run.execute(guarded, argmin_wrapped::trust_region(n), true),
+        Method::TrustRegion => {
+            // the Hessian of each iteration, and the one argmin keeps in its state
+            super::common::dense_fits(n, 2, "trust-region", opts.memory_limit)?;
+            run.execute(guarded, argmin_wrapped::trust_region(n), true)
+        }
         Method::ArgminLbfgs => run.execute(guarded, argmin_wrapped::lbfgs(opts.pairs())?, true),
     }?;
     let seconds = start.elapsed().as_secs_f64();
