@@ -144,11 +144,42 @@ pub(crate) fn check_finite<'a>(what: &str, values: impl IntoIterator<Item = &'a 
     }
 }
 
-/// Checks a ridge coefficient: finite and ≥ 0.
+/// Checks a ridge coefficient: ≥ 0, and 2λ finite (the gradient's 2λx and the Hessian's 2λI:
+/// past f64::MAX / 2 they overflow, and ∞·0 made a NaN gradient norm).
 pub(crate) fn check_lambda(lambda: f64) -> Result<()> {
-    if lambda.is_finite() && lambda >= 0.0 {
+    if lambda >= 0.0 && (2.0 * lambda).is_finite() {
         Ok(())
     } else {
-        Err(Error::option("l2", lambda, "must be finite and >= 0"))
+        Err(Error::option(
+            "l2",
+            lambda,
+            &format!(
+                "must be >= 0 and at most {:e} (so that 2λ is finite)",
+                f64::MAX / 2.0
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ridge_coefficient_must_be_non_negative_with_2_lambda_finite() {
+        let largest = f64::MAX / 2.0;
+        for ok in [0.0, 1.0, largest] {
+            assert!(check_lambda(ok).is_ok(), "{ok}");
+        }
+        // the next double past f64::MAX / 2 doubles to ∞
+        let past = f64::from_bits(largest.to_bits() + 1);
+        assert!((2.0 * past).is_infinite());
+        for bad in [-1.0, -0.0 - 1e-300, past, 1e308, f64::INFINITY, f64::NAN] {
+            let e = check_lambda(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid l2 = ") && e.contains("2λ is finite"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

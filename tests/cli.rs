@@ -1178,6 +1178,22 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             &["nan"],
         ),
         (
+            // 2λ overflows: the gradient norm was NaN
+            vec![
+                "solve",
+                "problems/diabetes.csv",
+                "--model",
+                "least-squares",
+                "--l2",
+                "1e308",
+            ],
+            &[
+                "--l2",
+                "\"1e308\" is too large: 2λ must be finite",
+                "8.988465674311579e307",
+            ],
+        ),
+        (
             vec!["solve", "problems/iris.csv", "--model", "softmax", "--tol", "0"],
             &["--tol", "> 0"],
         ),

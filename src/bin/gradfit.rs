@@ -100,9 +100,14 @@ fn parse_gram(s: &str) -> std::result::Result<GramMode, String> {
     s.trim().parse().map_err(|e: gradfit::Error| e.to_string())
 }
 
+/// `--l2`: λ ≥ 0 with 2λ finite (the gradient's 2λx).
 fn parse_l2(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) if v >= 0.0 && (2.0 * v).is_finite() => Ok(v),
+        Ok(v) if v.is_finite() && v > 0.0 => Err(format!(
+            "{s:?} is too large: 2λ must be finite (λ at most {:e})",
+            f64::MAX / 2.0
+        )),
         _ => Err(format!("{s:?} is not a finite number >= 0")),
     }
 }
