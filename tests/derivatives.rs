@@ -384,6 +384,8 @@ fn entries_drowned_in_rounding_noise_are_unverified() {
     let g = check_gradient(&p, &gaussian_vector(&mut r, 3), TIGHT).unwrap();
     assert!(g.unverified > 0 && g.unverified <= g.within_noise, "{g}");
     assert!(g.to_string().contains("UNVERIFIED"), "{g}");
+    // and its headline says so, not "ok"
+    assert!(g.to_string().starts_with("gradient unverified: "), "{g}");
 }
 
 /// f(x) = e^(k·x₀), with its gradient k·e^(k·x₀) scaled by 1 + `off`: a curvature that puts
