@@ -435,79 +435,96 @@ fn preview(classes: &[String]) -> String {
 }
 
 /// Distinct labels sorted (numerically if every label is a number, else as text), and each
-/// row's class index; numeric labels must be whole numbers.
+/// row's class index. Numeric labels must be whole numbers, finite, and all of them numbers
+/// (a column of numbers with one text label, or the reverse, is refused: a typo, or a missing
+/// value, as sklearn refuses a mix); they are told apart exactly as integers, so that IDs
+/// past 2⁵³, which f64 rounds together, stay distinct classes, while "1" and "1.0" are one.
 fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
     let labels = table.labels(j);
+    let path = table.path.display();
+    let column = &table.headers[j];
     if let Some(i) = labels.iter().position(|l| l.is_empty()) {
         return Err(Error::Data {
+            what: format!("{path}: line {}: empty label in column {column:?}", table.line(i)),
+        });
+    }
+    let is_number = |l: &String| l.parse::<f64>().is_ok();
+    let numbers = labels.iter().filter(|l| is_number(l)).count();
+    if numbers > 0 && numbers < labels.len() {
+        // the first row of the rarer kind is the odd one out
+        let (odd, kind, other) = match 2 * numbers >= labels.len() {
+            true => (labels.iter().position(|l| !is_number(l)), "text", "numbers"),
+            false => (labels.iter().position(is_number), "a number", "text"),
+        };
+        let i = odd.unwrap_or(0);
+        return Err(Error::Data {
             what: format!(
-                "{}: line {}: empty label in column {:?}",
-                table.path.display(),
+                "{path}: line {}: label {:?} in column {column:?} is {kind} where {} of {} labels are {other}: \
+                 a typo or a missing value? (class labels are all whole numbers or all text)",
                 table.line(i),
-                table.headers[j]
+                labels[i],
+                if other == "numbers" { numbers } else { labels.len() - numbers },
+                labels.len()
             ),
         });
     }
-    let mut distinct: Vec<String> = labels.clone();
-    distinct.sort();
-    distinct.dedup();
-    // labels that are all numbers but for a NaN or an infinity: a missing or broken value in a
-    // numeric column, not a class of its own
-    let parsed: Option<Vec<f64>> = distinct.iter().map(|l| l.parse::<f64>().ok()).collect();
-    if parsed.is_some_and(|v| v.iter().any(|x| !x.is_finite())) {
-        let not_finite = |l: &String| l.parse::<f64>().is_ok_and(|v| !v.is_finite());
-        if let Some(i) = labels.iter().position(not_finite) {
-            return Err(Error::Data {
-                what: format!(
-                    "{}: line {}: label {:?} in column {:?} is not a finite number, in a column of numbers: \
-                     a missing value? (class labels are whole numbers or text)",
-                    table.path.display(),
-                    table.line(i),
-                    labels[i],
-                    table.headers[j]
-                ),
-            });
-        }
-    }
-    let numeric: Option<Vec<f64>> = distinct
-        .iter()
-        .map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite()))
-        .collect();
-    if let Some(values) = numeric {
-        // numbers that are not whole are a continuous target, not classes (sklearn refuses them
-        // too); least squares fits those
-        let not_whole = |l: &String| l.parse::<f64>().is_ok_and(|v| v.fract() != 0.0);
-        if let Some(i) = labels.iter().position(not_whole) {
-            return Err(Error::Data {
-                what: format!(
-                    "{}: line {}: label {:?} in column {:?} is not a whole number: the classification \
-                     models take class labels (whole numbers or text), not a continuous target",
-                    table.path.display(),
-                    table.line(i),
-                    labels[i],
-                    table.headers[j]
-                ),
-            });
-        }
-        let mut pairs: Vec<(f64, String)> = values.into_iter().zip(distinct).collect();
-        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // "1" and "1.0" are the same class
-        pairs.dedup_by(|a, b| a.0 == b.0);
-        let classes: Vec<String> = pairs.iter().map(|p| p.1.clone()).collect();
+    if numbers == 0 {
+        let mut distinct: Vec<String> = labels.clone();
+        distinct.sort();
+        distinct.dedup();
         let y = labels
             .iter()
-            .map(|l| {
-                let v: f64 = l.parse().unwrap_or(f64::NAN);
-                pairs.iter().position(|p| p.0 == v).unwrap_or(0)
-            })
+            .map(|l| distinct.binary_search(l).unwrap_or(0))
             .collect();
-        return Ok((classes, y));
+        return Ok((distinct, y));
     }
-    let y = labels
+    // every label a number: each as an exact integer
+    let mut keys = Vec::with_capacity(labels.len());
+    for (i, l) in labels.iter().enumerate() {
+        let refuse = |why: &str| Error::Data {
+            what: format!(
+                "{path}: line {}: label {l:?} in column {column:?} {why}",
+                table.line(i)
+            ),
+        };
+        let key = match l.parse::<i128>() {
+            Ok(k) => k,
+            Err(_) => {
+                let v: f64 = l.parse().unwrap_or(f64::NAN);
+                if !v.is_finite() {
+                    return Err(refuse(
+                        "is not a finite number, in a column of numbers: a missing value? \
+                         (class labels are whole numbers or text)",
+                    ));
+                }
+                if v.fract() != 0.0 {
+                    return Err(refuse(
+                        "is not a whole number: the classification models take class labels \
+                         (whole numbers or text), not a continuous target",
+                    ));
+                }
+                // a whole double below 2¹²⁷ in magnitude converts exactly
+                if v.abs() >= 2f64.powi(127) {
+                    return Err(refuse(
+                        "is beyond ±2¹²⁷ (1.7e38): labels this large cannot be told apart exactly",
+                    ));
+                }
+                v as i128
+            }
+        };
+        keys.push(key);
+    }
+    // classes sorted by value; each named by the first of its spellings ("1" before "1.0")
+    let mut order: Vec<(i128, &String)> = keys.iter().copied().zip(&labels).collect();
+    order.sort();
+    order.dedup_by_key(|(k, _)| *k);
+    let values: Vec<i128> = order.iter().map(|(k, _)| *k).collect();
+    let classes = order.iter().map(|(_, l)| (*l).clone()).collect();
+    let y = keys
         .iter()
-        .map(|l| distinct.binary_search(l).unwrap_or(0))
+        .map(|k| values.binary_search(k).unwrap_or(0))
         .collect();
-    Ok((distinct, y))
+    Ok((classes, y))
 }
 
 /// Centres and scales the first `n` columns; a constant column is only centred (scale 1).
@@ -601,6 +618,79 @@ mod tests {
                     None => assert_eq!(feature, "intercept", "{name}"),
                 }
             }
+        }
+    }
+
+    fn labels_of(column: &[&str]) -> Result<(Vec<String>, Vec<usize>)> {
+        let csv: String = std::iter::once("y".to_string())
+            .chain(column.iter().map(|l| l.to_string()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let table = read_csv_from(csv.as_bytes(), Path::new("t.csv")).unwrap();
+        classes_of(&table, 0)
+    }
+
+    /// Numbers are compared as exact integers: 2⁵³ and 2⁵³ + 1, one double apart from none, are
+    /// two classes; "1" and "1.0" are one, named by the first spelling; text sorts as text.
+    #[test]
+    fn labels_become_classes_exactly() {
+        let (classes, y) = labels_of(&[
+            "9007199254740993",
+            "7",
+            "9007199254740992",
+            "9007199254740993",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(classes, ["7", "9007199254740992", "9007199254740993"]);
+        assert_eq!(y, [2, 0, 1, 2, 0]);
+        let (classes, y) = labels_of(&["1.0", "1", "-2", "1e2", "100", "-0", "0"]).unwrap();
+        assert_eq!(classes, ["-2", "-0", "1", "100"]);
+        assert_eq!(y, [2, 2, 0, 3, 3, 1, 1]);
+        let (classes, y) = labels_of(&["b", "a", "b"]).unwrap();
+        assert_eq!(
+            (classes, y),
+            (vec!["a".to_string(), "b".to_string()], vec![1, 0, 1])
+        );
+    }
+
+    /// A mix of numbers and text is refused at the first row of the rarer kind; so are NaN,
+    /// infinities, non-whole numbers and numbers beyond 2¹²⁷, each at its line (the header is
+    /// line 1).
+    #[test]
+    fn bad_labels_are_refused_at_their_line() {
+        for (column, want) in [
+            (
+                &["0", "1", "x", "1"][..],
+                "line 4: label \"x\" in column \"y\" is text where 3 of 4 labels are numbers",
+            ),
+            (
+                &["yes", "no", "1", "no"][..],
+                "line 4: label \"1\" in column \"y\" is a number where 3 of 4 labels are text",
+            ),
+            (
+                &["0", "1", "True"][..],
+                "line 4: label \"True\" in column \"y\" is text",
+            ),
+            (
+                &["0", "NaN", "1"][..],
+                "line 3: label \"NaN\" in column \"y\" is not a finite number",
+            ),
+            (
+                &["0", "1", "-inf"][..],
+                "line 4: label \"-inf\" in column \"y\" is not a finite number",
+            ),
+            (
+                &["0", "2.5"][..],
+                "line 3: label \"2.5\" in column \"y\" is not a whole number",
+            ),
+            (
+                &["0", "1e40"][..],
+                "line 3: label \"1e40\" in column \"y\" is beyond ±2¹²⁷",
+            ),
+        ] {
+            let e = labels_of(column).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("t.csv: {want}")), "{column:?}: {e}");
         }
     }
 }
