@@ -1699,3 +1699,67 @@ fn a_softmax_target_that_looks_like_a_quantity_gets_a_note() {
         assert!(!stderr(&o).contains("note:"), "{model} {file}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn standardizing_without_an_intercept_scales_only_and_keeps_the_raw_fit() {
+    // least squares without an intercept: the raw fit uses the features' means as a constant;
+    // centring would take it away (a cost 8.6 times higher), scaling only changes the units
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("p.csv");
+    let run = |extra: &[&str]| {
+        let args = [
+            &[
+                "solve",
+                "problems/diabetes.csv",
+                "--model",
+                "least-squares",
+                "--solver",
+                "newton",
+                "--format",
+                "json",
+            ][..],
+            extra,
+        ]
+        .concat();
+        json(&gradfit(&args))
+    };
+    let raw = run(&[]);
+    let scaled = run(&["--standardize", "--params-out", params.to_str().unwrap()]);
+    let (c_raw, c_scaled) = (raw["cost"].as_f64().unwrap(), scaled["cost"].as_f64().unwrap());
+    assert!(
+        (c_raw - c_scaled).abs() <= 1e-10 * c_raw,
+        "{c_raw} against {c_scaled}"
+    );
+    // the file's parameters applied to the raw rows (mean 0: wⱼ·xⱼ/scaleⱼ) give that cost,
+    // and each scale is the column's standard deviation
+    let (_, rows) = plain_csv("problems/diabetes.csv");
+    let text = std::fs::read_to_string(&params).unwrap();
+    let fields: Vec<Vec<f64>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|s| s.parse::<f64>().unwrap()).collect())
+        .collect();
+    assert_eq!(fields.len(), 10);
+    for (j, f) in fields.iter().enumerate() {
+        let col: Vec<f64> = rows.iter().map(|r| r[j]).collect();
+        let mean = col.iter().sum::<f64>() / col.len() as f64;
+        let sd = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / col.len() as f64).sqrt();
+        assert_eq!(f[1], 0.0, "feature {j}: mean");
+        assert!(
+            (f[2] - sd).abs() <= 1e-12 * sd,
+            "feature {j}: scale {} against {sd}",
+            f[2]
+        );
+    }
+    let cost: f64 = rows
+        .iter()
+        .map(|r| {
+            let fit: f64 = fields.iter().enumerate().map(|(j, f)| f[0] * r[j] / f[2]).sum();
+            (fit - r[10]).powi(2)
+        })
+        .sum();
+    assert!(
+        (cost - c_scaled).abs() <= 1e-9 * c_scaled,
+        "{cost} against {c_scaled}"
+    );
+}

@@ -165,7 +165,7 @@ struct DataArgs {
     /// Append a column of ones, last and unpenalized (least-squares, logistic, softmax).
     #[arg(long)]
     intercept: bool,
-    /// Centre and scale each feature column to mean 0 and variance 1.
+    /// Centre and scale each feature column to mean 0 and variance 1 (without --intercept, scale only: centring would take away the constant the raw features can fit)
     #[arg(long)]
     standardize: bool,
 }
@@ -687,7 +687,10 @@ fn describe_fit(fit: &Fit, model: ModelKind) -> String {
         s += &format!("classes         {}\n", map.join(", "));
     }
     if let Some(st) = &fit.standardization {
-        s += "standardized    yes: parameters refer to (feature − mean) / scale\n";
+        s += match fit.parameter_features.contains(&None) {
+            true => "standardized    yes: parameters refer to (feature − mean) / scale\n",
+            false => "standardized    yes, scaled only (no intercept): parameters refer to feature / scale\n",
+        };
         // names padded to the longest, so the columns line up
         let width = fit
             .features
