@@ -696,3 +696,41 @@ fn softmax_with_many_classes_passes() {
         assert_all_checks(&p, &x).unwrap();
     }
 }
+
+/// Logistic regression on the raw breast-cancer features at the point `gradfit check --seed
+/// 421` draws: f is known to far fewer digits than 64 ulp of its size (each zᵢ carries the
+/// rounding of its largest products), the default step is deep in truncation (mean_area's
+/// quotient is 10% off there) and the typical step deep in that rounding (5e-6 off). The
+/// entry passes by the noise measured along it, at the step balancing it against the
+/// truncation; a gradient 1e-4 off there still fails, and so does a flipped sign.
+#[test]
+fn a_gradient_between_truncation_and_measured_noise_passes_and_a_wrong_one_fails() {
+    use gradfit::data::read_csv;
+    use gradfit::model::{build, random_point, typical_scale, FitSpec};
+    let table = read_csv(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/problems/breast_cancer.csv"
+    )))
+    .unwrap();
+    let mut spec = FitSpec::new(gradfit::problems::ModelKind::Logistic);
+    spec.target = vec!["y".into()];
+    let fit = build(&table, &spec).unwrap();
+    let (x, typical) = (random_point(&fit, 421), typical_scale(&fit));
+    let g = check_gradient_scaled(&fit.problem, &x, Tolerance::default(), Some(&typical)).unwrap();
+    assert!(g.passed && g.within_noise >= 1 && g.unverified == 0, "{g}");
+    // mean_area is entry 3; its allowance is the measured one, about 1e-5 of an entry of 0.64
+    assert!(g.max_rel_error > 1e-6 && g.noise < 2e-5, "{g}");
+    // the same problem built directly (labels 0 and 1 are the classes' indices)
+    let y = Vector::from_vec(table.numbers(table.column("y").unwrap()).unwrap());
+    let direct = || Logistic::new(fit.a.clone(), y.clone(), 0.0, false).unwrap();
+    let again = check_gradient_scaled(&direct(), &x, Tolerance::default(), Some(&typical)).unwrap();
+    assert_eq!(again, g);
+    for fault in [Fault::Off(3, 1e-4), Fault::Off(3, -1e-4), Fault::SignFlip(3)] {
+        let broken = Broken {
+            inner: direct(),
+            fault,
+        };
+        let report = check_gradient_scaled(&broken, &x, Tolerance::default(), Some(&typical)).unwrap();
+        assert!(!report.passed, "{report}");
+    }
+}

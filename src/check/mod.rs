@@ -22,6 +22,9 @@
 //!   with targets of 1e4 over thousands of rows) a correct gradient differs from every
 //!   difference quotient by more than 1e-6 relative, because f itself is known only to some
 //!   ulp of its size.
+//!   A gradient entry that still disagrees is tried at smaller steps where their truncation
+//!   has settled, then against the noise of f measured along its coordinate (Moré and Wild's
+//!   ECnoise), at the step balancing it against the truncation (`check_gradient_scaled`).
 //! - Hessian: the tolerance times the largest entry of the column (the check is then
 //!   norm-wise per column). A difference of gradients carries their rounding, which is of the
 //!   size of the column's large entries: an entry that is exactly 0 (an intercept against a
