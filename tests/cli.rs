@@ -1178,6 +1178,25 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             &["nan"],
         ),
         (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--params-out",
+                "-",
+            ],
+            &["--params-out", "\"-\" is not taken for an output", "/dev/stdout"],
+        ),
+        (
+            vec!["generate", "logistic", "--rows", "10", "--cols", "2", "-o", "-"],
+            &["--output", "\"-\" is not taken for an output"],
+        ),
+        (
+            vec!["solve", "problems/iris.csv", "--model", "softmax", "--x0", "-"],
+            &["--x0", "taken only for the data argument"],
+        ),
+        (
             // 2λ overflows: the gradient norm was NaN
             vec![
                 "solve",
@@ -1403,6 +1422,8 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             .contains("partial")));
     }
     assert!(!Path::new("/tmp/gradfit-never.csv").exists());
+    // "-" as an output named no file in the working directory
+    assert!(!Path::new(env!("CARGO_MANIFEST_DIR")).join("-").exists());
 }
 
 #[test]

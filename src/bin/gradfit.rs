@@ -100,6 +100,27 @@ fn parse_gram(s: &str) -> std::result::Result<GramMode, String> {
     s.trim().parse().map_err(|e: gradfit::Error| e.to_string())
 }
 
+/// An output file: `-` (standard input for the data argument, and a file literally named `-`
+/// if taken as is) is refused, with the way to reach standard output.
+fn parse_output_file(s: &str) -> std::result::Result<PathBuf, String> {
+    match s {
+        "-" => Err(
+            "\"-\" is not taken for an output (it means standard input for the data); \
+                    name /dev/stdout to write to standard output, or ./- for a file named -"
+                .into(),
+        ),
+        _ => Ok(PathBuf::from(s)),
+    }
+}
+
+/// `--x0`'s file: `-` is refused (standard input is the data's).
+fn parse_input_file(s: &str) -> std::result::Result<PathBuf, String> {
+    match s {
+        "-" => Err("\"-\" (standard input) is taken only for the data argument; name a file".into()),
+        _ => Ok(PathBuf::from(s)),
+    }
+}
+
 /// `--l2`: λ ≥ 0 with 2λ finite (the gradient's 2λx).
 fn parse_l2(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
@@ -240,7 +261,7 @@ struct RunArgs {
     #[arg(long, value_parser = parse_tol, allow_negative_numbers = true)]
     time_limit: Option<f64>,
     /// Starting point: a CSV file with a header and one value per parameter (default 0).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_input_file)]
     x0: Option<PathBuf>,
     /// Solve this many times in this process and report the fastest run (like timeit's best
     /// of N: the later runs find caches and the second core warm; in compare, each solver's
@@ -370,11 +391,11 @@ struct SolveArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Write the per-iteration trace to this CSV file.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_output_file)]
     trace: Option<PathBuf>,
     /// Write the parameters (name,value; after --standardize also mean,scale of each
     /// parameter's feature) to this CSV file.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_output_file)]
     params_out: Option<PathBuf>,
 }
 
@@ -388,7 +409,7 @@ struct CompareArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Write an SVG of log(f − f_best) and log ‖∇f‖ against iteration and time.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_output_file)]
     plot: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
@@ -432,7 +453,7 @@ struct GenerateArgs {
     #[arg(long, default_value = "0", allow_negative_numbers = true)]
     seed: u64,
     /// Output file.
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = parse_output_file)]
     output: PathBuf,
 }
 
