@@ -1052,6 +1052,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
     let one_class = w("one.csv", "a,y\n1,0\n2,0\n");
     let three_class = w("three.csv", "a,y\n1,0\n2,1\n3,2\n");
     let continuous = w("continuous.csv", "a,y\n1,0\n2,1.0\n3,2.5\n4,1\n");
+    let blank_header = w("blank_header.csv", "   \n1,0\n2,1\n");
     let nan_label = w("nan_label.csv", "a,y\n1,0\n2,1\n3,1\n4,NaN\n5,0\n");
     let not_square = w("rect.csv", "a1,a2,y\n1,0,1\n0,1,1\n1,1,1\n");
     let x0_short = w("x0.csv", "x0\n1\n");
@@ -1197,6 +1198,65 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             &["--x0", "taken only for the data argument"],
         ),
         (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--time-limit",
+                "1e-10",
+            ],
+            &["--time-limit", "\"1e-10\" is below a nanosecond"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--time-limit",
+                "1e300",
+            ],
+            &["--time-limit", "\"1e300\" is too large"],
+        ),
+        (
+            vec![
+                "generate",
+                "logistic",
+                "--rows",
+                "9",
+                "--cols",
+                "2",
+                "--seed",
+                "-1",
+                "-o",
+                "/tmp/gradfit-never.csv",
+            ],
+            &[
+                "--seed",
+                "\"-1\" is not a whole number from 0 to 18446744073709551615",
+            ],
+        ),
+        (
+            vec![
+                "generate",
+                "least-squares",
+                "--rows",
+                "9",
+                "--cols",
+                "2",
+                "--condition",
+                "1e17",
+                "-o",
+                "/tmp/gradfit-never.csv",
+            ],
+            &["--condition", "\"1e17\" is not a number from 1 to 1e16"],
+        ),
+        (
+            vec!["solve", &blank_header, "--model", "logistic"],
+            &["line 1: the header row is blank"],
+        ),
+        (
             // 2λ overflows: the gradient norm was NaN
             vec![
                 "solve",
@@ -1225,7 +1285,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "--x0",
                 &x0_short,
             ],
-            &["x0", "1 values", "12 parameters"],
+            &["x0", "--x0 has 1 value, the model has 12 parameters", "12 parameters"],
         ),
         (
             vec![

@@ -113,6 +113,30 @@ fn parse_output_file(s: &str) -> std::result::Result<PathBuf, String> {
     }
 }
 
+/// `--time-limit`: seconds from a nanosecond to what a `Duration` holds.
+fn parse_time_limit(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 1e-9 && Duration::try_from_secs_f64(v).is_ok() => Ok(v),
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e-9 => Err(format!("{s:?} is below a nanosecond")),
+        Ok(v) if v.is_finite() && v > 0.0 => Err(format!("{s:?} is too large (seconds, at most 1.8e19)")),
+        _ => Err(format!("{s:?} is not a finite number of seconds > 0")),
+    }
+}
+
+/// `generate --condition`: 1 to 1e16, as the generator takes it.
+fn parse_condition(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (1.0..=1e16).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number from 1 to 1e16")),
+    }
+}
+
+/// `--seed`: any u64.
+fn parse_seed(s: &str) -> std::result::Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number from 0 to {}", u64::MAX))
+}
+
 /// `--x0`'s file: `-` is refused (standard input is the data's).
 fn parse_input_file(s: &str) -> std::result::Result<PathBuf, String> {
     match s {
@@ -258,7 +282,7 @@ struct RunArgs {
     #[arg(long, default_value = "auto", value_parser = parse_gram)]
     gram: GramMode,
     /// Wall-time limit in seconds (in compare, for each solver).
-    #[arg(long, value_parser = parse_tol, allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_time_limit, allow_negative_numbers = true)]
     time_limit: Option<f64>,
     /// Starting point: a CSV file with a header and one value per parameter (default 0).
     #[arg(long, value_parser = parse_input_file)]
@@ -332,9 +356,10 @@ impl RunArgs {
         }
         if x0.len() != fit.problem.dim() {
             bail!(
-                "{}: --x0 has {} values, the model has {} parameters ({})",
+                "{}: --x0 has {} {}, the model has {} parameters ({})",
                 p.display(),
                 x0.len(),
+                if x0.len() == 1 { "value" } else { "values" },
                 fit.problem.dim(),
                 fit.parameter_names.join(", ")
             );
@@ -423,7 +448,7 @@ struct CheckArgs {
     #[arg(long, default_value = "3", value_parser = parse_points)]
     points: u64,
     /// Seed of the random points (same seed, same points).
-    #[arg(long, default_value = "0", allow_negative_numbers = true)]
+    #[arg(long, default_value = "0", value_parser = parse_seed, allow_negative_numbers = true)]
     seed: u64,
     /// Largest relative error that passes.
     #[arg(long, default_value = "1e-6", value_parser = parse_tol, allow_negative_numbers = true)]
@@ -447,10 +472,10 @@ struct GenerateArgs {
     #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
     classes: Option<u64>,
     /// Condition number of the Hessian (least squares, quadratic) or of the features' covariance AᵀA/m (the others), 1 to 1e16.
-    #[arg(long, default_value = "10", allow_negative_numbers = true)]
+    #[arg(long, default_value = "10", value_parser = parse_condition, allow_negative_numbers = true)]
     condition: f64,
     /// Seed of the random generator (same seed, same file).
-    #[arg(long, default_value = "0", allow_negative_numbers = true)]
+    #[arg(long, default_value = "0", value_parser = parse_seed, allow_negative_numbers = true)]
     seed: u64,
     /// Output file.
     #[arg(short, long, value_parser = parse_output_file)]

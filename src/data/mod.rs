@@ -62,7 +62,12 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
         .map(str::to_string)
         .collect();
     if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-        return Err(csv_error(1, "the file is empty: expected a header row".into()));
+        // a first line of blanks before the data is not an empty file
+        let message = match bytes.iter().all(u8::is_ascii_whitespace) {
+            true => "the file is empty: expected a header row",
+            false => "the header row is blank: expected the column names",
+        };
+        return Err(csv_error(1, message.into()));
     }
     for (j, h) in headers.iter().enumerate() {
         if h.is_empty() {
