@@ -887,6 +887,21 @@ fn a_standardized_params_out_file_applies_the_fit_to_raw_data() {
     ];
     let o = gradfit(&[&base[..], &["--standardize", "--format", "json"]].concat());
     assert_eq!(json(&o)["status"], "converged", "{}", stderr(&o));
+    // but not by a standardized run on other rows, whose means and scales differ
+    let part = dir.path().join("part.csv");
+    let iris =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("problems/iris.csv")).unwrap();
+    std::fs::write(&part, iris.lines().take(121).collect::<Vec<_>>().join("\n")).unwrap();
+    let mut other = base;
+    other[1] = part.to_str().unwrap();
+    let o = gradfit(&[&other[..], &["--standardize"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("line 2: --x0's mean and scale of \"sepal_length_cm\"")
+            && stderr(&o).contains("the file comes from a fit on other data"),
+        "{}",
+        stderr(&o)
+    );
     let o = gradfit(&base);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -1285,7 +1300,11 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "--x0",
                 &x0_short,
             ],
-            &["x0", "--x0 has 1 value, the model has 12 parameters", "12 parameters"],
+            &[
+                "x0",
+                "--x0 has 1 value, the model has 12 parameters",
+                "12 parameters",
+            ],
         ),
         (
             vec![

@@ -364,6 +364,44 @@ impl RunArgs {
                 fit.parameter_names.join(", ")
             );
         }
+        // a standardized fit's file in a standardized run: its values are in units of its own
+        // means and scales, which must be this run's (the same data), to the last digit they
+        // are written with
+        if let (true, Some(st)) = (standardized_file, &fit.standardization) {
+            let column = |name: &str| {
+                table
+                    .headers
+                    .iter()
+                    .position(|h| h == name)
+                    .map(|j| table.labels(j))
+            };
+            let (means, scales) = (
+                column("mean").unwrap_or_default(),
+                column("scale").unwrap_or_default(),
+            );
+            for k in 0..table.rows() {
+                let line = table.line(k);
+                let Some(Some(j)) = fit.parameter_features.get(k) else {
+                    continue;
+                };
+                let (mean, scale) = st[*j];
+                let read = |v: &[String]| v.get(k).and_then(|t| t.parse::<f64>().ok());
+                let same = |file: Option<f64>, here: f64| {
+                    file.is_some_and(|f| (f - here).abs() <= 1e-12 * here.abs())
+                };
+                if !(same(read(&means), mean) && same(read(&scales), scale)) {
+                    bail!(
+                        "{}: line {line}: --x0's mean and scale of {:?} ({}, {}) are not this run's ({mean:e}, \
+                         {scale:e}): the file comes from a fit on other data, in other units; start from 0, or \
+                         give the values alone (one column)",
+                        p.display(),
+                        fit.features[*j],
+                        means.get(k).map_or("", String::as_str),
+                        scales.get(k).map_or("", String::as_str),
+                    );
+                }
+            }
+        }
         Ok(x0)
     }
 
