@@ -304,6 +304,23 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
             )
         }
         ModelKind::Quadratic => {
+            // A's columns are the file's, in order: picking or reordering some without the
+            // matching rows would make another matrix, not a part of this one
+            let all: Vec<&String> = table
+                .headers
+                .iter()
+                .filter(|h| !spec.target.contains(h))
+                .collect();
+            if spec.features.is_some() && !features.iter().eq(all.iter().copied()) {
+                return Err(Error::Data {
+                    what: format!(
+                        "{}: --features with the quadratic must list A's columns as they are, in order \
+                         ({}): a selection or reordering of columns without the rows changes A",
+                        table.path.display(),
+                        crate::model::preview(&all.into_iter().cloned().collect::<Vec<_>>())
+                    ),
+                });
+            }
             if m != features.len() {
                 return Err(Error::Data {
                     what: format!(

@@ -1268,6 +1268,17 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             &["--condition", "\"1e17\" is not a number from 1 to 1e16"],
         ),
         (
+            vec![
+                "solve",
+                &not_square,
+                "--model",
+                "quadratic",
+                "--features",
+                "a2,a1",
+            ],
+            &["--features with the quadratic must list A's columns as they are, in order"],
+        ),
+        (
             vec!["solve", &blank_header, "--model", "logistic"],
             &["line 1: the header row is blank"],
         ),
