@@ -412,6 +412,64 @@ fn generate_says_when_classes_are_missing_from_the_labels() {
         "{}",
         stderr(&o)
     );
+    // logistic from one row: one class, which the note names and solve then refuses
+    let o = gradfit(&[
+        "generate",
+        "logistic",
+        "--rows",
+        "1",
+        "--cols",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let label = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        stderr(&o).contains(&format!(
+            "note: every label is {label}: with so few rows only one class"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = gradfit(&["solve", out.to_str().unwrap(), "--model", "logistic"]);
+    assert!(stderr(&o).contains("exactly 2 classes"), "{}", stderr(&o));
+    // two rows that drew both classes get no note
+    for seed in 0..20 {
+        let seed = seed.to_string();
+        let o = gradfit(&[
+            "generate",
+            "logistic",
+            "--rows",
+            "2",
+            "--cols",
+            "2",
+            "--seed",
+            &seed,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let labels: std::collections::BTreeSet<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap())
+            .collect();
+        assert_eq!(
+            stderr(&o).contains("note: every label"),
+            labels.len() == 1,
+            "seed {seed}: {}",
+            stderr(&o)
+        );
+    }
 }
 
 #[test]

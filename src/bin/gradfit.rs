@@ -1165,6 +1165,14 @@ fn run_generate(a: GenerateArgs) -> Result<ExitCode> {
         plural(d.a.ncols(), "feature column", "feature columns"),
         a.model
     );
+    if let (ModelKind::Logistic, Some(first)) = (a.model, d.target.iter().next()) {
+        if d.target.iter().all(|y| y == first) {
+            eprintln!(
+                "note: every label is {first}: with so few rows only one class was drawn, and logistic on \
+                 this file refuses it (it needs both)"
+            );
+        }
+    }
     if a.model == ModelKind::Softmax {
         // labels are drawn at random: with few rows some classes may not appear at all
         let mut seen = vec![false; spec.classes];
