@@ -1341,6 +1341,21 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             &["line 1: the header row is blank"],
         ),
         (
+            vec![
+                "generate",
+                "least-squares",
+                "--rows",
+                "9",
+                "--cols",
+                "1",
+                "--condition",
+                "1e6",
+                "-o",
+                "/tmp/gradfit-never.csv",
+            ],
+            &["--condition 1000000: a problem of one column has condition 1"],
+        ),
+        (
             // 2λ overflows: the gradient norm was NaN
             vec![
                 "solve",

@@ -509,9 +509,9 @@ struct GenerateArgs {
     /// Classes, for softmax [default: 3] (logistic has two; the other models none).
     #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
     classes: Option<u64>,
-    /// Condition number of the Hessian (least squares, quadratic) or of the features' covariance AᵀA/m (the others), 1 to 1e16.
-    #[arg(long, default_value = "10", value_parser = parse_condition, allow_negative_numbers = true)]
-    condition: f64,
+    /// Condition number of the Hessian (least squares, quadratic) or of the features' covariance AᵀA/m (the others), 1 to 1e16 [default: 10].
+    #[arg(long, value_parser = parse_condition, allow_negative_numbers = true)]
+    condition: Option<f64>,
     /// Seed of the random generator (same seed, same file).
     #[arg(long, default_value = "0", value_parser = parse_seed, allow_negative_numbers = true)]
     seed: u64,
@@ -1141,11 +1141,16 @@ fn run_generate(a: GenerateArgs) -> Result<ExitCode> {
         }
         (model, Some(k)) => bail!("--classes {k}: the {model} model has no classes; softmax takes --classes"),
     }
+    if let (Some(c), 1) = (a.condition, a.cols) {
+        if c != 1.0 {
+            bail!("--condition {c}: a problem of one column has condition 1 (give --cols 2 or more)");
+        }
+    }
     let spec = Spec {
         rows: to_usize("rows", a.rows)?,
         cols: to_usize("cols", a.cols)?,
         classes: to_usize("classes", a.classes.unwrap_or(3))?,
-        condition: a.condition,
+        condition: a.condition.unwrap_or(10.0),
         seed: a.seed,
     };
     if spec.rows.saturating_mul(spec.cols.max(spec.classes)) > 250_000_000 {
