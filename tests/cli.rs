@@ -1356,6 +1356,30 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             &["--condition 1000000: a problem of one column has condition 1"],
         ),
         (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--solver",
+                "newton",
+                "--memory",
+                "5",
+            ],
+            &["--memory 5: only lbfgs and argmin-lbfgs keep L-BFGS pairs (the solver is newton)"],
+        ),
+        (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--repeat",
+                "10001",
+            ],
+            &["--repeat", "\"10001\" is more than 10000 runs"],
+        ),
+        (
             // 2λ overflows: the gradient norm was NaN
             vec![
                 "solve",

@@ -182,6 +182,14 @@ fn parse_memory(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
+/// `--repeat`: 1 to 10 000 runs (more is a mistake more often than a measurement).
+fn parse_repeat(s: &str) -> std::result::Result<u64, String> {
+    match parse_positive(s)? {
+        v if v <= 10_000 => Ok(v),
+        _ => Err(format!("{s:?} is more than 10000 runs")),
+    }
+}
+
 /// `check --points`: 1 to 1000 (each point costs 2n cost and 4n gradient evaluations).
 fn parse_points(s: &str) -> std::result::Result<u64, String> {
     match parse_positive(s)? {
@@ -273,8 +281,8 @@ struct RunArgs {
     max_iters: u64,
     /// L-BFGS memory (lbfgs, argmin-lbfgs): the last m steps and gradient changes kept, 1 to
     /// 1000 (scipy's maxcor, Optim.jl's m).
-    #[arg(long, default_value = "10", value_parser = parse_memory, allow_negative_numbers = true)]
-    memory: u64,
+    #[arg(long, value_parser = parse_memory, allow_negative_numbers = true)]
+    memory: Option<u64>,
     /// Least squares: precompute AᵀA (factored once; each evaluation then costs O(n²)
     /// instead of a pass over the rows). auto: when rows ≥ 2·features, features ≤ 128 (256 when
     /// A has 2²¹ entries or more) and the solver is not newton or trust-region. The answer is
@@ -291,7 +299,7 @@ struct RunArgs {
     /// of N: the later runs find caches and the second core warm; in compare, each solver's
     /// fastest). Every run is identical otherwise (except under --time-limit, which may stop
     /// runs at different points).
-    #[arg(long, default_value = "1", value_parser = parse_positive, allow_negative_numbers = true)]
+    #[arg(long, default_value = "1", value_parser = parse_repeat, allow_negative_numbers = true)]
     repeat: u64,
 }
 
@@ -301,7 +309,7 @@ impl RunArgs {
             tol: self.tol,
             max_iters: self.max_iters,
             // at most 1000 (parse_memory)
-            memory: self.memory as usize,
+            memory: self.memory.unwrap_or(10) as usize,
             time_limit: self
                 .time_limit
                 .map(|t| {
@@ -791,6 +799,21 @@ fn describe_fit(fit: &Fit, model: ModelKind) -> String {
 }
 
 /// `--gram on` with a model other than least squares is a mistake worth naming.
+/// `--memory` with no solver that keeps L-BFGS pairs is a mistake worth naming, as `--gram on`
+/// with a model that has no Gram form is.
+fn check_memory(memory: Option<u64>, solvers: &[Method]) -> Result<()> {
+    let keeps = |m: &Method| matches!(m, Method::Lbfgs | Method::ArgminLbfgs);
+    if let (Some(m), false) = (memory, solvers.iter().any(keeps)) {
+        let names: Vec<&str> = solvers.iter().map(|s| s.name()).collect();
+        bail!(
+            "--memory {m}: only lbfgs and argmin-lbfgs keep L-BFGS pairs (the solver{} {})",
+            if names.len() == 1 { " is" } else { "s are" },
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn check_gram(gram: GramMode, model: ModelKind) -> Result<()> {
     if gram == GramMode::On && model != ModelKind::LeastSquares {
         bail!("--gram on: only least squares has a Gram form (the model is {model})");
@@ -800,6 +823,7 @@ fn check_gram(gram: GramMode, model: ModelKind) -> Result<()> {
 
 fn run_solve(a: SolveArgs) -> Result<ExitCode> {
     check_gram(a.run.gram, a.data.model)?;
+    check_memory(a.run.memory, &[a.solver])?;
     let fit = a.data.load()?;
     let x0 = a.run.start_point(&fit)?;
     let opts = a.run.options(a.solver, a.trace.is_some())?;
@@ -854,6 +878,7 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
 
 fn run_compare(a: CompareArgs) -> Result<ExitCode> {
     check_gram(a.run.gram, a.data.model)?;
+    check_memory(a.run.memory, &a.solvers)?;
     let fit = a.data.load()?;
     if a.solvers.is_empty() {
         bail!("--solvers: name at least one solver");
