@@ -1126,6 +1126,8 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
     let three_class = w("three.csv", "a,y\n1,0\n2,1\n3,2\n");
     let continuous = w("continuous.csv", "a,y\n1,0\n2,1.0\n3,2.5\n4,1\n");
     let blank_header = w("blank_header.csv", "   \n1,0\n2,1\n");
+    let semicolons = w("semicolons.csv", "a;b;y\n1;2;0\n3;4;1\n");
+    let no_header = w("no_header.csv", "1,2,0\n3,4,1\n");
     let nan_label = w("nan_label.csv", "a,y\n1,0\n2,1\n3,1\n4,NaN\n5,0\n");
     let not_square = w("rect.csv", "a1,a2,y\n1,0,1\n0,1,1\n1,1,1\n");
     let x0_short = w("x0.csv", "x0\n1\n");
@@ -1378,6 +1380,17 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "10001",
             ],
             &["--repeat", "\"10001\" is more than 10000 runs"],
+        ),
+        (
+            vec!["solve", &semicolons, "--model", "logistic"],
+            &["no column named \"y\"", "the header seems separated by ';'"],
+        ),
+        (
+            vec!["solve", &no_header, "--model", "logistic"],
+            &[
+                "no column named \"y\"",
+                "the first row is all numbers: is the header row missing?",
+            ],
         ),
         (
             // 2λ overflows: the gradient norm was NaN

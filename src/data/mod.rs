@@ -160,11 +160,33 @@ impl Table {
             .position(|h| h == name)
             .ok_or_else(|| Error::Data {
                 what: format!(
-                    "{}: no column named {name:?}; the columns are: {}",
+                    "{}: no column named {name:?}; the columns are: {}{}",
                     self.path.display(),
-                    self.headers.join(", ")
+                    self.headers.join(", "),
+                    self.header_hint()
                 ),
             })
+    }
+
+    /// Why the header may not hold the names one looks for: another separator than the comma
+    /// (one header cell holding `;` or a tab), or no header row at all (every cell a number).
+    fn header_hint(&self) -> String {
+        let cell = self
+            .headers
+            .iter()
+            .find_map(|h| [';', '\t', '|'].into_iter().find(|c| h.contains(*c)));
+        if let Some(c) = cell {
+            let shown = if c == '\t' {
+                "tabs".to_string()
+            } else {
+                format!("{c:?}")
+            };
+            return format!(" (the header seems separated by {shown}: gradfit reads comma-separated files)");
+        }
+        if self.headers.iter().all(|h| h.parse::<f64>().is_ok()) {
+            return " (the first row is all numbers: is the header row missing?)".into();
+        }
+        String::new()
     }
 
     /// A column as finite numbers; the error names the line, the column and the text.
