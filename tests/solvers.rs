@@ -940,18 +940,18 @@ fn a_saddle_point_that_passes_the_tolerance_is_reported_as_no_minimum() {
 
 #[test]
 fn dense_matrices_past_the_memory_limit_are_an_error_naming_the_method() {
-    // logistic 200 × 50 at λ = 1: newton keeps the 50 × 50 Hessian and its factor (40 000
-    // bytes), bfgs its inverse-Hessian approximation (20 000), trust-region a Hessian per
-    // iteration and argmin's copy (40 000)
+    // logistic 200 × 50 at λ = 1: newton counts four 50 × 50 matrices (80 000 bytes: the
+    // Hessian, its factor, and forming it on two threads), bfgs its inverse-Hessian
+    // approximation (20 000), trust-region five Hessians (100 000)
     let mut r = rng(41);
     let a = gaussian_matrix(&mut r, 200, 50);
     let y = Vector::from_iterator(200, labels(&mut r, &a, 2).into_iter().map(|c| c as f64));
     let p = Logistic::new(a.clone(), y.clone(), 1.0, false).unwrap();
     let x0 = Vector::zeros(50);
     for (method, count, need) in [
-        (Method::Newton, "2 dense 50 × 50 matrices", 40_000),
+        (Method::Newton, "4 dense 50 × 50 matrices", 80_000),
         (Method::Bfgs, "a dense 50 × 50 matrix", 20_000),
-        (Method::TrustRegion, "2 dense 50 × 50 matrices", 40_000),
+        (Method::TrustRegion, "5 dense 50 × 50 matrices", 100_000),
     ] {
         let mut o = opts(method);
         o.memory_limit = Some(need - 1);

@@ -25,13 +25,57 @@ pub(crate) trait Outcome {
     }
 }
 
-/// The bytes of memory the system reports available: Linux's `MemAvailable`, or `None`
-/// where there is no such report.
+/// The bytes of memory the system reports available to this process, the least of what it
+/// reports: Linux's `MemAvailable`, the address-space limit (`ulimit -v`) less the address
+/// space in use, and the cgroup's memory limit less its usage (v2's `memory.max` and
+/// `memory.current`, or v1's `memory.limit_in_bytes` and `memory.usage_in_bytes`); `None`
+/// where none is reported.
 fn available_bytes() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kb.checked_mul(1024)
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    // the number after `key` on its line, in kB
+    let kb_after = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..]
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(1024)
+    };
+    let memory = read("/proc/meminfo").and_then(|t| kb_after(&t, "MemAvailable:"));
+    let address_space = read("/proc/self/limits").and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("Max address space"))?;
+        let limit: u64 = line["Max address space".len()..]
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let used = read("/proc/self/status")
+            .and_then(|s| kb_after(&s, "VmSize:"))
+            .unwrap_or(0);
+        Some(limit.saturating_sub(used))
+    });
+    let cgroup = read("/proc/self/cgroup").and_then(|t| {
+        let number = |path: String| read(&path)?.trim().parse::<u64>().ok();
+        // v2: the line "0::/path"; v1: the memory controller's "N:memory:/path"
+        if let Some(path) = t
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .filter(|p| !p.is_empty())
+        {
+            let dir = format!("/sys/fs/cgroup{}", path.trim_end_matches('/'));
+            if let Some(max) = number(format!("{dir}/memory.max")) {
+                let used = number(format!("{dir}/memory.current")).unwrap_or(0);
+                return Some(max.saturating_sub(used));
+            }
+        }
+        let path = t.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p))?;
+        let dir = format!("/sys/fs/cgroup/memory{}", path.trim_end_matches('/'));
+        let limit = number(format!("{dir}/memory.limit_in_bytes"))?;
+        let used = number(format!("{dir}/memory.usage_in_bytes")).unwrap_or(0);
+        Some(limit.saturating_sub(used))
+    });
+    [memory, address_space, cgroup].into_iter().flatten().min()
 }
 
 /// An error unless `count` dense n×n matrices of f64 fit in `limit` bytes (by default, the

@@ -162,12 +162,17 @@ pub struct SolveOptions {
     pub max_damping: f64,
     /// Keep a per-iteration trace in the report. Default false.
     pub trace: bool,
-    /// The most bytes that the dense n×n matrices of `newton` (the Hessian and its Cholesky
-    /// factor, unless the problem gives the Newton direction by a cheaper route), `bfgs` (the
-    /// inverse-Hessian approximation) and `trust-region` (the Hessian) may take; past it the
-    /// solve stops with an error that names the method, before allocating. Default `None`:
-    /// the memory the system reports available (Linux's `MemAvailable`; no limit where it
-    /// reports none, and an allocation that fails is still an error, never an abort).
+    /// The most bytes that the dense n×n matrices of `newton` (four: the Hessian, its Cholesky
+    /// factor and what forming it on two threads takes, unless the problem gives the Newton
+    /// direction by a cheaper route), `bfgs` (one: the inverse-Hessian approximation) and
+    /// `trust-region` (five Hessians: the iteration's, argmin's state's current and previous,
+    /// and its executor's and solver's copies) may take;
+    /// past it the solve stops with an error that names the method, before allocating. Default
+    /// `None`: what the system reports available to the process (Linux's `MemAvailable`, the
+    /// address-space limit less the space in use, the cgroup's limit less its usage; no limit
+    /// where it reports none). The check is against those figures: an allocation of newton's
+    /// or bfgs' own matrices that still fails is an error, but argmin's and the Hessian
+    /// kernel's own allocations can still abort the process when the figures are wrong.
     pub memory_limit: Option<u64>,
 }
 

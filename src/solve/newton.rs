@@ -72,9 +72,10 @@ impl Newton {
     ) -> Result<Result<(), (Status, String)>, ArgminError> {
         let n = x.len();
         if self.h.shape() != (n, n) {
-            // the Hessian and its factor: refused past the memory limit, and a failed
-            // allocation is an error, not an abort
-            dense_fits(n, 2, "newton", self.memory_limit)?;
+            // the Hessian and its factor, and what forming it takes on two threads (the second
+            // thread's n×n sum and the packed tiles, about n²/2 each thread): refused past the
+            // memory limit, and a failed allocation of the two is an error, not an abort
+            dense_fits(n, 4, "newton", self.memory_limit)?;
             self.h = dense_zeros(n, "newton")?;
             self.l = dense_zeros(n, "newton")?;
         }

@@ -265,8 +265,10 @@ fn drive<P: Objective + ?Sized>(
         }
         Method::Cg => run.execute(guarded, argmin_wrapped::cg(n)?, true),
         Method::TrustRegion => {
-            // the Hessian of each iteration, and the one argmin keeps in its state
-            super::common::dense_fits(n, 2, "trust-region", opts.memory_limit)?;
+            // the Hessian of each iteration, the current and previous ones argmin's state
+            // keeps, and the copies its executor and solver make (five: under `ulimit -v`
+            // three were too few for a 4000-parameter run)
+            super::common::dense_fits(n, 5, "trust-region", opts.memory_limit)?;
             run.execute(guarded, argmin_wrapped::trust_region(n), true)
         }
         Method::ArgminLbfgs => run.execute(guarded, argmin_wrapped::lbfgs(opts.pairs())?, true),
