@@ -467,9 +467,24 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
             what: format!("{path}: line {}: empty label in column {column:?}", table.line(i)),
         });
     }
-    let is_number = |l: &String| l.parse::<f64>().is_ok();
+    // numbers are labels in decimal syntax; NaN and infinity, which f64 also parses, are
+    // words: a class of their own among text, a missing value among numbers
+    let is_number = |l: &String| decimal_integer(l).is_some();
     let numbers = labels.iter().filter(|l| is_number(l)).count();
     if numbers > 0 && numbers < labels.len() {
+        let non_finite = |l: &String| !is_number(l) && l.parse::<f64>().is_ok();
+        if 2 * numbers >= labels.len() {
+            if let Some(i) = labels.iter().position(non_finite) {
+                return Err(Error::Data {
+                    what: format!(
+                        "{path}: line {}: label {:?} in column {column:?} is not a finite number, in a \
+                         column of numbers: a missing value? (class labels are whole numbers or text)",
+                        table.line(i),
+                        labels[i]
+                    ),
+                });
+            }
+        }
         // the first row of the rarer kind is the odd one out
         let (odd, kind, other) = match 2 * numbers >= labels.len() {
             true => (labels.iter().position(|l| !is_number(l)), "text", "numbers"),
@@ -506,34 +521,24 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
                 table.line(i)
             ),
         };
-        let key = match l.parse::<i128>() {
-            Ok(k) => k,
-            Err(_) => {
-                let v: f64 = l.parse().unwrap_or(f64::NAN);
-                if !v.is_finite() {
-                    return Err(refuse(
-                        "is not a finite number, in a column of numbers: a missing value? \
-                         (class labels are whole numbers or text)",
-                    ));
-                }
-                if v.fract() != 0.0 {
-                    return Err(refuse(
-                        "is not a whole number: the classification models take class labels \
-                         (whole numbers or text), not a continuous target",
-                    ));
-                }
-                // a whole double below 2¹²⁷ in magnitude converts exactly
-                if v.abs() >= 2f64.powi(127) {
-                    return Err(refuse(
-                        "is beyond ±2¹²⁷ (1.7e38): labels this large cannot be told apart exactly",
-                    ));
-                }
-                v as i128
+        let key = match decimal_integer(l) {
+            Some(Ok(k)) => k,
+            Some(Err(Inexact::NotWhole)) => {
+                return Err(refuse(
+                    "is not a whole number: the classification models take class labels \
+                     (whole numbers or text), not a continuous target",
+                ))
+            }
+            Some(Err(Inexact::TooLarge)) | None => {
+                return Err(refuse(
+                    "is beyond ±2¹²⁷ (1.7e38): labels this large cannot be told apart exactly",
+                ))
             }
         };
         keys.push(key);
     }
-    // classes sorted by value; each named by the first of its spellings ("1" before "1.0")
+    // classes sorted by value; each named by the least of its spellings in text order ("1"
+    // before "1.0")
     let mut order: Vec<(i128, &String)> = keys.iter().copied().zip(&labels).collect();
     order.sort();
     order.dedup_by_key(|(k, _)| *k);
@@ -544,6 +549,72 @@ fn classes_of(table: &Table, j: usize) -> Result<(Vec<String>, Vec<usize>)> {
         .map(|k| values.binary_search(k).unwrap_or(0))
         .collect();
     Ok((classes, y))
+}
+
+/// Why a number in decimal syntax is not a class label.
+#[derive(Debug, PartialEq)]
+enum Inexact {
+    /// It has a fractional part.
+    NotWhole,
+    /// It is beyond ±2¹²⁷.
+    TooLarge,
+}
+
+/// A label in decimal syntax (an optional sign, digits with an optional point, an optional
+/// exponent: what f64 parses, less NaN and infinity) as the exact integer it writes, from its
+/// digits, not through f64: "9007199254740993.0" is 2⁵³ + 1, which f64 rounds to 2⁵³, and
+/// "1.0000000000000001" is not whole, which f64 rounds to 1. None for any other text.
+fn decimal_integer(text: &str) -> Option<std::result::Result<i128, Inexact>> {
+    let (negative, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits_only = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !digits_only(whole) || !digits_only(fraction) {
+        return None;
+    }
+    let exponent: i64 = match exponent {
+        None => 0,
+        Some(e) => {
+            let unsigned = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if unsigned.is_empty() || !digits_only(unsigned) {
+                return None;
+            }
+            // an exponent too long for i64 is far past either end
+            e.parse()
+                .unwrap_or(if e.starts_with('-') { i64::MIN } else { i64::MAX })
+        }
+    };
+    // the value is digits × 10^shift
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(Ok(0));
+    }
+    let shift = exponent.saturating_sub(fraction.len() as i64);
+    let significant = digits.trim_end_matches('0');
+    let zeros = (digits.len() - significant.len()) as i64;
+    // the trailing zeros pay for a negative shift; what is left is a fractional part
+    if shift.saturating_add(zeros) < 0 {
+        return Some(Err(Inexact::NotWhole));
+    }
+    let mut value: i128 = match significant.parse() {
+        Ok(v) => v,
+        Err(_) => return Some(Err(Inexact::TooLarge)),
+    };
+    for _ in 0..shift.saturating_add(zeros) {
+        value = match value.checked_mul(10) {
+            Some(v) => v,
+            None => return Some(Err(Inexact::TooLarge)),
+        };
+    }
+    Some(Ok(if negative { -value } else { value }))
 }
 
 /// Centres and scales the first `n` columns; a constant column is only centred (scale 1).
@@ -680,6 +751,30 @@ mod tests {
     /// two classes; "1" and "1.0" are one, named by the first spelling; text sorts as text.
     #[test]
     fn labels_become_classes_exactly() {
+        for (text, want) in [
+            ("0", Some(Ok(0))),
+            ("-0.0e5", Some(Ok(0))),
+            ("+12", Some(Ok(12))),
+            ("1.50e1", Some(Ok(15))),
+            ("1500e-2", Some(Ok(15))),
+            ("1.5", Some(Err(Inexact::NotWhole))),
+            ("1e-1", Some(Err(Inexact::NotWhole))),
+            ("170141183460469231731687303715884105727", Some(Ok(i128::MAX))),
+            (
+                "170141183460469231731687303715884105728",
+                Some(Err(Inexact::TooLarge)),
+            ),
+            ("1e99999999999999999999", Some(Err(Inexact::TooLarge))),
+            ("1e-99999999999999999999", Some(Err(Inexact::NotWhole))),
+            ("nan", None),
+            ("inf", None),
+            ("1e", None),
+            (".", None),
+            ("0x1", None),
+            ("1_000", None),
+        ] {
+            assert_eq!(decimal_integer(text), want, "{text}");
+        }
         let (classes, y) = labels_of(&[
             "9007199254740993",
             "7",
@@ -693,6 +788,13 @@ mod tests {
         let (classes, y) = labels_of(&["1.0", "1", "-2", "1e2", "100", "-0", "0"]).unwrap();
         assert_eq!(classes, ["-2", "-0", "1", "100"]);
         assert_eq!(y, [2, 2, 0, 3, 3, 1, 1]);
+        // through the digits, not f64: 2⁵³ + 1 written with a point, and 1e2 as 100
+        let (classes, y) = labels_of(&["9007199254740993.0", "9007199254740992", "1e2", "100"]).unwrap();
+        assert_eq!(classes, ["100", "9007199254740992", "9007199254740993.0"]);
+        assert_eq!(y, [2, 1, 0, 0]);
+        // NaN and infinity among text are words, classes of their own
+        let (classes, _) = labels_of(&["cat", "nan", "inf"]).unwrap();
+        assert_eq!(classes, ["cat", "inf", "nan"]);
         let (classes, y) = labels_of(&["b", "a", "b"]).unwrap();
         assert_eq!(
             (classes, y),
@@ -733,6 +835,18 @@ mod tests {
             (
                 &["0", "1e40"][..],
                 "line 3: label \"1e40\" in column \"y\" is beyond ±2¹²⁷",
+            ),
+            (
+                &["0", "1e400"][..],
+                "line 3: label \"1e400\" in column \"y\" is beyond ±2¹²⁷",
+            ),
+            (
+                &["1", "1.0000000000000001"][..],
+                "line 3: label \"1.0000000000000001\" in column \"y\" is not a whole",
+            ),
+            (
+                &["0", "1", "nan", "1"][..],
+                "line 4: label \"nan\" in column \"y\" is not a finite number",
             ),
         ] {
             let e = labels_of(column).unwrap_err().to_string();
