@@ -1984,3 +1984,26 @@ fn standardizing_without_an_intercept_scales_only_and_keeps_the_raw_fit() {
         "{cost} against {c_scaled}"
     );
 }
+
+#[test]
+fn compare_names_the_solver_list_only_for_a_solver_s_own_failure() {
+    // a start where the cost overflows fails every solver alike: no "--solvers" hint
+    let dir = tempfile::tempdir().unwrap();
+    let x0 = dir.path().join("x0.csv");
+    std::fs::write(&x0, format!("x0\n{}", vec!["1e200"; 10].join("\n"))).unwrap();
+    let o = gradfit(&[
+        "compare",
+        "problems/diabetes.csv",
+        "--model",
+        "least-squares",
+        "--x0",
+        x0.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not finite at the starting point"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("--solvers"), "{}", stderr(&o));
+}

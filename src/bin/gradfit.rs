@@ -905,16 +905,21 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
             .filter(|m| **m != method)
             .map(|m| m.name())
             .collect();
-        let r = a
-            .run
-            .best_of(&fit, &x0, &opts)
-            .with_context(|| match others.is_empty() {
-                true => format!("--solvers: {method} failed"),
-                false => format!(
+        // a failure of this solver (its memory, argmin's own errors) names the list without
+        // it; a failure of the data or the start, which the others would meet too, does not
+        let r = a.run.best_of(&fit, &x0, &opts).map_err(|e| {
+            let own = matches!(
+                e.downcast_ref::<gradfit::Error>(),
+                Some(gradfit::Error::Solver { .. })
+            );
+            match (own, others.is_empty()) {
+                (true, false) => e.context(format!(
                     "--solvers: {method} failed (--solvers {} compares the others)",
                     others.join(",")
-                ),
-            })?;
+                )),
+                _ => e,
+            }
+        })?;
         reports.push(r);
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
