@@ -1990,7 +1990,7 @@ fn compare_names_the_solver_list_only_for_a_solver_s_own_failure() {
     // a start where the cost overflows fails every solver alike: no "--solvers" hint
     let dir = tempfile::tempdir().unwrap();
     let x0 = dir.path().join("x0.csv");
-    std::fs::write(&x0, format!("x0\n{}", vec!["1e200"; 10].join("\n"))).unwrap();
+    std::fs::write(&x0, format!("x0\n{}", ["1e200"; 10].join("\n"))).unwrap();
     let o = gradfit(&[
         "compare",
         "problems/diabetes.csv",
