@@ -153,11 +153,6 @@ where
 /// a much smaller step drowns in rounding. A correct derivative agrees at one of them; a wrong
 /// one (a sign, a factor 2, a missing term) disagrees at both, because its error does not
 /// depend on h.
-///
-/// Each entry's default quotient is checked against the one at h/4 and set aside where the
-/// quotients fall as truncation does; an entry that still disagrees gets the settled smaller
-/// steps and then the measured noise (Moré and Wild's ECnoise), as the module
-/// documentation says.
 pub fn check_gradient_scaled<O>(
     o: &O,
     x: &Vector,
@@ -175,200 +170,17 @@ where
         None => None,
     };
     let mut report = EntryReport::new("gradient", tol.rel);
-    let mut xw = x.clone();
     for i in 0..x.len() {
-        // the default quotient (step h) is trusted where its truncation is below a tenth of
-        // the tolerance: its quotient at h/4 agrees with it (truncation falls 16× a step, so
-        // T(h) ≈ 16/15·|Q(h) − Q(h/4)|). Where the quotients at h, h/4, h/16 fall as truncation
-        // does, the default one is off by its truncation and no candidate: a gradient wrong by
-        // just that much matched it (a review's 1e-4 at features of 1e4)
-        let h = step(CENTRAL_STEP, x[i], 1.0);
-        let q1 = quotient(o, &mut xw, i, h / 4.0)?;
-        let bound = 0.1 * tol.rel * g[i].abs().max(1.0);
-        let q = match 16.0 / 15.0 * (numeric[i] - q1).abs() <= bound {
-            true => None,
-            false => Some([
-                q1,
-                quotient(o, &mut xw, i, h / 16.0)?,
-                quotient(o, &mut xw, i, h / 64.0)?,
-            ]),
-        };
-        let truncated = q.is_some_and(|q| falls_as_truncation(numeric[i] - q[0], q[0] - q[1]));
         // the closer estimate, but the smaller of the two noise allowances: the estimate at
         // the smaller step is noisier, and its larger allowance, applied whenever it happens
         // to land closer, passed a gradient 3e-4 off on half the points of a review's test
-        let (mut value, mut noise) = match (&alternative, truncated) {
-            (Some((a, a_noise)), false) => (closer(g[i], numeric[i], Some(a[i])), noise[i].min(a_noise[i])),
-            // the smaller allowance still: the alternative's own is the noisier step's
-            (Some((a, a_noise)), true) => (a[i], noise[i].min(a_noise[i])),
-            (None, false) => (numeric[i], noise[i]),
-            // nothing yet: the smaller steps below, or the entry fails
-            (None, true) => (f64::NAN, noise[i]),
+        let (value, noise) = match &alternative {
+            Some((a, a_noise)) => (closer(g[i], numeric[i], Some(a[i])), noise[i].min(a_noise[i])),
+            None => (numeric[i], noise[i]),
         };
-        let fails = |value: f64, noise: f64| {
-            !value.is_finite() || (rel_error(g[i], value) > tol.rel && (g[i] - value).abs() > noise)
-        };
-        if fails(value, noise) {
-            // truncation: smaller steps from the default one, where they have settled
-            let q = match q {
-                Some(q) => q,
-                None => [
-                    q1,
-                    quotient(o, &mut xw, i, h / 16.0)?,
-                    quotient(o, &mut xw, i, h / 64.0)?,
-                ],
-            };
-            let wide = h;
-            value = closer(g[i], value, settled(&q, g[i], tol));
-            if fails(value, noise) {
-                // rounding beyond NOISE_ULPS ulp of f: the noise σ measured along eᵢ, and the
-                // step that balances it against the truncation c·h² (c from the last two
-                // quotients), with the sum of both as the allowance
-                let narrow = step(CENTRAL_STEP, x[i], typical_at(typical, i).min(1.0));
-                let sigma = match measured_noise(o, &mut xw, i, narrow)? {
-                    Some(s) => Some(s),
-                    None => measured_noise(o, &mut xw, i, narrow / 64.0)?,
-                };
-                // no noise that passes ECnoise's tests: nothing to allow
-                let Some(sigma) = sigma else {
-                    match value.is_finite() {
-                        true => report.record((i, 0), g[i], value, noise),
-                        false => report.record_unresolved((i, 0), g[i], q[2]),
-                    }
-                    continue;
-                };
-                // the truncation C·h² (C signed, f‴/6) only where the quotients fall as
-                // truncation does, 16× a step (a ratio of 8 to 32): where noise drives them,
-                // their differences say nothing of it
-                let (h16, h64) = (wide / 16.0, wide / 64.0);
-                let c = match falls_as_truncation(q[0] - q[1], q[1] - q[2]) {
-                    true => (q[1] - q[2]) / (h16 * h16 - h64 * h64),
-                    false => 0.0,
-                };
-                let best = match c != 0.0 && c.is_finite() {
-                    true => (MEASURED_NOISE_SIGMAS * sigma / c.abs())
-                        .cbrt()
-                        .clamp(narrow, wide),
-                    false => wide,
-                };
-                let h = (x[i] + best) - x[i];
-                let fp = at_shifted(&mut xw, i, h, |x| cost(o, x))?;
-                let fm = at_shifted(&mut xw, i, -h, |x| cost(o, x))?;
-                // the quotient less its truncation (Richardson's correction: an allowance for
-                // it instead, symmetric, passed a gradient off by just that much, a review's
-                // 1e-4 at features of 1e4), a tenth of it allowed for the estimate's error
-                let q = (fp - fm) / (2.0 * h) - c * h * h;
-                let allowance = MEASURED_NOISE_SIGMAS * sigma / h + 0.1 * (c * h * h).abs();
-                // and never more than MEASURED_NOISE_CAP tolerances: past it the check cannot
-                // tell, and the entry fails rather than pass on what was measured
-                let cap = MEASURED_NOISE_CAP * tol.rel * g[i].abs().max(1.0);
-                if allowance.is_finite() && allowance <= cap && (g[i] - q).abs() <= allowance {
-                    (value, noise) = (q, allowance);
-                } else if !value.is_finite() {
-                    report.record_unresolved((i, 0), g[i], q);
-                    continue;
-                }
-            }
-        }
         report.record((i, 0), g[i], value, noise);
     }
     Ok(report)
-}
-
-/// The allowance of a central quotient (f₊ − f₋)/2h over the measured noise σ of f, in units
-/// of σ/h: its own noise is √2·σ/2h ≈ 0.71·σ/h, so this is over four of its deviations.
-const MEASURED_NOISE_SIGMAS: f64 = 3.0;
-
-/// The largest allowance the measured noise may give, in tolerances of the entry's size
-/// (max(1, |gᵢ|)): a wrong entry can pass by at most ten times the tolerance there.
-const MEASURED_NOISE_CAP: f64 = 10.0;
-
-/// The noise σ of f along eᵢ around x, measured as Moré and Wild's ECnoise does (SIAM J. Sci.
-/// Comput. 33, 2011): f at x + kδeᵢ for k = −4..4 and its differences of order k = 1..6, each
-/// giving σₖ² = γₖ·mean((Δᵏf)²), γₖ = (k!)²/(2k)! (the variance of Δᵏ of independent noise is
-/// σ²/γₖ). Noise is accepted at the first order k ≤ 4 where σₖ, σₖ₊₁ and σₖ₊₂ agree within a
-/// factor of 4 and the k-th differences change sign: the differences of f's smooth part do
-/// neither (they fall or grow with the order, δᵏ·f⁽ᵏ⁾, and keep their sign), so curvature is
-/// not taken for noise (a review's case: e^(8860x) at δ = 6e-6 measured 3.5e-5 where its
-/// rounding is 1e-16, and passed a gradient 0.1% off). None where no order passes. For a
-/// gradient entry that disagrees with both quotients and with the settled smaller steps: on
-/// raw breast-cancer features f is known to far fewer digits than [`NOISE_ULPS`] ulp of its
-/// size (each zᵢ = aᵢᵀw carries the rounding of its largest products), and a correct entry was
-/// called wrong at one point in 3000.
-fn measured_noise<O>(o: &O, xw: &mut Vector, i: usize, delta: f64) -> Result<Option<f64>>
-where
-    O: CostFunction<Param = Vector, Output = f64>,
-{
-    let xi = xw[i];
-    let mut f = [0.0; 9];
-    for (k, fk) in f.iter_mut().enumerate() {
-        let h = (xi + (k as f64 - 4.0) * delta) - xi;
-        *fk = at_shifted(xw, i, h, |x| cost(o, x))?;
-    }
-    if f.iter().any(|v| !v.is_finite()) {
-        return Ok(None);
-    }
-    // sigma[k − 1] and whether the k-th differences change sign, k = 1..6
-    let (mut sigma, mut changes) = ([0.0; 6], [false; 6]);
-    let mut diff = f.to_vec();
-    let mut gamma = 1.0;
-    for k in 1..=6 {
-        diff = diff.windows(2).map(|w| w[1] - w[0]).collect();
-        // γₖ = (k!)²/(2k)!, from γₖ₋₁ by k²/((2k − 1)·2k)
-        gamma *= (k * k) as f64 / ((2 * k - 1) * 2 * k) as f64;
-        let mean_square = diff.iter().map(|d| d * d).sum::<f64>() / diff.len() as f64;
-        sigma[k - 1] = (gamma * mean_square).sqrt();
-        changes[k - 1] = diff.iter().any(|d| *d > 0.0) && diff.iter().any(|d| *d < 0.0);
-    }
-    Ok((0..4)
-        .find(|&k| {
-            let s = &sigma[k..k + 3];
-            let (lo, hi) = (
-                s.iter().copied().fold(f64::INFINITY, f64::min),
-                s.iter().copied().fold(0.0, f64::max),
-            );
-            changes[k] && lo > 0.0 && hi <= 4.0 * lo
-        })
-        .map(|k| sigma[k]))
-}
-
-/// The central quotient (f(x + heᵢ) − f(x − heᵢ)) / 2h, h rounded so that (xᵢ + h) − xᵢ is h.
-fn quotient<O>(o: &O, xw: &mut Vector, i: usize, h: f64) -> Result<f64>
-where
-    O: CostFunction<Param = Vector, Output = f64>,
-{
-    let h = (xw[i] + h) - xw[i];
-    let fp = at_shifted(xw, i, h, |x| cost(o, x))?;
-    let fm = at_shifted(xw, i, -h, |x| cost(o, x))?;
-    Ok((fp - fm) / (2.0 * h))
-}
-
-/// Whether two successive differences of quotients at steps 4× apart, d₁ = Q(s) − Q(s/4) and
-/// d₂ = Q(s/4) − Q(s/16), fall as truncation does, 16× (a ratio of 8 to 32, the same sign):
-/// noise makes them of any ratio and sign.
-fn falls_as_truncation(d1: f64, d2: f64) -> bool {
-    d1 * d2 > 0.0 && (8.0 * d2.abs()..=32.0 * d2.abs()).contains(&d1.abs())
-}
-
-/// Of the quotients q at h/4, h/16 and h/64 ([`quotient`]), the one closest to the analytic value among
-/// those whose truncation error, estimated from the last two (it falls 16× a step: T(h/4) ≈
-/// 256/15·|q₁ − q₂|, T(h/16) ≈ 16/15·|…|, T(h/64) ≈ 1/15·|…|), is below a tenth of the
-/// tolerance, as in [`check_directional`]: a wrong entry's error does not fall with h, so such
-/// steps cannot make it up, while a correct one still in its truncation error at both steps
-/// settles there. None where no step is settled.
-fn settled(q: &[f64; 3], analytic: f64, tol: Tolerance) -> Option<f64> {
-    let spread = (q[1] - q[2]).abs();
-    let bound = 0.1 * tol.rel * analytic.abs().max(1.0);
-    let mut best: Option<f64> = None;
-    for (qk, truncation) in q
-        .iter()
-        .zip([256.0 / 15.0 * spread, 16.0 / 15.0 * spread, spread / 15.0])
-    {
-        if truncation <= bound && qk.is_finite() {
-            best = Some(best.map_or(*qk, |b| closer(analytic, b, Some(*qk))));
-        }
-    }
-    best
 }
 
 /// Checks gᵀd against (f(x + hd) − f(x − hd)) / 2h along `directions` random unit directions
@@ -526,55 +338,4 @@ pub fn check_hessian_vec<P: Objective + ?Sized>(
         }
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// f(x) = e^(kx) + σ·uᵢ with uᵢ a fixed pseudo-random draw of variance 1 for each point
-    /// (keyed by x's bits): noise of a known size on a known curve.
-    struct Noisy {
-        k: f64,
-        sigma: f64,
-    }
-
-    impl CostFunction for Noisy {
-        type Param = Vector;
-        type Output = f64;
-        fn cost(&self, x: &Vector) -> std::result::Result<f64, argmin::core::Error> {
-            use rand::SeedableRng;
-            let mut r = rand::rngs::StdRng::seed_from_u64(x[0].to_bits());
-            let u: f64 = r.sample(StandardNormal);
-            Ok((self.k * x[0]).exp() + self.sigma * u)
-        }
-    }
-
-    /// The measured noise finds a known σ within a factor of 2 on a gentle curve, and takes
-    /// neither a steep curve's differences nor exact arithmetic for noise.
-    #[test]
-    fn measured_noise_is_the_noise_not_the_curvature() {
-        let mut x = Vector::zeros(1);
-        for sigma in [1e-6, 1e-9] {
-            let found = measured_noise(&Noisy { k: 1.0, sigma }, &mut x, 0, 1e-3).unwrap();
-            let s = found.unwrap_or(0.0);
-            assert!((0.5 * sigma..=2.0 * sigma).contains(&s), "σ = {sigma}: {found:?}");
-        }
-        // e^(8860x) at δ = 6e-6: its differences are curvature (δ⁶·k⁶ ≈ 2e-8), its rounding 1e-16
-        let steep = measured_noise(
-            &Noisy {
-                k: 8860.0,
-                sigma: 0.0,
-            },
-            &mut x,
-            0,
-            6e-6,
-        )
-        .unwrap();
-        assert_eq!(steep, None);
-        // a straight line in exact arithmetic: no noise to find
-        let flat = measured_noise(&Noisy { k: 0.0, sigma: 0.0 }, &mut x, 0, 1e-3).unwrap();
-        assert_eq!(flat, None);
-        assert_eq!(x[0], 0.0);
-    }
 }

@@ -4,7 +4,7 @@
 //! over `DVector<f64>`, not only gradfit's problems.
 //!
 //! - [`check_gradient`]: every entry of ∇f against the central difference
-//!   (f(x + hᵢeᵢ) − f(x − hᵢeᵢ)) / 2hᵢ, hᵢ = ∛ε·max(1, |xᵢ|), and at hᵢ/4 (4n evaluations).
+//!   (f(x + hᵢeᵢ) − f(x − hᵢeᵢ)) / 2hᵢ, hᵢ = ∛ε·max(1, |xᵢ|) (2n evaluations).
 //! - [`check_directional`]: for large n, gᵀd against the central difference of f along
 //!   random unit directions d, at four steps (8 evaluations per direction).
 //! - [`check_hessian`]: every column of ∇²f against (five-point) central differences of the
@@ -22,14 +22,6 @@
 //!   with targets of 1e4 over thousands of rows) a correct gradient differs from every
 //!   difference quotient by more than 1e-6 relative, because f itself is known only to some
 //!   ulp of its size.
-//!   The default quotient is used only where its truncation is small or unknown (the
-//!   quotient at a quarter of the step agrees, or the quotients do not fall as truncation
-//!   does). A gradient entry that still disagrees is tried at smaller steps where their
-//!   truncation has settled, then against the noise of f measured along its coordinate (Moré
-//!   and Wild's ECnoise, accepted only where three orders of differences agree and change
-//!   sign), at the step balancing it against the truncation, corrected for it, an allowance
-//!   of at most ten tolerances (`check_gradient_scaled`): 4n evaluations of f, and up to 24
-//!   more for an entry that needs all of it.
 //! - Hessian: the tolerance times the largest entry of the column (the check is then
 //!   norm-wise per column). A difference of gradients carries their rounding, which is of the
 //!   size of the column's large entries: an entry that is exactly 0 (an intercept against a
@@ -178,18 +170,6 @@ impl EntryReport {
             } else {
                 self.passed = false;
             }
-        }
-    }
-}
-
-impl EntryReport {
-    /// An entry no estimate could resolve (the default quotient off by its truncation, and no
-    /// smaller step settled): it fails, with `numeric` (the smallest step's quotient) shown as
-    /// the closest estimate there is, whatever its distance.
-    pub(crate) fn record_unresolved(&mut self, at: (usize, usize), analytic: f64, numeric: f64) {
-        self.record(at, analytic, numeric, 0.0);
-        if rel_error(analytic, numeric) <= self.tolerance {
-            self.passed = false;
         }
     }
 }
