@@ -67,7 +67,10 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
             true => "the file is empty: expected a header row",
             false => "the header row is blank: expected the column names",
         };
-        return Err(csv_error(1, message.into()));
+        // the header is the first line that is not empty (the reader skips empty ones)
+        let start = bytes.iter().position(|b| *b != b'\n' && *b != b'\r').unwrap_or(0);
+        let line = 1 + bytes[..start].iter().filter(|b| **b == b'\n').count() as u64;
+        return Err(csv_error(line, message.into()));
     }
     for (j, h) in headers.iter().enumerate() {
         if h.is_empty() {
