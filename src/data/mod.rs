@@ -137,7 +137,17 @@ fn describe(path: &Path, e: csv::Error, lines: &mut Lines) -> Error {
             expected_len, len, ..
         } => {
             let which = if len < expected_len { "too few" } else { "too many" };
-            format!("{which} fields: {len}, the header has {expected_len}")
+            // a quote left open swallows the rest of the file into one field
+            let start = e.position().map_or(0, |p| p.byte() as usize);
+            let text = lines.bytes.get(start..).unwrap_or_default();
+            let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+            let open = first.iter().filter(|b| **b == b'"').count() % 2 == 1;
+            let hint = if open {
+                " (a quote opened on this line is never closed?)"
+            } else {
+                ""
+            };
+            format!("{which} fields: {len}, the header has {expected_len}{hint}")
         }
         csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
         csv::ErrorKind::Io(err) => err.to_string(),
