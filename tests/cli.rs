@@ -1999,8 +1999,8 @@ fn standardizing_without_an_intercept_scales_only_and_keeps_the_raw_fit() {
 }
 
 #[test]
-fn compare_names_the_solver_list_only_for_a_solver_s_own_failure() {
-    // a start where the cost overflows fails every solver alike: no "--solvers" hint
+fn compare_stops_on_a_start_every_solver_would_fail() {
+    // a start where the cost overflows fails every solver alike: an error, no table
     let dir = tempfile::tempdir().unwrap();
     let x0 = dir.path().join("x0.csv");
     std::fs::write(&x0, format!("x0\n{}", ["1e200"; 10].join("\n"))).unwrap();
@@ -2019,4 +2019,59 @@ fn compare_names_the_solver_list_only_for_a_solver_s_own_failure() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("--solvers"), "{}", stderr(&o));
+}
+
+/// A solver that fails on its own (newton's four 4000 × 4000 matrices, 512 MB, past a 450 MB
+/// address-space limit) is a row of the comparison, in its place, with its error below; the
+/// others still run, and the exit code is 1.
+#[cfg(target_os = "linux")]
+#[test]
+fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("wide.csv");
+    let (m, n) = (40, 4000);
+    let mut text: String = (1..=n).map(|j| format!("a{j},")).collect::<String>() + "y\n";
+    for i in 0..m {
+        for j in 0..n {
+            text += &format!("{},", ((i * n + j) as f64 * 0.37).sin());
+        }
+        text += if i % 2 == 0 { "0\n" } else { "1\n" };
+    }
+    std::fs::write(&data, text).unwrap();
+    let o = Command::new("sh")
+        .args(["-c", "ulimit -v 450000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_gradfit"))
+        .args([
+            "compare",
+            data.to_str().unwrap(),
+            "--model",
+            "logistic",
+            "--l2",
+            "0",
+            "--max-iters",
+            "20",
+        ])
+        .output()
+        .expect("sh runs");
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{}", stderr(&o));
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| ["gd ", "newton ", "lbfgs "].iter().any(|s| l.starts_with(s)))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows[0].starts_with("gd") && !rows[0].contains("error"), "{out}");
+    assert!(
+        rows[1].starts_with("newton") && rows[1].contains("error"),
+        "{out}"
+    );
+    assert!(
+        rows[2].starts_with("lbfgs") && !rows[2].contains("error"),
+        "{out}"
+    );
+    assert!(
+        out.contains("newton: error: solver newton: it needs 4 dense 4000 × 4000 matrices (0.5 GB)"),
+        "{out}"
+    );
+    assert!(stderr(&o).contains("error: newton failed"), "{}", stderr(&o));
 }

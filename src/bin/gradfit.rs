@@ -896,31 +896,23 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
         );
     }
     let x0 = a.run.start_point(&fit)?;
-    let mut reports = Vec::new();
+    let (mut reports, mut failed) = (Vec::new(), Vec::new());
     for &method in &a.solvers {
         let opts = a.run.options(method, a.plot.is_some())?;
-        let others: Vec<&str> = a
-            .solvers
-            .iter()
-            .filter(|m| **m != method)
-            .map(|m| m.name())
-            .collect();
-        // a failure of this solver (its memory, argmin's own errors) names the list without
-        // it; a failure of the data or the start, which the others would meet too, does not
-        let r = a.run.best_of(&fit, &x0, &opts).map_err(|e| {
-            let own = matches!(
-                e.downcast_ref::<gradfit::Error>(),
-                Some(gradfit::Error::Solver { .. })
-            );
-            match (own, others.is_empty()) {
-                (true, false) => e.context(format!(
-                    "--solvers: {method} failed (--solvers {} compares the others)",
-                    others.join(",")
-                )),
-                _ => e,
-            }
-        })?;
-        reports.push(r);
+        // a failure of this solver alone (its memory, argmin's own errors) is a row of the
+        // comparison, and the others still run; a failure of the data or the start, which
+        // every solver would meet, stops the run
+        match a.run.best_of(&fit, &x0, &opts) {
+            Ok(r) => reports.push(r),
+            Err(e) => match e.downcast_ref::<gradfit::Error>() {
+                Some(own @ gradfit::Error::Solver { .. }) => failed.push((method, own.to_string())),
+                _ => return Err(e),
+            },
+        }
+    }
+    if reports.is_empty() {
+        let all: Vec<String> = failed.iter().map(|(_, e)| e.clone()).collect();
+        bail!("every solver failed: {}", all.join("; "));
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
     if let Some(path) = &a.plot {
@@ -929,12 +921,20 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
     }
     match a.format {
         Format::Json => {
-            let arr: Vec<Value> = reports
+            // in the order of --solvers, a failed solver's entry holding its error
+            let arr: Vec<Value> = a
+                .solvers
                 .iter()
-                .map(|r| {
-                    let mut v = report_json(a.data.model, &fit, r);
-                    v["repeats"] = json!(a.run.repeat);
-                    v
+                .filter_map(|m| match reports.iter().find(|r| r.method == *m) {
+                    Some(r) => {
+                        let mut v = report_json(a.data.model, &fit, r);
+                        v["repeats"] = json!(a.run.repeat);
+                        Some(v)
+                    }
+                    None => failed
+                        .iter()
+                        .find(|(f, _)| f == m)
+                        .map(|(f, e)| json!({"solver": f.name(), "status": "error", "error": e})),
                 })
                 .collect();
             outln!("{}", Value::Array(arr));
@@ -954,7 +954,11 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                 "gap",
                 "|grad|"
             );
-            for r in &reports {
+            for m in &a.solvers {
+                let Some(r) = reports.iter().find(|r| r.method == *m) else {
+                    outln!("{:<13} {:<21} (below)", m.name(), "error");
+                    continue;
+                };
                 outln!(
                     "{:<13} {:<21} {:>6} {:>8} {:>8} {:>7} {:>11.6} {:>20.12e} {:>10.2e} {:>10.2e}",
                     r.method.name(),
@@ -992,7 +996,15 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                     outln!("{}: gradient check {c}", r.method.name());
                 }
             }
+            for (method, e) in &failed {
+                outln!("{}: error: {e}", method.name());
+            }
         }
+    }
+    // a solver that failed is an error of the run, after the others' results
+    if let Some((method, e)) = failed.first() {
+        eprintln!("error: {method} failed: {e}");
+        return Ok(ExitCode::from(1));
     }
     Ok(exit_for(reports.iter().all(|r| r.converged)))
 }
