@@ -365,7 +365,7 @@ impl Objective for LeastSquares {
             s.resize(m, 2.0);
         }
         // K does not depend on x or on the column: one factor, then a solve per column
-        if !dual.factor(&self.at, s, 2.0 * self.lambda, self.intercept) {
+        if !dual.factor(&self.at, s, 2.0 * self.lambda, self.intercept)? {
             return Ok(false);
         }
         for (gc, dc) in g

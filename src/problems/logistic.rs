@@ -366,7 +366,7 @@ impl Objective for Logistic {
         let sc = &mut *super::lock(&self.scratch);
         self.curvature_weights(x, sc);
         let Scratch { s, dual, .. } = sc;
-        Ok(dual.factor(&self.at, s, 2.0 * self.lambda, self.intercept)
+        Ok(dual.factor(&self.at, s, 2.0 * self.lambda, self.intercept)?
             && dual.direction(&self.at, g.as_slice(), d.as_mut_slice()))
     }
 }

@@ -66,11 +66,14 @@ const MAX_REFINE: usize = 3;
 
 impl Dual {
     /// Forms and factors K = cI + S^½ÃÃᵀS^½ for the m diagonal entries s of S, with `at` = Aᵀ
-    /// (n×m); false if K does not factor.
-    pub(crate) fn factor(&mut self, at: &AlignedT, s: &[f64], c: f64, intercept: bool) -> bool {
+    /// (n×m); false if K does not factor. Before sizing its two m×m matrices (ÃÃᵀ and K) it
+    /// checks that they fit the memory the system reports available, as newton's n×n ones do
+    /// (`crate::solve::common::dense_fits`): an error naming newton if not.
+    pub(crate) fn factor(&mut self, at: &AlignedT, s: &[f64], c: f64, intercept: bool) -> crate::Result<bool> {
         debug_assert_eq!(at.pitch(), at.features(), "the m×m route reads unpadded rows");
         let (n, m) = at.shape();
         if self.aat.shape() != (m, m) || self.intercept != intercept || self.p.len() != n {
+            crate::solve::common::dense_fits(m, 2, "newton", None)?;
             // ÃÃᵀ from Ã's own columns (A's without the ones), not AAᵀ − 11ᵀ, which would
             // lose the small part of each entry when the features are small
             let rows = if intercept { n - 1 } else { n };
@@ -101,7 +104,7 @@ impl Dual {
             k[(j, j)] += c;
         }
         self.c = c;
-        cholesky_in_place(&mut self.k)
+        Ok(cholesky_in_place(&mut self.k))
     }
 
     /// d ← −(∇²f)⁻¹g for ∇²f = cI + ÃᵀSÃ (plus the intercept's unpenalized row and column

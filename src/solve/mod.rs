@@ -41,7 +41,7 @@
 
 mod argmin_wrapped;
 mod bfgs;
-mod common;
+pub(crate) mod common;
 mod gradient_descent;
 mod gram_form;
 mod guard;
