@@ -2028,7 +2028,7 @@ fn compare_stops_on_a_start_every_solver_would_fail() {
 #[test]
 fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("wide.csv");
+    let (data, plot) = (dir.path().join("wide.csv"), dir.path().join("p.svg"));
     let (m, n) = (40, 4000);
     let mut text: String = (1..=n).map(|j| format!("a{j},")).collect::<String>() + "y\n";
     for i in 0..m {
@@ -2050,6 +2050,8 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
             "0",
             "--max-iters",
             "20",
+            "--plot",
+            plot.to_str().unwrap(),
         ])
         .output()
         .expect("sh runs");
@@ -2070,8 +2072,15 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
         "{out}"
     );
     assert!(
-        out.contains("newton: error: solver newton: it needs 4 dense 4000 × 4000 matrices (0.5 GB)"),
+        out.contains("newton: error: solver newton: it needs 4 dense 4000 × 4000 matrices (512 MB)"),
         "{out}"
     );
     assert!(stderr(&o).contains("error: newton failed"), "{}", stderr(&o));
+    // an error of the run: no plot
+    assert!(
+        stderr(&o).contains("not written: newton failed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!plot.exists());
 }

@@ -915,9 +915,17 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
         bail!("every solver failed: {}", all.join("; "));
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
-    if let Some(path) = &a.plot {
-        let svg = plot(&reports, best, &format!("{} — {}", a.data.name(), a.data.model))?;
-        write_all_or_none(&[(path, "--plot", svg.into_bytes())], &a.inputs())?;
+    // an error of the run leaves no output file: with a solver failed, no plot
+    match (&a.plot, failed.first()) {
+        (Some(path), None) => {
+            let svg = plot(&reports, best, &format!("{} — {}", a.data.name(), a.data.model))?;
+            write_all_or_none(&[(path, "--plot", svg.into_bytes())], &a.inputs())?;
+        }
+        (Some(path), Some((method, _))) => eprintln!(
+            "note: --plot {} not written: {method} failed (leave it out of --solvers to plot the others)",
+            path.display()
+        ),
+        (None, _) => {}
     }
     match a.format {
         Format::Json => {

@@ -69,7 +69,13 @@ impl Dual {
     /// (n×m); false if K does not factor. Before sizing its two m×m matrices (ÃÃᵀ and K) it
     /// checks that they fit the memory the system reports available, as newton's n×n ones do
     /// (`crate::solve::common::dense_fits`): an error naming newton if not.
-    pub(crate) fn factor(&mut self, at: &AlignedT, s: &[f64], c: f64, intercept: bool) -> crate::Result<bool> {
+    pub(crate) fn factor(
+        &mut self,
+        at: &AlignedT,
+        s: &[f64],
+        c: f64,
+        intercept: bool,
+    ) -> crate::Result<bool> {
         debug_assert_eq!(at.pitch(), at.features(), "the m×m route reads unpadded rows");
         let (n, m) = at.shape();
         if self.aat.shape() != (m, m) || self.intercept != intercept || self.p.len() != n {

@@ -25,57 +25,106 @@ pub(crate) trait Outcome {
     }
 }
 
-/// The bytes of memory the system reports available to this process, the least of what it
-/// reports: Linux's `MemAvailable`, the address-space limit (`ulimit -v`) less the address
-/// space in use, and the cgroup's memory limit less its usage (v2's `memory.max` and
-/// `memory.current`, or v1's `memory.limit_in_bytes` and `memory.usage_in_bytes`); `None`
-/// where none is reported.
-fn available_bytes() -> Option<u64> {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    // the number after `key` on its line, in kB
-    let kb_after = |text: &str, key: &str| -> Option<u64> {
-        let line = text.lines().find(|l| l.starts_with(key))?;
-        line[key.len()..]
-            .split_whitespace()
-            .next()?
-            .parse::<u64>()
-            .ok()?
-            .checked_mul(1024)
-    };
-    let memory = read("/proc/meminfo").and_then(|t| kb_after(&t, "MemAvailable:"));
-    let address_space = read("/proc/self/limits").and_then(|t| {
-        let line = t.lines().find(|l| l.starts_with("Max address space"))?;
-        let limit: u64 = line["Max address space".len()..]
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        let used = read("/proc/self/status")
-            .and_then(|s| kb_after(&s, "VmSize:"))
-            .unwrap_or(0);
-        Some(limit.saturating_sub(used))
-    });
-    let cgroup = read("/proc/self/cgroup").and_then(|t| {
-        let number = |path: String| read(&path)?.trim().parse::<u64>().ok();
-        // v2: the line "0::/path"; v1: the memory controller's "N:memory:/path"
-        if let Some(path) = t
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .filter(|p| !p.is_empty())
-        {
-            let dir = format!("/sys/fs/cgroup{}", path.trim_end_matches('/'));
-            if let Some(max) = number(format!("{dir}/memory.max")) {
-                let used = number(format!("{dir}/memory.current")).unwrap_or(0);
-                return Some(max.saturating_sub(used));
-            }
+/// The limits on this process's memory that do not change while it runs, read once: the
+/// address-space limit (`ulimit -v`, `/proc/self/limits`) and the directory and file names of
+/// its memory cgroup's limit and usage (v2 `memory.max`, `memory.current`; v1
+/// `memory.limit_in_bytes`, `memory.usage_in_bytes`), where it has one.
+struct Limits {
+    address_space: Option<u64>,
+    cgroup: Option<Cgroup>,
+}
+
+/// A memory cgroup: its limit, the file of its usage, and the file (`memory.stat`) and key of
+/// its inactive page cache, which the kernel reclaims before refusing memory.
+struct Cgroup {
+    limit: u64,
+    usage: String,
+    stat: String,
+    inactive: &'static str,
+}
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// The number after `key` on its line of `text`.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+fn limits() -> &'static Limits {
+    static LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(|| {
+        let address_space = read("/proc/self/limits").and_then(|t| number_after(&t, "Max address space"));
+        let number = |path: &str| read(path)?.trim().parse::<u64>().ok();
+        let cgroup = read("/proc/self/cgroup").and_then(|t| {
+            // v2: the line "0::/path"; v1: the memory controller's "N:memory:/path". A limit
+            // of "max", or v1's near-2⁶³ "unlimited", is none.
+            let v2 = t.lines().find_map(|l| l.strip_prefix("0::")).map(|p| {
+                let dir = format!("/sys/fs/cgroup{}", p.trim_end_matches('/'));
+                (
+                    format!("{dir}/memory.max"),
+                    format!("{dir}/memory.current"),
+                    format!("{dir}/memory.stat"),
+                    "inactive_file ",
+                )
+            });
+            let v1 = t.lines().find_map(|l| l.split_once(":memory:")).map(|(_, p)| {
+                let dir = format!("/sys/fs/cgroup/memory{}", p.trim_end_matches('/'));
+                (
+                    format!("{dir}/memory.limit_in_bytes"),
+                    format!("{dir}/memory.usage_in_bytes"),
+                    format!("{dir}/memory.stat"),
+                    "total_inactive_file ",
+                )
+            });
+            [v2, v1]
+                .into_iter()
+                .flatten()
+                .find_map(|(limit, usage, stat, inactive)| {
+                    let limit = number(&limit).filter(|l| *l < 1 << 62)?;
+                    Some(Cgroup {
+                        limit,
+                        usage,
+                        stat,
+                        inactive,
+                    })
+                })
+        });
+        Limits {
+            address_space,
+            cgroup,
         }
-        let path = t.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p))?;
-        let dir = format!("/sys/fs/cgroup/memory{}", path.trim_end_matches('/'));
-        let limit = number(format!("{dir}/memory.limit_in_bytes"))?;
-        let used = number(format!("{dir}/memory.usage_in_bytes")).unwrap_or(0);
-        Some(limit.saturating_sub(used))
+    })
+}
+
+/// The bytes of memory the system reports available to this process, the least of: the
+/// address-space limit less the address space in use (`VmSize`), the cgroup's limit less its
+/// usage net of inactive page cache, and, with `free`, Linux's `MemAvailable`; `None` where
+/// none is reported.
+fn available_bytes(free: bool) -> Option<u64> {
+    let l = limits();
+    let address_space = l.address_space.map(|limit| {
+        let used = read("/proc/self/status")
+            .and_then(|t| number_after(&t, "VmSize:"))
+            .unwrap_or(0);
+        limit.saturating_sub(used.saturating_mul(1024))
     });
-    [memory, address_space, cgroup].into_iter().flatten().min()
+    let cgroup = l.cgroup.as_ref().map(|c| {
+        let usage = read(&c.usage)
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let cache = read(&c.stat)
+            .and_then(|t| number_after(&t, c.inactive))
+            .unwrap_or(0);
+        c.limit.saturating_sub(usage.saturating_sub(cache))
+    });
+    let memory = free
+        .then(|| read("/proc/meminfo").and_then(|t| number_after(&t, "MemAvailable:")))
+        .flatten()
+        .and_then(|kb| kb.checked_mul(1024));
+    [address_space, cgroup, memory].into_iter().flatten().min()
 }
 
 /// An error unless `count` dense n×n matrices of f64 fit in `limit` bytes (by default, the
@@ -86,36 +135,42 @@ pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64
     let bytes = (n as u128) * (n as u128) * 8 * count as u128;
     let (limit, whose) = match limit {
         Some(l) => (Some(l), "the memory limit"),
-        // small matrices without asking the system: reading its figures took 55 µs, a fifth
-        // of a bfgs or newton solve of logistic 2000 × 20
-        None if bytes <= UNASKED_BYTES => return Ok(()),
-        None => (available_bytes(), "the memory available"),
+        // small matrices without reading the free memory (55 µs for all the figures, a
+        // fifth of a bfgs solve of logistic 2000 × 20), but always against a limit the
+        // process has (under `ulimit -v` a 1400-parameter newton aborted without it)
+        None if bytes <= UNASKED_BYTES && limits().address_space.is_none() && limits().cgroup.is_none() => {
+            return Ok(())
+        }
+        None => (available_bytes(bytes > UNASKED_BYTES), "the memory available"),
     };
     let over_limit = limit.filter(|l| bytes > u128::from(*l));
     if over_limit.is_none() && bytes <= isize::MAX as u128 {
         return Ok(());
     }
-    let gb = |b: u128| b as f64 / 1e9;
+    let gb = |b: u128| match b >= 1_000_000_000 {
+        true => format!("{:.1} GB", b as f64 / 1e9),
+        false => format!("{:.0} MB", b as f64 / 1e6),
+    };
     let what = match count {
         1 => format!("a dense {n} × {n} matrix"),
         c => format!("{c} dense {n} × {n} matrices"),
     };
     let against = match over_limit {
-        Some(l) => format!(", more than {whose}, {:.1} GB", gb(u128::from(l))),
+        Some(l) => format!(", more than {whose}, {}", gb(u128::from(l))),
         None => ", more than this machine can address".to_string(),
     };
     Err(Error::Solver {
         method: method.into(),
         message: format!(
-            "it needs {what} ({:.1} GB){against}; lbfgs and newton-cg need memory in proportion to n only",
+            "it needs {what} ({}){against}; lbfgs and newton-cg need memory in proportion to n only",
             gb(bytes)
         ),
     })
 }
 
 /// Dense matrices up to this many bytes in all (64 MiB: n up to 1448 for newton's four) are
-/// allocated without reading what the system has available; a failed allocation of the
-/// solver's own is still an error.
+/// checked against the process's limits only (`ulimit -v`, the cgroup's), not the machine's
+/// free memory, and not at all where it has none.
 const UNASKED_BYTES: u128 = 64 << 20;
 
 /// An n×n matrix of zeros whose allocation, if it fails, is an error naming the method rather
