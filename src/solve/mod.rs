@@ -163,16 +163,17 @@ pub struct SolveOptions {
     /// Keep a per-iteration trace in the report. Default false.
     pub trace: bool,
     /// The most bytes that the dense n×n matrices of `newton` (four: the Hessian, its Cholesky
-    /// factor and what forming it on two threads takes, unless the problem gives the Newton
-    /// direction by a cheaper route), `bfgs` (one: the inverse-Hessian approximation) and
-    /// `trust-region` (five Hessians: the iteration's, argmin's state's current and previous,
-    /// and its executor's and solver's copies) may take;
+    /// factor and what forming it on two threads takes; two m×m where the problem gives the
+    /// Newton direction by the m×m route, against the system's figures), `bfgs` (one: the
+    /// inverse-Hessian approximation) and `trust-region` (five Hessians: the iteration's,
+    /// argmin's state's current and previous, and its executor's and solver's copies) may take;
     /// past it the solve stops with an error that names the method, before allocating. Default
-    /// `None`: what the system reports available to the process (Linux's `MemAvailable`, the
-    /// address-space limit less the space in use, the cgroup's limit less its usage; no limit
-    /// where it reports none). The check is against those figures: an allocation of newton's
-    /// or bfgs' own matrices that still fails is an error, but argmin's and the Hessian
-    /// kernel's own allocations can still abort the process when the figures are wrong.
+    /// `None`: what the system reports available to the process (the address-space limit less
+    /// the space in use, the cgroup's limit less its usage net of inactive page cache, and for
+    /// more than 64 MiB Linux's `MemAvailable`; no limit where it reports none). The check is
+    /// against those figures: an allocation of newton's or bfgs' own matrices that still fails
+    /// is an error, but argmin's and the Hessian kernel's own allocations can still abort the
+    /// process when the figures are wrong.
     pub memory_limit: Option<u64>,
 }
 
