@@ -1127,6 +1127,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
     let continuous = w("continuous.csv", "a,y\n1,0\n2,1.0\n3,2.5\n4,1\n");
     let blank_header = w("blank_header.csv", "   \n1,0\n2,1\n");
     let open_quote = w("open_quote.csv", "a,y\n1,0\n\"2,1\n3,0\n");
+    let bom_blank_header = w("bom_blank_header.csv", "\u{feff}\n\n  \n1,0\n");
     let late_blank_header = w("late_blank_header.csv", "\n\r\n   \n1,0\n2,1\n");
     let semicolons = w("semicolons.csv", "a;b;y\n1;2;0\n3;4;1\n");
     let no_header = w("no_header.csv", "1,2,0\n3,4,1\n");
@@ -1350,6 +1351,10 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "line 3: too few fields",
                 "a quote opened on this line is never closed?",
             ],
+        ),
+        (
+            vec!["solve", &bom_blank_header, "--model", "logistic"],
+            &["line 3: the header row is blank"],
         ),
         (
             vec!["solve", &late_blank_header, "--model", "logistic"],

@@ -67,8 +67,14 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
             true => "the file is empty: expected a header row",
             false => "the header row is blank: expected the column names",
         };
-        // the header is the first line that is not empty (the reader skips empty ones)
-        let start = bytes.iter().position(|b| *b != b'\n' && *b != b'\r').unwrap_or(0);
+        // the header is the first line that is not empty (the reader skips empty ones, and a
+        // byte-order mark)
+        let bom = if bytes.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let start = bom
+            + bytes[bom..]
+                .iter()
+                .position(|b| *b != b'\n' && *b != b'\r')
+                .unwrap_or(0);
         let line = 1 + bytes[..start].iter().filter(|b| **b == b'\n').count() as u64;
         return Err(csv_error(line, message.into()));
     }
@@ -139,13 +145,9 @@ fn describe(path: &Path, e: csv::Error, lines: &mut Lines) -> Error {
             let which = if len < expected_len { "too few" } else { "too many" };
             // a quote left open swallows the rest of the file into one field
             let start = e.position().map_or(0, |p| p.byte() as usize);
-            let text = lines.bytes.get(start..).unwrap_or_default();
-            let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
-            let open = first.iter().filter(|b| **b == b'"').count() % 2 == 1;
-            let hint = if open {
-                " (a quote opened on this line is never closed?)"
-            } else {
-                ""
+            let hint = match open_quote(lines.bytes.get(start..).unwrap_or_default()) {
+                true => " (a quote opened on this line is never closed?)",
+                false => "",
             };
             format!("{which} fields: {len}, the header has {expected_len}{hint}")
         }
@@ -158,6 +160,31 @@ fn describe(path: &Path, e: csv::Error, lines: &mut Lines) -> Error {
         line,
         message,
     }
+}
+
+/// Whether the record starting at `text` (its first line; after a "\r\n" the csv crate's
+/// offset points at the "\n", BurntSushi/rust-csv#395) opens a quote that is never closed: a
+/// field that begins with a quote, after which the rest of the file holds an odd number of
+/// quotes (an escaped quote is two). A quote inside an unquoted field (5") is read as is, and
+/// a quoted field may close on a later line: neither is an open quote.
+fn open_quote(text: &[u8]) -> bool {
+    let text = &text[text.iter().take_while(|b| **b == b'\n' || **b == b'\r').count()..];
+    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    // the first quote that begins a field: at the line's start or after a comma, past spaces
+    let mut at_field_start = true;
+    let mut first = None;
+    for (i, b) in line.iter().enumerate() {
+        match b {
+            b'"' if at_field_start => {
+                first = Some(i);
+                break;
+            }
+            b',' => at_field_start = true,
+            b' ' | b'\t' => {}
+            _ => at_field_start = false,
+        }
+    }
+    first.is_some_and(|i| text[i..].iter().filter(|b| **b == b'"').count() % 2 == 1)
 }
 
 impl Table {
@@ -283,6 +310,24 @@ pub fn named_vector(t: &Table) -> Result<(crate::Vector, Option<Vec<LineName>>)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A quote that begins a field and is never closed, after LF or CRLF; not a quote inside
+    /// an unquoted field, nor one closed on a later line, nor an escaped one.
+    #[test]
+    fn an_open_quote_is_one_that_begins_a_field_and_never_closes() {
+        for (text, open) in [
+            (&b"\"2,1\n3,0\n"[..], true),
+            (b"\n\"2,1\r\n3,0\r\n", true),
+            (b"1, \"x,2\n", true),
+            (b"5\",1\n", false),
+            (b"5,\"x\ny\"\n", false),
+            (b"5,\"a \"\"b\"\" c\",1\n", false),
+            (b"1,2\n", false),
+            (b"", false),
+        ] {
+            assert_eq!(open_quote(text), open, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
