@@ -174,28 +174,33 @@ fn parse_positive(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
+/// A whole number from 1 to `max` (`unit` names what it counts), too large named against
+/// `max` itself, not against u64's range.
+fn bounded(s: &str, max: u64, unit: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(v) if (1..=max).contains(&v) => Ok(v),
+        Ok(0) => Err(format!("{s:?} is not a whole number >= 1")),
+        Ok(_) => Err(format!("{s:?} is more than {max} {unit}")),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(format!("{s:?} is more than {max} {unit}"))
+        }
+        Err(_) => Err(format!("{s:?} is not a whole number >= 1")),
+    }
+}
+
 /// `--memory`: 1 to 1000 pairs (each pair holds two vectors of the parameters' length).
 fn parse_memory(s: &str) -> std::result::Result<u64, String> {
-    match parse_positive(s)? {
-        v if v <= 1000 => Ok(v),
-        _ => Err(format!("{s:?} is more than 1000 pairs")),
-    }
+    bounded(s, 1000, "pairs")
 }
 
 /// `--repeat`: 1 to 10 000 runs (more is a mistake more often than a measurement).
 fn parse_repeat(s: &str) -> std::result::Result<u64, String> {
-    match parse_positive(s)? {
-        v if v <= 10_000 => Ok(v),
-        _ => Err(format!("{s:?} is more than 10000 runs")),
-    }
+    bounded(s, 10_000, "runs")
 }
 
 /// `check --points`: 1 to 1000 (each point costs 2n cost and 4n gradient evaluations).
 fn parse_points(s: &str) -> std::result::Result<u64, String> {
-    match parse_positive(s)? {
-        v if v <= 1000 => Ok(v),
-        _ => Err(format!("{s:?} is more than 1000 points")),
-    }
+    bounded(s, 1000, "points")
 }
 
 /// The data and model options shared by solve, compare and check.
