@@ -1400,6 +1400,17 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
             &["--repeat", "\"10001\" is more than 10000 runs"],
         ),
         (
+            vec![
+                "solve",
+                "problems/iris.csv",
+                "--model",
+                "softmax",
+                "--memory",
+                "99999999999999999999999",
+            ],
+            &["--memory", "is more than 1000 pairs"],
+        ),
+        (
             vec!["solve", &semicolons, "--model", "logistic"],
             &["no column named \"y\"", "the header seems separated by ';'"],
         ),
