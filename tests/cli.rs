@@ -2088,7 +2088,7 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
         "{out}"
     );
     assert!(
-        out.contains("newton: error: solver newton: it needs 4 dense 4000 × 4000 matrices (512 MB)"),
+        out.contains("newton: error: solver newton: it needs 4 dense 4000 × 4000 matrices (512.0 MB)"),
         "{out}"
     );
     assert!(stderr(&o).contains("error: newton failed"), "{}", stderr(&o));

@@ -164,9 +164,10 @@ fn describe(path: &Path, e: csv::Error, lines: &mut Lines) -> Error {
 
 /// Whether the record starting at `text` (its first line; after a "\r\n" the csv crate's
 /// offset points at the "\n", BurntSushi/rust-csv#395) opens a quote that is never closed: a
-/// field that begins with a quote, after which the rest of the file holds an odd number of
-/// quotes (an escaped quote is two). A quote inside an unquoted field (5") is read as is, and
-/// a quoted field may close on a later line: neither is an open quote.
+/// field that begins with a quote, with no other quote in the rest of the file. A quote inside
+/// an unquoted field (5") is read as is, and a quoted field may close on a later line: neither
+/// is an open quote. Where later quotes exist the hint is not given, rather than guessed from
+/// their count (an inch mark in a later unquoted field made the count odd: a review).
 fn open_quote(text: &[u8]) -> bool {
     let text = &text[text.iter().take_while(|b| **b == b'\n' || **b == b'\r').count()..];
     let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -184,7 +185,7 @@ fn open_quote(text: &[u8]) -> bool {
             _ => at_field_start = false,
         }
     }
-    first.is_some_and(|i| text[i..].iter().filter(|b| **b == b'"').count() % 2 == 1)
+    first.is_some_and(|i| !text[i + 1..].contains(&b'"'))
 }
 
 impl Table {
@@ -321,6 +322,7 @@ mod tests {
             (b"1, \"x,2\n", true),
             (b"5\",1\n", false),
             (b"5,\"x\ny\"\n", false),
+            (b"\"1,2\n3,5\"\n", false),
             (b"5,\"a \"\"b\"\" c\",1\n", false),
             (b"1,2\n", false),
             (b"", false),

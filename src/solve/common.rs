@@ -133,6 +133,7 @@ fn available_bytes(free: bool) -> Option<u64> {
 /// with n only.
 pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64>) -> Result<(), Error> {
     let bytes = (n as u128) * (n as u128) * 8 * count as u128;
+    let limit_given = limit;
     let (limit, whose) = match limit {
         Some(l) => (Some(l), "the memory limit"),
         // small matrices without reading the free memory (55 µs for all the figures, a
@@ -141,15 +142,25 @@ pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64
         None if bytes <= UNASKED_BYTES && limits().address_space.is_none() && limits().cgroup.is_none() => {
             return Ok(())
         }
+        // no more than this process has already been allowed (and has held): the space in use
+        // grows once threads have reserved theirs, and a --repeat or a later solver of a
+        // compare was refused what the first run had just done
+        None if bytes <= ALLOWED.load(std::sync::atomic::Ordering::Relaxed) as u128 => return Ok(()),
         None => (available_bytes(bytes > UNASKED_BYTES), "the memory available"),
     };
     let over_limit = limit.filter(|l| bytes > u128::from(*l));
     if over_limit.is_none() && bytes <= isize::MAX as u128 {
+        if limit_given.is_none() {
+            ALLOWED.fetch_max(
+                u64::try_from(bytes).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         return Ok(());
     }
     let gb = |b: u128| match b >= 1_000_000_000 {
-        true => format!("{:.1} GB", b as f64 / 1e9),
-        false => format!("{:.0} MB", b as f64 / 1e6),
+        true => format!("{:.2} GB", b as f64 / 1e9),
+        false => format!("{:.1} MB", b as f64 / 1e6),
     };
     let what = match count {
         1 => format!("a dense {n} × {n} matrix"),
@@ -167,6 +178,10 @@ pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64
         ),
     })
 }
+
+/// The most bytes of dense matrices a check against the system's figures has allowed in this
+/// process: later requests up to it pass without measuring again.
+static ALLOWED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Dense matrices up to this many bytes in all (64 MiB: n up to 1448 for newton's four) are
 /// checked against the process's limits only (`ulimit -v`, the cgroup's), not the machine's
