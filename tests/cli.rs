@@ -2088,7 +2088,7 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
         "{out}"
     );
     assert!(
-        out.contains("newton: error: solver newton: it needs 4 dense 4000 × 4000 matrices (512.0 MB)"),
+        out.contains("newton: error: it needs 4 dense 4000 × 4000 matrices (512.0 MB)"),
         "{out}"
     );
     assert!(stderr(&o).contains("error: newton failed"), "{}", stderr(&o));
@@ -2099,4 +2099,36 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
         stderr(&o)
     );
     assert!(!plot.exists());
+    // newton alone: every solver failed, and the JSON still holds its entry
+    let o = Command::new("sh")
+        .args(["-c", "ulimit -v 450000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_gradfit"))
+        .args([
+            "compare",
+            data.to_str().unwrap(),
+            "--model",
+            "logistic",
+            "--solvers",
+            "newton",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("sh runs");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v[0]["solver"], "newton", "{v}");
+    assert_eq!(v[0]["status"], "error", "{v}");
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("it needs 4 dense 4000 × 4000"),
+        "{v}"
+    );
+    assert!(
+        stderr(&o).contains("every solver failed: newton: it needs"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -910,13 +910,22 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
         match a.run.best_of(&fit, &x0, &opts) {
             Ok(r) => reports.push(r),
             Err(e) => match e.downcast_ref::<gradfit::Error>() {
-                Some(own @ gradfit::Error::Solver { .. }) => failed.push((method, own.to_string())),
+                // the message alone: the row and the lines below name the solver
+                Some(gradfit::Error::Solver { message, .. }) => failed.push((method, message.clone())),
                 _ => return Err(e),
             },
         }
     }
     if reports.is_empty() {
-        let all: Vec<String> = failed.iter().map(|(_, e)| e.clone()).collect();
+        // nothing to compare: the JSON still says which failed and why
+        if a.format == Format::Json {
+            let arr: Vec<Value> = failed
+                .iter()
+                .map(|(m, e)| json!({"solver": m.name(), "status": "error", "error": e}))
+                .collect();
+            outln!("{}", Value::Array(arr));
+        }
+        let all: Vec<String> = failed.iter().map(|(m, e)| format!("{m}: {e}")).collect();
         bail!("every solver failed: {}", all.join("; "));
     }
     let best = reports.iter().map(|r| r.cost).fold(f64::INFINITY, f64::min);
