@@ -2037,6 +2037,17 @@ fn compare_stops_on_a_start_every_solver_would_fail() {
     assert!(!stderr(&o).contains("--solvers"), "{}", stderr(&o));
 }
 
+/// gradfit under an address-space limit of `kb` kilobytes (`ulimit -v`, through sh).
+#[cfg(target_os = "linux")]
+fn gradfit_under_ulimit(kb: u64, args: &[&str]) -> Output {
+    Command::new("sh")
+        .args(["-c", &format!("ulimit -v {kb} && exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_gradfit"))
+        .args(args)
+        .output()
+        .expect("sh runs")
+}
+
 /// A solver that fails on its own (newton's four 4000 × 4000 matrices, 512 MB, past a 450 MB
 /// address-space limit) is a row of the comparison, in its place, with its error below; the
 /// others still run, and the exit code is 1.
@@ -2054,10 +2065,9 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
         text += if i % 2 == 0 { "0\n" } else { "1\n" };
     }
     std::fs::write(&data, text).unwrap();
-    let o = Command::new("sh")
-        .args(["-c", "ulimit -v 450000 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_gradfit"))
-        .args([
+    let o = gradfit_under_ulimit(
+        450_000,
+        &[
             "compare",
             data.to_str().unwrap(),
             "--model",
@@ -2068,9 +2078,8 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
             "20",
             "--plot",
             plot.to_str().unwrap(),
-        ])
-        .output()
-        .expect("sh runs");
+        ],
+    );
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{}", stderr(&o));
     let rows: Vec<&str> = out
@@ -2100,10 +2109,9 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
     );
     assert!(!plot.exists());
     // newton alone: every solver failed, and the JSON still holds its entry
-    let o = Command::new("sh")
-        .args(["-c", "ulimit -v 450000 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_gradfit"))
-        .args([
+    let o = gradfit_under_ulimit(
+        450_000,
+        &[
             "compare",
             data.to_str().unwrap(),
             "--model",
@@ -2112,9 +2120,8 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
             "newton",
             "--format",
             "json",
-        ])
-        .output()
-        .expect("sh runs");
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let v = json(&o);
     assert_eq!(v[0]["solver"], "newton", "{v}");

@@ -916,14 +916,25 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
             },
         }
     }
+    // in the order of --solvers, a failed solver's entry holding its error
+    let entries = || -> Value {
+        let entry = |m: &Method| match reports.iter().find(|r| r.method == *m) {
+            Some(r) => {
+                let mut v = report_json(a.data.model, &fit, r);
+                v["repeats"] = json!(a.run.repeat);
+                Some(v)
+            }
+            None => failed
+                .iter()
+                .find(|(f, _)| f == m)
+                .map(|(f, e)| json!({"solver": f.name(), "status": "error", "error": e})),
+        };
+        Value::Array(a.solvers.iter().filter_map(entry).collect())
+    };
     if reports.is_empty() {
         // nothing to compare: the JSON still says which failed and why
         if a.format == Format::Json {
-            let arr: Vec<Value> = failed
-                .iter()
-                .map(|(m, e)| json!({"solver": m.name(), "status": "error", "error": e}))
-                .collect();
-            outln!("{}", Value::Array(arr));
+            outln!("{}", entries());
         }
         let all: Vec<String> = failed.iter().map(|(m, e)| format!("{m}: {e}")).collect();
         bail!("every solver failed: {}", all.join("; "));
@@ -942,25 +953,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
         (None, _) => {}
     }
     match a.format {
-        Format::Json => {
-            // in the order of --solvers, a failed solver's entry holding its error
-            let arr: Vec<Value> = a
-                .solvers
-                .iter()
-                .filter_map(|m| match reports.iter().find(|r| r.method == *m) {
-                    Some(r) => {
-                        let mut v = report_json(a.data.model, &fit, r);
-                        v["repeats"] = json!(a.run.repeat);
-                        Some(v)
-                    }
-                    None => failed
-                        .iter()
-                        .find(|(f, _)| f == m)
-                        .map(|(f, e)| json!({"solver": f.name(), "status": "error", "error": e})),
-                })
-                .collect();
-            outln!("{}", Value::Array(arr));
-        }
+        Format::Json => outln!("{}", entries()),
         Format::Table => {
             out!("{}", describe_fit(&fit, a.data.model));
             outln!(
