@@ -303,7 +303,7 @@ pub(crate) fn four_at(s: &[f64], row: usize) -> std::arch::x86_64::__m256d {
 /// Whether the CPU has AVX-512 F and VL (checked at run time, cached by std).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn has_avx512() -> bool {
+pub(crate) fn has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl")
 }
 
