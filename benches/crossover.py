@@ -386,7 +386,8 @@ def targets_section(peer):
 def shortfall_notes(peer, floor):
     """Why the rows that miss a target, or only just meet it, do: figures from this run's tables,
     then what the code does about it."""
-    lbfgs = [r for r in peer if r["gradfit"] == "lbfgs" and r["speedup"] < 5.0 * 1.1]
+    # "only just": within a quarter of the target, the same margin for both
+    lbfgs = [r for r in peer if r["gradfit"] == "lbfgs" and r["speedup"] < 5.0 * 1.25]
     newton = [r for r in peer if target_of(r) and r["gradfit"] == "newton" and r["speedup"] < 3.0 * 1.25]
     if not lbfgs and not newton:
         return ""
@@ -512,9 +513,10 @@ typed by hand. Machine: {machine()}.
 
 gradfit's defaults: passes over A split between the two cores from 3·2¹⁷ entries (softmax:
 k·m·n ≥ 2²⁰); Hessians from m·n²·(blocks) ≥ 2²⁴ with at least 256 rows (softmax has k(k−1)/2 blocks,
-the diagonal ones derived from them; the 200-row "logistic-wide" problems form no n×n Hessian:
-Newton takes the m×m route there, and a fallback to the n×n Hessian would stay on one thread,
-having fewer than 256 rows); smaller work stays on one thread. The machine is shared and noisy:
+the diagonal ones derived from them; the 200-row "logistic-wide" problems with 800 and 1600
+features form no n×n Hessian: Newton takes the m×m route there, and at 200 features (m = n, not
+fewer rows than features) it forms the 200×200 Hessian on one thread, having fewer than 256
+rows); smaller work stays on one thread. The machine is shared and noisy:
 compare figures within one table (measured in one run), not across runs.
 
 Regenerate: `cargo bench --bench derivatives && cargo bench --bench floor && cargo bench --bench
@@ -564,8 +566,9 @@ path, ran 1.36–1.52× a stream read; rows past 1024 entries still go that way.
 
 Time from x₀ = 0 to ‖∇f‖ ≤ 1e-6·max(1, ‖∇f(x₀)‖), iteration limit 500, on instances from
 `gradfit generate` with fixed seeds (least squares λ = 0; logistic and softmax λ = 1e-3;
-"logistic-wide", with fewer rows than features, λ = 1, where Newton takes its direction from
-the m×m Woodbury system and never forms the n×n Hessian).
+"logistic-wide", 200 rows and 200 to 1600 features, λ = 1: where there are fewer rows than
+features, 800 and 1600, Newton takes its direction from the m×m Woodbury system and never forms
+the n×n Hessian; at 200 it forms it).
 "it" is iterations; a status in bold means the solver stopped without converging, and its time
 is the time to that stop. The plot shows the same data: [crossover.svg](benches/crossover.svg).
 

@@ -163,8 +163,8 @@ fn solvers(c: &mut Criterion) {
         let x0 = Vector::zeros(p.dim());
         bench_case(c, "softmax5", &spec, plain(&p, &x0));
     }
-    // features ≫ samples: 200 rows, up to 1600 features, where Newton's n×n Hessian and its
-    // Cholesky (n³/3) dominate; λ = 1 (sklearn's default C = 1 in these units), since with
+    // features ≫ samples: 200 rows, up to 1600 features, where Newton takes its direction from
+    // the m×m Woodbury system (at 800 and 1600; at 200, m = n, it forms the n×n Hessian); λ = 1 (sklearn's default C = 1 in these units), since with
     // fewer rows than features the data are separable and λ alone bounds the solution
     for &cols in &[200, 800, 1600] {
         let spec = Spec {

@@ -285,7 +285,7 @@ struct RunArgs {
     #[arg(long, default_value = "1000", value_parser = parse_positive, allow_negative_numbers = true)]
     max_iters: u64,
     /// L-BFGS memory (lbfgs, argmin-lbfgs): the last m steps and gradient changes kept, 1 to
-    /// 1000 (scipy's maxcor, Optim.jl's m).
+    /// 1000 (scipy's maxcor, Optim.jl's m); 10 when not given.
     #[arg(long, value_parser = parse_memory, allow_negative_numbers = true)]
     memory: Option<u64>,
     /// Least squares: precompute AᵀA (factored once; each evaluation then costs O(n²)
