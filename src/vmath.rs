@@ -1349,12 +1349,16 @@ mod tests {
                 .map(|i| ((i * 7 % 11) as f64 - 5.0) * 90.0)
                 .collect();
             let y: Vec<usize> = (0..rows).map(|r| r % k).collect();
-            for (name, got_f, got) in [("dispatched", true), ("portable", false)].map(|(name, d)| {
+            // the dispatched path (AVX-512's exponentials where the CPU has them), AVX2's
+            // (what a CPU without AVX-512 runs), and the portable one
+            for (name, got_f, got) in ["dispatched", "avx2", "portable"].map(|name| {
                 let mut got = z.clone();
-                let f = if d {
-                    softmax_rows(&mut got, k, &y)
-                } else {
-                    softmax_rows_portable(&mut got, k, &y)
+                let f = match name {
+                    "dispatched" => softmax_rows(&mut got, k, &y),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the CPU has AVX2 and FMA (checked)
+                    "avx2" if avx2() => unsafe { softmax_rows_avx2(&mut got, k, &y) },
+                    _ => softmax_rows_portable(&mut got, k, &y),
                 };
                 (name, f, got)
             }) {
