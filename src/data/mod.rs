@@ -67,27 +67,18 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
             true => "the file is empty: expected a header row",
             false => "the header row is blank: expected the column names",
         };
-        // the header is the first line that is not empty (the reader skips empty ones, and a
-        // byte-order mark)
-        let bom = if bytes.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-        let start = bom
-            + bytes[bom..]
-                .iter()
-                .position(|b| *b != b'\n' && *b != b'\r')
-                .unwrap_or(0);
-        let line = 1 + bytes[..start].iter().filter(|b| **b == b'\n').count() as u64;
-        return Err(csv_error(line, message.into()));
+        return Err(csv_error(header_line(bytes), message.into()));
     }
     for (j, h) in headers.iter().enumerate() {
         if h.is_empty() {
             return Err(csv_error(
-                1,
+                header_line(bytes),
                 format!("column {} has an empty name in the header", j + 1),
             ));
         }
         if headers[..j].contains(h) {
             return Err(csv_error(
-                1,
+                header_line(bytes),
                 format!("column name {h:?} appears twice in the header"),
             ));
         }
@@ -111,8 +102,35 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
     })
 }
 
+/// The 1-based line of the header: the first line that is not empty (the reader skips empty
+/// ones, and a byte-order mark).
+fn header_line(bytes: &[u8]) -> u64 {
+    let bom = if bytes.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let start = bom
+        + bytes[bom..]
+            .iter()
+            .position(|b| *b != b'\n' && *b != b'\r')
+            .unwrap_or(0);
+    1 + line_ends(bytes, 0, start) as u64
+}
+
+/// The line ends in bytes[from..to]: each "\n", "\r\n" and lone "\r" (old Mac files; the csv
+/// crate ends a record at any of the three).
+fn line_ends(bytes: &[u8], from: usize, to: usize) -> usize {
+    let text = &bytes[from..to];
+    let feeds = text.iter().filter(|&&c| c == b'\n').count();
+    let returns = text.iter().filter(|&&c| c == b'\r').count();
+    if returns == 0 {
+        return feeds;
+    }
+    // a "\r" ends a line of its own unless a "\n" follows (then that ends it)
+    let pairs = text.windows(2).filter(|w| w == b"\r\n").count()
+        + usize::from(text.last() == Some(&b'\r') && bytes.get(to) == Some(&b'\n'));
+    feeds + returns - pairs
+}
+
 /// The 1-based line of the record the csv crate places at a byte offset: line ends at the
-/// offset are stepped over (no record starts with one), then the line feeds before it
+/// offset are stepped over (no record starts with one), then the line ends before it
 /// counted; offsets asked for in increasing order cost one pass over the text in all.
 struct Lines<'a> {
     bytes: &'a [u8],
@@ -129,8 +147,7 @@ impl Lines<'_> {
         if b < self.at {
             (self.at, self.line) = (0, 1);
         }
-        let feeds = self.bytes[self.at..b].iter().filter(|&&c| c == b'\n').count();
-        self.line += feeds as u64;
+        self.line += line_ends(self.bytes, self.at, b) as u64;
         self.at = b;
         self.line
     }
@@ -372,6 +389,32 @@ mod tests {
         let (_d, p) = write("a,b\r\n1,2\r\n3,4\r\n5\r\n");
         let e = read_csv(&p).unwrap_err().to_string();
         assert!(e.contains("line 4") && e.contains("too few"), "{e}");
+    }
+
+    #[test]
+    fn old_mac_line_ends_and_a_late_header_name_their_lines() {
+        // lone "\r" line ends (a blank line among them), and a mix with "\r\n" and "\n"
+        for (text, want) in [
+            ("a,b,y\r1,2,0\r\r3,4,1\r5,zz,1\r", "line 5"),
+            ("a,b,y\r1,2,0\r\n3,4,1\n5,zz,1\r", "line 4"),
+        ] {
+            let (_d, p) = write(text);
+            let e = read_csv(&p).unwrap().numbers(1).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let (_d, p) = write("a,b\r1,2\r3\r");
+        let e = read_csv(&p).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("too few"), "{e}");
+        // the header's own errors at its line, after blank lines and a byte-order mark
+        for (text, want) in [
+            ("\n\r\na,a\n1,2\n", "line 3"),
+            ("\u{feff}\n\na,,b\n1,2,3\n", "line 3"),
+            ("\r\ra,b,a\r1,2,3\r", "line 3"),
+        ] {
+            let (_d, p) = write(text);
+            let e = read_csv(&p).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("header"), "{text:?}: {e}");
+        }
     }
 
     #[test]
