@@ -63,7 +63,8 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
         .collect();
     if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
         // a first line of blanks before the data is not an empty file
-        let message = match bytes.iter().all(u8::is_ascii_whitespace) {
+        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let message = match text.iter().all(u8::is_ascii_whitespace) {
             true => "the file is empty: expected a header row",
             false => "the header row is blank: expected the column names",
         };
@@ -419,8 +420,12 @@ mod tests {
 
     #[test]
     fn empty_and_header_only() {
-        let (_d, p) = write("");
-        assert!(read_csv(&p).unwrap_err().to_string().contains("empty"));
+        // a byte-order mark and blank lines alone are an empty file too
+        for text in ["", "\u{feff}", "\u{feff}\r\n\n"] {
+            let (_d, p) = write(text);
+            let e = read_csv(&p).unwrap_err().to_string();
+            assert!(e.contains("the file is empty"), "{text:?}: {e}");
+        }
         let (_d, p) = write("a,b\n");
         assert!(read_csv(&p).unwrap_err().to_string().contains("no data rows"));
     }
