@@ -127,6 +127,31 @@ impl Softmax {
         self.k
     }
 
+    /// The classes that W = `x` separates from the others: every row of class c has
+    /// probability p_c above 1 − `tol`, and every other row below `tol`. At λ = 0 the loss
+    /// then keeps falling as that class's weights grow, so "converged" only means they grew
+    /// until the gradient was small enough (a class that no hyperplane separates keeps rows of
+    /// middling probability at the minimum). A vector of the wrong length separates nothing.
+    pub fn separated_classes(&self, x: &Vector, tol: f64) -> Vec<usize> {
+        let (n, k) = (self.at.features(), self.k);
+        if x.len() != n * k || n == 0 {
+            return Vec::new();
+        }
+        let pitch = self.at.pitch().max(1);
+        let (mut z, mut p, mut apart) = (vec![0.0; k], vec![0.0; k], vec![true; k]);
+        for (row, &yi) in self.at.as_slice().chunks_exact(pitch).zip(&self.y) {
+            for (zc, w) in z.iter_mut().zip(x.as_slice().chunks_exact(n)) {
+                *zc = row[..n].iter().zip(w).map(|(a, w)| a * w).sum();
+            }
+            crate::numeric::softmax_into(&z, &mut p);
+            for (c, (ok, pc)) in apart.iter_mut().zip(&p).enumerate() {
+                // written so that a NaN probability separates nothing
+                *ok &= if c == yi { *pc > 1.0 - tol } else { *pc < tol };
+            }
+        }
+        (0..k).filter(|&c| apart[c]).collect()
+    }
+
     /// A's columns; also the kernels' row length, as A is stored unpadded ([`AlignedT::of`]).
     fn n(&self) -> usize {
         self.at.features()
