@@ -154,10 +154,10 @@ pub fn solve_fit_monitored<M: Monitor + 'static>(
 /// the classes are (nearly) separable, the loss has no minimum, and "converged" only means the
 /// parameters grew until the gradient was small enough. Overlapping classes keep a loss of
 /// order one per overlapping row. For softmax, also where one class alone is separated from
-/// the others at the answer ([`Softmax::separated_classes`], probabilities within 1e-3 of 1
-/// and 0): iris's setosa at λ = 0 ended at a loss of 5.9, with every setosa row at p > 1 −
-/// 1e-15 and every other row below 1e-14 by lbfgs, within 3.2e-5 by newton (which stops
-/// sooner); the two overlapping species keep probabilities down to 0.13.
+/// the others by a hyperplane taken from the answer ([`Softmax::separated_classes`], a proof):
+/// iris's setosa at λ = 0 with an intercept, where the loss ends near 6 (the other two species
+/// overlap). A class enclosed by several planes but by no single one, whose probabilities can
+/// all lie beyond 0.999 and 0.001 at a finite minimum (a review's data), is not named.
 fn separable_note(p: &AnyProblem, fit: &Fit, r: &Report) -> Option<String> {
     let (lambda, classes) = match p {
         AnyProblem::Logistic(l) => (l.lambda(), 2),
@@ -168,38 +168,40 @@ fn separable_note(p: &AnyProblem, fit: &Fit, r: &Report) -> Option<String> {
         return None;
     }
     let at_zero = fit.a.nrows() as f64 * (classes as f64).ln();
-    let grow = format!(
-        "at --l2 0 the loss may then have no minimum, the parameters growing until the gradient is small \
-         enough (largest |parameter| {:.1e}); --l2 > 0 gives a finite answer",
-        r.x.amax()
-    );
+    let until = match r.converged {
+        true => "until the gradient is small enough",
+        false => "for as long as the solver runs",
+    };
+    let largest = r.x.amax();
     if r.cost < 1e-3 * at_zero {
         return Some(format!(
-            "the loss fell to {:.1e} of its value at 0: the classes are separable or nearly so, and {grow}",
+            "the loss fell to {:.1e} of its value at 0: the classes are separable or nearly so, and at \
+             --l2 0 the loss may then have no minimum, the parameters growing {until} (largest \
+             |parameter| {largest:.1e}); --l2 > 0 gives a finite answer",
             r.cost / at_zero
         ));
     }
     let AnyProblem::Softmax(s) = p else {
         return None;
     };
-    let apart = s.separated_classes(&r.x, 1e-3);
-    let name = |c: usize| {
+    let apart = s.separated_classes(&r.x);
+    let name = |c: &usize| {
         fit.classes
             .as_ref()
-            .and_then(|l| l.get(c))
+            .and_then(|l| l.get(*c))
             .map_or_else(|| c.to_string(), |l| format!("{c} = {l:?}"))
     };
-    (!apart.is_empty()).then(|| {
-        let list: Vec<String> = apart.iter().map(|&c| name(c)).collect();
-        format!(
-            "class{} {} {} separated from the others at this answer (each of {} rows at probability \
-             above 0.999, every other row below 0.001): {grow}",
-            if apart.len() > 1 { "es" } else { "" },
-            list.join(", "),
-            if apart.len() > 1 { "are" } else { "is" },
-            if apart.len() > 1 { "their" } else { "its" },
-        )
-    })
+    let names: Vec<String> = apart.iter().map(name).collect();
+    let list = match names.split_last() {
+        Some((last, [])) => format!("class {last} is"),
+        Some((last, rest)) => format!("classes {} and {last} are", rest.join(", ")),
+        None => return None,
+    };
+    Some(format!(
+        "{list} linearly separable from the others (a hyperplane from this answer separates \
+         them): at --l2 0 the loss has no minimum, the parameters growing {until} (largest \
+         |parameter| {largest:.1e}); --l2 > 0 gives a finite answer"
+    ))
 }
 
 /// Builds the problem `spec` describes from `table`.

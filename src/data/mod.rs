@@ -94,7 +94,10 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
         records.push((line, rec));
     }
     if records.is_empty() {
-        return Err(csv_error(1, "the file has a header but no data rows".into()));
+        return Err(csv_error(
+            header_line(bytes),
+            "the file has a header but no data rows".into(),
+        ));
     }
     Ok(Table {
         path: path.to_path_buf(),
@@ -142,6 +145,10 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn at(&mut self, byte: u64) -> u64 {
         let mut b = usize::try_from(byte).unwrap_or(usize::MAX).min(self.bytes.len());
+        // the header's offset is 0, before a byte-order mark the reader skipped
+        if b == 0 && self.bytes.starts_with(b"\xEF\xBB\xBF") {
+            b = 3;
+        }
         while matches!(self.bytes.get(b), Some(b'\r' | b'\n')) {
             b += 1;
         }
@@ -188,7 +195,10 @@ fn describe(path: &Path, e: csv::Error, lines: &mut Lines) -> Error {
 /// their count (an inch mark in a later unquoted field made the count odd: a review).
 fn open_quote(text: &[u8]) -> bool {
     let text = &text[text.iter().take_while(|b| **b == b'\n' || **b == b'\r').count()..];
-    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = text
+        .split(|b| *b == b'\n' || *b == b'\r')
+        .next()
+        .unwrap_or_default();
     // the first quote that begins a field: at the line's start or after a comma, past spaces
     let mut at_field_start = true;
     let mut first = None;
@@ -350,9 +360,13 @@ mod tests {
     }
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        write_bytes(text.as_bytes())
+    }
+
+    fn write_bytes(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.csv");
-        std::fs::write(&p, text).unwrap();
+        std::fs::write(&p, bytes).unwrap();
         (dir, p)
     }
 
@@ -411,11 +425,20 @@ mod tests {
             ("\n\r\na,a\n1,2\n", "line 3"),
             ("\u{feff}\n\na,,b\n1,2,3\n", "line 3"),
             ("\r\ra,b,a\r1,2,3\r", "line 3"),
+            ("\n\na,b\n", "line 3"),
         ] {
             let (_d, p) = write(text);
             let e = read_csv(&p).unwrap_err().to_string();
             assert!(e.contains(want) && e.contains("header"), "{text:?}: {e}");
         }
+        // bad UTF-8 in a header after a byte-order mark and blank lines
+        let (_d, p) = write_bytes(b"\xef\xbb\xbf\r\n\r\na,\xff\n1,2\n");
+        let e = read_csv(&p).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("UTF-8"), "{e}");
+        // a quote hint reads a line up to a lone "\r" too: line 2 holds only "1"
+        let (_d, p) = write("a,b\r1\r3,\"x\r");
+        let e = read_csv(&p).unwrap_err().to_string();
+        assert!(e.contains("line 2") && !e.contains("quote"), "{e}");
     }
 
     #[test]

@@ -127,29 +127,49 @@ impl Softmax {
         self.k
     }
 
-    /// The classes that W = `x` separates from the others: every row of class c has
-    /// probability p_c above 1 − `tol`, and every other row below `tol`. At λ = 0 the loss
-    /// then keeps falling as that class's weights grow, so "converged" only means they grew
-    /// until the gradient was small enough (a class that no hyperplane separates keeps rows of
-    /// middling probability at the minimum). A vector of the wrong length separates nothing.
-    pub fn separated_classes(&self, x: &Vector, tol: f64) -> Vec<usize> {
-        let (n, k) = (self.at.features(), self.k);
+    /// The classes that a hyperplane taken from W = `x` separates from the others: class c
+    /// where v = w_c − w_j for some j ≠ c, or v = w_c − the mean of the others, has vᵀaᵢ > 0 on
+    /// every row of class c and vᵀaᵢ < 0 on every other row (each by more than 1e-12 of the
+    /// scores' size, so rounding proves nothing). That proves class c linearly separable: at
+    /// λ = 0 the loss then has no minimum, falling without end along W + t·(v in column c). A
+    /// class without such a plane may still be separable (this finds only planes from `x`);
+    /// one with it always is. A vector of the wrong length separates nothing.
+    pub fn separated_classes(&self, x: &Vector) -> Vec<usize> {
+        let (n, k, m) = (self.at.features(), self.k, self.y.len());
         if x.len() != n * k || n == 0 {
             return Vec::new();
         }
         let pitch = self.at.pitch().max(1);
-        let (mut z, mut p, mut apart) = (vec![0.0; k], vec![0.0; k], vec![true; k]);
-        for (row, &yi) in self.at.as_slice().chunks_exact(pitch).zip(&self.y) {
-            for (zc, w) in z.iter_mut().zip(x.as_slice().chunks_exact(n)) {
+        // the scores zᵢ = Wᵀaᵢ, row i's k at z[i·k..]
+        let mut z = vec![0.0; m * k];
+        for (row, zi) in self.at.as_slice().chunks_exact(pitch).zip(z.chunks_exact_mut(k)) {
+            for (zc, w) in zi.iter_mut().zip(x.as_slice().chunks_exact(n)) {
                 *zc = row[..n].iter().zip(w).map(|(a, w)| a * w).sum();
             }
-            crate::numeric::softmax_into(&z, &mut p);
-            for (c, (ok, pc)) in apart.iter_mut().zip(&p).enumerate() {
-                // written so that a NaN probability separates nothing
-                *ok &= if c == yi { *pc > 1.0 - tol } else { *pc < tol };
-            }
         }
-        (0..k).filter(|&c| apart[c]).collect()
+        // candidate planes for class c: j < k is w_c − w_j, j = k the mean of the others
+        let side = |zi: &[f64], c: usize, j: usize| -> (f64, f64) {
+            let other = match j < k {
+                true => zi[j],
+                false => (zi.iter().sum::<f64>() - zi[c]) / (k - 1) as f64,
+            };
+            (zi[c] - other, 1e-12 * (zi[c].abs() + other.abs()))
+        };
+        (0..k)
+            .filter(|&c| {
+                (0..=k).filter(|&j| j != c).any(|j| {
+                    z.chunks_exact(k).zip(&self.y).all(|(zi, &yi)| {
+                        let (d, slack) = side(zi, c, j);
+                        // written so that a NaN separates nothing
+                        if yi == c {
+                            d > slack
+                        } else {
+                            -d > slack
+                        }
+                    })
+                })
+            })
+            .collect()
     }
 
     /// A's columns; also the kernels' row length, as A is stored unpadded ([`AlignedT::of`]).
@@ -427,6 +447,34 @@ mod tests {
         let (f, g) = p.cost_and_gradient(&Vector::from_vec(vec![1.0, -1.0])).unwrap();
         assert_eq!(f, 2000.0);
         assert_eq!(g.as_slice(), &[1000.0, -1000.0]);
+    }
+
+    #[test]
+    fn a_class_is_named_separable_only_with_a_plane_that_proves_it() {
+        // one feature and an intercept: class 0 in the middle (|x| < 0.5), class 1 left of −3,
+        // class 2 right of 3. W gives every class-0 row p₀ > 0.999 and every other row p₀ <
+        // 0.001, yet no single threshold on x separates the middle class; the outer two are
+        // each separated by one (x < −2, x > 2)
+        let mut rows: Vec<(f64, usize)> = (0..50).map(|i| (i as f64 / 50.0 - 0.49, 0)).collect();
+        rows.extend((0..20).map(|i| (-3.0 - i as f64 / 20.0, 1)));
+        rows.extend((0..20).map(|i| (3.0 + i as f64 / 20.0, 2)));
+        // scores: z₀ = 10, z₁ = −20x − 40, z₂ = 20x − 40 (vec order: class c's (x, intercept))
+        let w = Vector::from_vec(vec![0.0, 10.0, -20.0, -40.0, 20.0, -40.0]);
+        let problem = |rows: &[(f64, usize)]| {
+            let a = Matrix::from_fn(rows.len(), 2, |i, j| if j == 0 { rows[i].0 } else { 1.0 });
+            Softmax::new(a, rows.iter().map(|r| r.1).collect(), 3, 0.0, true).unwrap()
+        };
+        for &(x, c) in &rows {
+            let (z, mut p) = ([10.0, -20.0 * x - 40.0, 20.0 * x - 40.0], [0.0; 3]);
+            crate::numeric::softmax_into(&z, &mut p);
+            assert!(if c == 0 { p[0] > 0.999 } else { p[0] < 0.001 }, "x {x}: {p:?}");
+        }
+        assert_eq!(problem(&rows).separated_classes(&w), vec![1, 2]);
+        // a class-1 row far right and a class-2 row far left: no class is separable now
+        rows.extend([(3.5, 1), (-3.5, 2)]);
+        assert!(problem(&rows).separated_classes(&w).is_empty());
+        // the wrong length separates nothing
+        assert!(problem(&rows).separated_classes(&Vector::zeros(5)).is_empty());
     }
 
     #[test]
