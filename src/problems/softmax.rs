@@ -129,44 +129,54 @@ impl Softmax {
 
     /// The classes that a hyperplane taken from W = `x` separates from the others: class c
     /// where v = w_c − w_j for some j ≠ c, or v = w_c − the mean of the others, has vᵀaᵢ > 0 on
-    /// every row of class c and vᵀaᵢ < 0 on every other row (each by more than 1e-12 of the
-    /// scores' size, so rounding proves nothing). That proves class c linearly separable: at
-    /// λ = 0 the loss then has no minimum, falling without end along W + t·(v in column c). A
-    /// class without such a plane may still be separable (this finds only planes from `x`);
-    /// one with it always is. A vector of the wrong length separates nothing.
+    /// every row of class c and vᵀaᵢ < 0 on every other row, each by more than the rounding
+    /// its dot products can carry (4n·ε·Σⱼ|aᵢⱼ|(|v's terms|)), so that rounding proves
+    /// nothing. That proves class c linearly separable: at λ = 0 the loss then has no minimum,
+    /// falling without end along W + t·(v in column c). A class without such a plane may still
+    /// be separable (this finds only planes from `x`); one with it always is. A vector of the
+    /// wrong length separates nothing.
     pub fn separated_classes(&self, x: &Vector) -> Vec<usize> {
         let (n, k, m) = (self.at.features(), self.k, self.y.len());
         if x.len() != n * k || n == 0 {
             return Vec::new();
         }
         let pitch = self.at.pitch().max(1);
-        // the scores zᵢ = Wᵀaᵢ, row i's k at z[i·k..]
-        let mut z = vec![0.0; m * k];
-        for (row, zi) in self.at.as_slice().chunks_exact(pitch).zip(z.chunks_exact_mut(k)) {
-            for (zc, w) in zi.iter_mut().zip(x.as_slice().chunks_exact(n)) {
+        // the scores zᵢ = Wᵀaᵢ, row i's k at z[i·k..], and the sums of their terms' magnitudes
+        let (mut z, mut size) = (vec![0.0; m * k], vec![0.0; m * k]);
+        let rows = self.at.as_slice().chunks_exact(pitch);
+        for ((row, zi), si) in rows.zip(z.chunks_exact_mut(k)).zip(size.chunks_exact_mut(k)) {
+            for ((zc, sc), w) in zi.iter_mut().zip(si.iter_mut()).zip(x.as_slice().chunks_exact(n)) {
                 *zc = row[..n].iter().zip(w).map(|(a, w)| a * w).sum();
+                *sc = row[..n].iter().zip(w).map(|(a, w)| (a * w).abs()).sum();
             }
         }
+        let rounding = 4.0 * n as f64 * f64::EPSILON;
         // candidate planes for class c: j < k is w_c − w_j, j = k the mean of the others
-        let side = |zi: &[f64], c: usize, j: usize| -> (f64, f64) {
-            let other = match j < k {
-                true => zi[j],
-                false => (zi.iter().sum::<f64>() - zi[c]) / (k - 1) as f64,
+        let side = |zi: &[f64], si: &[f64], c: usize, j: usize| -> (f64, f64) {
+            let (other, other_size) = match j < k {
+                true => (zi[j], si[j]),
+                false => (
+                    (zi.iter().sum::<f64>() - zi[c]) / (k - 1) as f64,
+                    (si.iter().sum::<f64>() - si[c]) / (k - 1) as f64,
+                ),
             };
-            (zi[c] - other, 1e-12 * (zi[c].abs() + other.abs()))
+            (zi[c] - other, rounding * (si[c] + other_size))
         };
         (0..k)
             .filter(|&c| {
                 (0..=k).filter(|&j| j != c).any(|j| {
-                    z.chunks_exact(k).zip(&self.y).all(|(zi, &yi)| {
-                        let (d, slack) = side(zi, c, j);
-                        // written so that a NaN separates nothing
-                        if yi == c {
-                            d > slack
-                        } else {
-                            -d > slack
-                        }
-                    })
+                    z.chunks_exact(k)
+                        .zip(size.chunks_exact(k))
+                        .zip(&self.y)
+                        .all(|((zi, si), &yi)| {
+                            let (d, slack) = side(zi, si, c, j);
+                            // written so that a NaN separates nothing
+                            if yi == c {
+                                d > slack
+                            } else {
+                                -d > slack
+                            }
+                        })
                 })
             })
             .collect()
