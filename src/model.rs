@@ -192,15 +192,18 @@ fn separable_note(p: &AnyProblem, fit: &Fit, r: &Report) -> Option<String> {
             .map_or_else(|| c.to_string(), |l| format!("{c} = {l:?}"))
     };
     let names: Vec<String> = apart.iter().map(name).collect();
+    // with two classes a plane that separates one separates both
     let list = match names.split_last() {
+        _ if classes == 2 && !names.is_empty() => "the two classes are".to_string(),
         Some((last, [])) => format!("class {last} is"),
         Some((last, rest)) => format!("classes {} and {last} are", rest.join(", ")),
         None => return None,
     };
+    let from = if classes == 2 { "" } else { " from the others" };
     Some(format!(
-        "{list} linearly separable from the others (a hyperplane from this answer separates \
-         them): at --l2 0 the loss has no minimum, the parameters growing {until} (largest \
-         |parameter| {largest:.1e}); --l2 > 0 gives a finite answer"
+        "{list} linearly separable{from} (a hyperplane from this answer separates them): at --l2 0 \
+         the loss has no minimum, the parameters growing {until} (largest |parameter| \
+         {largest:.1e}); --l2 > 0 gives a finite answer"
     ))
 }
 

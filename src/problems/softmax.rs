@@ -130,8 +130,10 @@ impl Softmax {
     /// The classes that a hyperplane taken from W = `x` separates from the others: class c
     /// where v = w_c − w_j for some j ≠ c, or v = w_c − the mean of the others, has vᵀaᵢ > 0 on
     /// every row of class c and vᵀaᵢ < 0 on every other row, each by more than the rounding
-    /// its dot products can carry (4n·ε·Σⱼ|aᵢⱼ|(|v's terms|)), so that rounding proves
-    /// nothing. That proves class c linearly separable: at λ = 0 the loss then has no minimum,
+    /// the computed difference can carry, so that rounding proves nothing: 4n·ε times the sum
+    /// of the magnitudes of the products aᵢⱼwⱼ in the scores compared (for the mean, the
+    /// others' averaged), plus 2k·ε of the others' mean magnitude for the mean's own sum, plus
+    /// 4n of the smallest subnormal for products that underflow. That proves class c linearly separable: at λ = 0 the loss then has no minimum,
     /// falling without end along W + t·(v in column c). A class without such a plane may still
     /// be separable (this finds only planes from `x`); one with it always is. A vector of the
     /// wrong length separates nothing.
@@ -151,16 +153,19 @@ impl Softmax {
             }
         }
         let rounding = 4.0 * n as f64 * f64::EPSILON;
+        let underflow = 4.0 * n as f64 * f64::from_bits(1);
+        let (others, summing) = ((k - 1) as f64, 2.0 * k as f64 * f64::EPSILON);
         // candidate planes for class c: j < k is w_c − w_j, j = k the mean of the others
         let side = |zi: &[f64], si: &[f64], c: usize, j: usize| -> (f64, f64) {
-            let (other, other_size) = match j < k {
-                true => (zi[j], si[j]),
-                false => (
-                    (zi.iter().sum::<f64>() - zi[c]) / (k - 1) as f64,
-                    (si.iter().sum::<f64>() - si[c]) / (k - 1) as f64,
-                ),
-            };
-            (zi[c] - other, rounding * (si[c] + other_size))
+            if j < k {
+                return (zi[c] - zi[j], rounding * (si[c] + si[j]) + underflow);
+            }
+            let rest = || (0..k).filter(move |&d| d != c);
+            let mean = rest().map(|d| zi[d]).sum::<f64>() / others;
+            let size = rest().map(|d| si[d]).sum::<f64>() / others;
+            let magnitude = rest().map(|d| zi[d].abs()).sum::<f64>() / others;
+            let slack = rounding * (si[c] + size) + summing * magnitude + underflow;
+            (zi[c] - mean, slack)
         };
         (0..k)
             .filter(|&c| {
@@ -485,6 +490,29 @@ mod tests {
         assert!(problem(&rows).separated_classes(&w).is_empty());
         // the wrong length separates nothing
         assert!(problem(&rows).separated_classes(&Vector::zeros(5)).is_empty());
+    }
+
+    #[test]
+    fn rounding_in_the_scores_proves_no_separation() {
+        // 64 classes, one feature, no intercept: class 0 at x = 1 and class 1 at x = 3 (and
+        // −1) lie on the same side of every plane through the origin, so nothing separates
+        // class 0. With a score of 2⁶⁰ among the others, the mean's own sum rounds by more than
+        // the products' allowance alone (a review's W)
+        let mut rows = vec![(1.0, 0), (3.0, 1), (-1.0, 1)];
+        rows.extend((2..64).map(|c| (-1.0, c)));
+        let a = Matrix::from_fn(rows.len(), 1, |i, _| rows[i].0);
+        let p = Softmax::new(a, rows.iter().map(|r| r.1).collect(), 64, 0.0, false).unwrap();
+        let mut w = vec![125.44; 64];
+        (w[0], w[1]) = (76.8, 2f64.powi(60));
+        assert!(p.separated_classes(&Vector::from_vec(w)).is_empty());
+        // two classes, the second row twice the first: no plane through the origin separates
+        // them, but products this small underflow, and a relative allowance rounds to 0
+        let (r, t) = (2.8451311993408993e-161, -6.0459037985994106e-161);
+        let a = Matrix::from_row_slice(2, 3, &[r, r, t, 2.0 * r, 2.0 * r, 2.0 * t]);
+        let p = Softmax::new(a, vec![0, 1], 2, 0.0, false).unwrap();
+        let v = 2.778448436856347e-163;
+        let w = Vector::from_vec(vec![v, v, v, -v, -v, -v]);
+        assert!(p.separated_classes(&w).is_empty());
     }
 
     #[test]
