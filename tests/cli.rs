@@ -1221,7 +1221,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "log-sum-exp",
                 "--intercept",
             ],
-            &["intercept"],
+            &["--intercept: log-sum-exp has no intercept"],
         ),
         (
             vec![
@@ -1231,7 +1231,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "quadratic",
                 "--intercept",
             ],
-            &["intercept"],
+            &["--intercept: quadratic has no intercept"],
         ),
         (
             vec!["solve", "problems/iris.csv", "--model", "lasso"],
@@ -1475,7 +1475,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "quadratic",
                 "--standardize",
             ],
-            &["standardize does not apply to the quadratic model"],
+            &["--standardize does not apply to the quadratic model"],
         ),
         (
             vec![
@@ -1485,7 +1485,7 @@ fn bad_input_gets_a_located_error_and_no_partial_output() {
                 "log-sum-exp",
                 "--standardize",
             ],
-            &["standardize does not apply to the log-sum-exp model"],
+            &["--standardize does not apply to the log-sum-exp model"],
         ),
         (
             vec![

@@ -597,10 +597,30 @@ fn main() -> ExitCode {
         // incomplete, so not a success
         Err(e) if closed_pipe(&e) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // the library names an option by its field (`intercept`, `max_iters`); here it is a
+            // flag, named as the user typed it
+            let message = match (e.chain().count(), e.downcast_ref::<gradfit::Error>()) {
+                // a switch (`--intercept`) comes as the value "on": the flag alone says it
+                (1, Some(gradfit::Error::InvalidOption { name, value, reason })) => {
+                    match value.is_empty() || value == "on" {
+                        true => format!("{}: {reason}", flag(name)),
+                        false => format!("{} {value}: {reason}", flag(name)),
+                    }
+                }
+                (1, Some(gradfit::Error::NotApplicable { name, model, reason })) => {
+                    format!("{} does not apply to the {model} model: {reason}", flag(name))
+                }
+                _ => format!("{e:#}"),
+            };
+            eprintln!("error: {message}");
             ExitCode::from(1)
         }
     }
+}
+
+/// A library option's name as the command line's flag: `max_iters` → `--max-iters`.
+fn flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
 }
 
 /// Writes files all or none ([`gradfit::output::write_all_or_none`]), after checking that
