@@ -151,59 +151,34 @@ pub fn solve_fit_monitored<M: Monitor + 'static>(
 }
 
 /// For logistic or softmax at λ = 0 whose loss ended below 1/1000 of its value at 0 (m·log k):
-/// the classes are (nearly) separable, the loss has no minimum, and "converged" only means the
-/// parameters grew until the gradient was small enough. Overlapping classes keep a loss of
-/// order one per overlapping row. For softmax, also where one class alone is separated from
-/// the others by a hyperplane taken from the answer ([`Softmax::separated_classes`], a proof):
-/// iris's setosa at λ = 0 with an intercept, where the loss ends near 6 (the other two species
-/// overlap). A class enclosed by several planes but by no single one, whose probabilities can
-/// all lie beyond 0.999 and 0.001 at a finite minimum (a review's data), is not named.
+/// the classes are (nearly) separable, the loss may have no minimum, and "converged" may only
+/// mean the parameters grew until the gradient was small enough. Overlapping classes keep a
+/// loss of order one per overlapping row. Not said where the solve itself proved it
+/// ([`Objective::not_a_minimum`]: a hyperplane from the answer separates a class, as iris's
+/// setosa at λ = 0, whose loss ends near 6 with the other two species overlapping).
 fn separable_note(p: &AnyProblem, fit: &Fit, r: &Report) -> Option<String> {
     let (lambda, classes) = match p {
         AnyProblem::Logistic(l) => (l.lambda(), 2),
         AnyProblem::Softmax(s) => (s.lambda(), s.classes()),
         _ => return None,
     };
-    if lambda != 0.0 || !r.cost.is_finite() {
+    let at_zero = fit.a.nrows() as f64 * (classes as f64).ln();
+    if lambda != 0.0 || !r.cost.is_finite() || r.cost >= 1e-3 * at_zero {
         return None;
     }
-    let at_zero = fit.a.nrows() as f64 * (classes as f64).ln();
+    if r.converged && p.not_a_minimum(&r.x).is_some() {
+        return None;
+    }
     let until = match r.converged {
         true => "until the gradient is small enough",
         false => "for as long as the solver runs",
     };
-    let largest = r.x.amax();
-    if r.cost < 1e-3 * at_zero {
-        return Some(format!(
-            "the loss fell to {:.1e} of its value at 0: the classes are separable or nearly so, and at \
-             --l2 0 the loss may then have no minimum, the parameters growing {until} (largest \
-             |parameter| {largest:.1e}); --l2 > 0 gives a finite answer",
-            r.cost / at_zero
-        ));
-    }
-    let AnyProblem::Softmax(s) = p else {
-        return None;
-    };
-    let apart = s.separated_classes(&r.x);
-    let name = |c: &usize| {
-        fit.classes
-            .as_ref()
-            .and_then(|l| l.get(*c))
-            .map_or_else(|| c.to_string(), |l| format!("{c} = {l:?}"))
-    };
-    let names: Vec<String> = apart.iter().map(name).collect();
-    // with two classes a plane that separates one separates both
-    let list = match names.split_last() {
-        _ if classes == 2 && !names.is_empty() => "the two classes are".to_string(),
-        Some((last, [])) => format!("class {last} is"),
-        Some((last, rest)) => format!("classes {} and {last} are", rest.join(", ")),
-        None => return None,
-    };
-    let from = if classes == 2 { "" } else { " from the others" };
     Some(format!(
-        "{list} linearly separable{from} (a hyperplane from this answer separates them): at --l2 0 \
-         the loss has no minimum, the parameters growing {until} (largest |parameter| \
-         {largest:.1e}); --l2 > 0 gives a finite answer"
+        "the loss fell to {:.1e} of its value at 0: the classes are separable or nearly so, and at \
+         --l2 0 the loss may then have no minimum, the parameters growing {until} (largest \
+         |parameter| {:.1e}); --l2 > 0 gives a finite answer",
+        r.cost / at_zero,
+        r.x.amax()
     ))
 }
 

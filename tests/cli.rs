@@ -1769,7 +1769,7 @@ fn separable_classes_at_l2_zero_are_named_in_the_report() {
     ));
     let message = free["message"].as_str().unwrap_or("");
     assert!(
-        message.contains("separable") && message.contains("--l2"),
+        message.contains("linearly separable") && message.contains("λ > 0"),
         "{free}"
     );
     assert!(
@@ -1841,7 +1841,7 @@ fn a_softmax_class_separated_from_the_others_at_l2_zero_is_named() {
         ]));
         let message = free["message"].as_str().unwrap_or("");
         assert!(
-            message.contains("class 0 = \"0\" is linearly separable") && message.contains("--l2"),
+            message.contains("class 0 is linearly separable") && message.contains("λ > 0"),
             "{solver}: {free}"
         );
         // the loss is far from the fully separable case's

@@ -132,6 +132,11 @@ impl Logistic {
         self.intercept
     }
 
+    /// Whether both labels, 0 and 1, occur.
+    fn both_classes(&self) -> bool {
+        self.y.iter().any(|&v| v == 0.0) && self.y.iter().any(|&v| v == 1.0)
+    }
+
     fn penalized(&self) -> impl Fn(usize) -> bool {
         let last = if self.intercept {
             self.dim().checked_sub(1)
@@ -276,10 +281,53 @@ impl Logistic {
 }
 
 impl Objective for Logistic {
-    /// With λ > 0 the weights are held by the ridge, and with both classes present (checked at
-    /// construction) the unpenalized intercept too; at λ = 0 separable classes have none.
+    /// With λ > 0 the weights are held by the ridge, and the unpenalized intercept too when
+    /// both classes are present (with one class alone it runs off); at λ = 0 separable classes
+    /// have none.
     fn has_minimum(&self) -> bool {
-        self.lambda > 0.0
+        self.lambda > 0.0 && (!self.intercept || self.both_classes())
+    }
+
+    /// A proof that f has no minimum, given a converged x: one class alone with an intercept
+    /// (its term lowers the loss without end), or, at λ = 0, x's own hyperplane putting every
+    /// row of label 1 at zᵢ > 0 and every row of label 0 at zᵢ < 0, each by more than the
+    /// rounding of its dot product (4n·ε times its products' magnitudes, plus 4n of the
+    /// smallest subnormal): the loss then falls without end along x.
+    fn not_a_minimum(&self, x: &Vector) -> Option<String> {
+        if self.intercept && !self.both_classes() {
+            return Some(format!(
+                "every label is {}: the unpenalized intercept lowers the loss without end, so there is no minimum",
+                self.y.get(0).copied().unwrap_or(0.0)
+            ));
+        }
+        let n = self.at.features();
+        if self.lambda != 0.0 || x.len() != n {
+            return None;
+        }
+        let pitch = self.at.pitch().max(1);
+        let (rounding, underflow) = (4.0 * n as f64 * f64::EPSILON, 4.0 * n as f64 * f64::from_bits(1));
+        let separates = self
+            .at
+            .as_slice()
+            .chunks_exact(pitch)
+            .zip(self.y.iter())
+            .all(|(row, &yi)| {
+                let z: f64 = row[..n].iter().zip(x.iter()).map(|(a, w)| a * w).sum();
+                let size: f64 = row[..n].iter().zip(x.iter()).map(|(a, w)| (a * w).abs()).sum();
+                let slack = rounding * size + underflow;
+                // written so that a NaN separates nothing
+                if yi == 1.0 {
+                    z > slack
+                } else {
+                    -z > slack
+                }
+            });
+        separates.then(|| {
+            "the classes are linearly separable (this answer's own hyperplane separates them), so at λ = 0 \
+             the loss has no minimum: it keeps falling as the weights grow; a ridge term (λ > 0) gives a \
+             finite answer"
+                .to_string()
+        })
     }
 
     fn dim(&self) -> usize {
@@ -378,6 +426,28 @@ mod tests {
     use super::super::{cholesky_step, own_newton_step};
     use super::*;
     use crate::kernels::pass_dots;
+
+    #[test]
+    fn a_missing_class_or_a_separating_answer_proves_no_minimum() {
+        // one class alone with an intercept: even with a ridge the intercept runs off
+        let a = Matrix::from_row_slice(3, 2, &[1.0, 1.0, 2.0, 1.0, -1.0, 1.0]);
+        let one = Logistic::new(a.clone(), Vector::from_vec(vec![0.0, 0.0, 0.0]), 1.0, true).unwrap();
+        assert!(!one.has_minimum());
+        assert!(one
+            .not_a_minimum(&Vector::zeros(2))
+            .is_some_and(|m| m.contains("every label is 0")));
+        // both classes, λ = 0: w = (1, 0) puts label 1 at z > 0 and label 0 at z < 0
+        let y = Vector::from_vec(vec![1.0, 1.0, 0.0]);
+        let two = Logistic::new(a.clone(), y.clone(), 0.0, true).unwrap();
+        assert!(!two.has_minimum());
+        let proof = two.not_a_minimum(&Vector::from_vec(vec![1.0, 0.0]));
+        assert!(proof.is_some_and(|m| m.contains("linearly separable")));
+        // a plane that misplaces a row proves nothing, nor does any plane with a ridge
+        assert!(two.not_a_minimum(&Vector::from_vec(vec![-1.0, 0.0])).is_none());
+        let ridge = Logistic::new(a, y, 1.0, true).unwrap();
+        assert!(ridge.has_minimum());
+        assert!(ridge.not_a_minimum(&Vector::from_vec(vec![1.0, 0.0])).is_none());
+    }
 
     #[test]
     fn extreme_logits_give_exact_limits() {

@@ -227,6 +227,27 @@ impl Objective for Softmax {
         self.lambda > 0.0 && !self.intercept
     }
 
+    /// At λ = 0, a proof that f has no minimum: classes that a hyperplane from x separates from
+    /// the others ([`Softmax::separated_classes`]).
+    fn not_a_minimum(&self, x: &Vector) -> Option<String> {
+        if self.lambda != 0.0 {
+            return None;
+        }
+        let names: Vec<String> = self.separated_classes(x).iter().map(|c| c.to_string()).collect();
+        let list = match names.split_last() {
+            _ if self.k == 2 && !names.is_empty() => "the two classes are".to_string(),
+            Some((last, [])) => format!("class {last} is"),
+            Some((last, rest)) => format!("classes {} and {last} are", rest.join(", ")),
+            None => return None,
+        };
+        let from = if self.k == 2 { "" } else { " from the others" };
+        Some(format!(
+            "{list} linearly separable{from} (a hyperplane from this answer separates them), so at λ = 0 the \
+             loss has no minimum: it keeps falling as the weights grow; a ridge term (λ > 0) gives a finite \
+             answer"
+        ))
+    }
+
     /// Centres across classes every parameter that is not penalized: the intercepts, and at
     /// λ = 0 every weight. Adding one vector v to each class's parameters adds aᵢᵀv to every
     /// score of row i, which changes no probability, and leaves the penalty alone when v is 0
