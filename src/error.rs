@@ -93,6 +93,22 @@ pub enum Error {
         /// The budget.
         budget: u64,
     },
+    /// A solver's dense n×n matrices do not fit the memory the process has (checked before
+    /// allocating: [`crate::solve::SolveOptions::memory_limit`], `ulimit -v`, the cgroup's
+    /// limit, the free memory), or their allocation failed. `lbfgs` and `newton-cg` need memory
+    /// in proportion to n only: a pipeline can fall back to them on this error.
+    #[error("solver {method}: {message}")]
+    Memory {
+        /// The method that needs the matrices.
+        method: String,
+        /// Bytes of dense matrices needed.
+        needed: u64,
+        /// Bytes available, as measured or given (`None` where the allocation itself failed
+        /// or the size is past what the machine can address).
+        available: Option<u64>,
+        /// What was needed and what was available, in words.
+        message: String,
+    },
     /// argmin returned an error gradfit does not know.
     #[error("solver {method}: {message}")]
     Solver {

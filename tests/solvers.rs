@@ -955,7 +955,14 @@ fn dense_matrices_past_the_memory_limit_are_an_error_naming_the_method() {
     ] {
         let mut o = opts(method);
         o.memory_limit = Some(need - 1);
-        let e = solve(&p, &x0, &o).unwrap_err().to_string();
+        let err = solve(&p, &x0, &o).unwrap_err();
+        // a variant of its own, so a pipeline can fall back to a memory-light method
+        assert!(
+            matches!(&err, gradfit::Error::Memory { needed, available: Some(limit), .. }
+                if *needed == need && *limit == need - 1),
+            "{method}: {err:?}"
+        );
+        let e = err.to_string();
         assert!(
             e.contains(method.name()) && e.contains(count) && e.contains("more than the memory limit"),
             "{method}: {e}"

@@ -931,7 +931,9 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
             Ok(r) => reports.push(r),
             Err(e) => match e.downcast_ref::<gradfit::Error>() {
                 // the message alone: the row and the lines below name the solver
-                Some(gradfit::Error::Solver { message, .. }) => failed.push((method, message.clone())),
+                Some(gradfit::Error::Solver { message, .. } | gradfit::Error::Memory { message, .. }) => {
+                    failed.push((method, message.clone()))
+                }
                 _ => return Err(e),
             },
         }

@@ -42,7 +42,8 @@ use crate::{Matrix, Vector};
 /// along the features, so no lane is padding whatever k is), their softmax with the
 /// exponentials vectorized over the block, then the block's rank-update of the gradient while its rows are
 /// still in L1. The pass is split between two threads from k·m·n ≥ 2²⁰, and allocates nothing
-/// once its buffers are sized.
+/// once its buffers are sized. Those buffers sit behind one lock held for each pass: threads
+/// that share one `Softmax` evaluate in turn (give each thread its own to run them at once).
 #[derive(Debug)]
 pub struct Softmax {
     at: AlignedT,

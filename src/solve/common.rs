@@ -170,8 +170,10 @@ pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64
         Some(l) => format!(", more than {whose}, {}", gb(u128::from(l))),
         None => ", more than this machine can address".to_string(),
     };
-    Err(Error::Solver {
+    Err(Error::Memory {
         method: method.into(),
+        needed: u64::try_from(bytes).unwrap_or(u64::MAX),
+        available: over_limit,
         message: format!(
             "it needs {what} ({}){against}; lbfgs and newton-cg need memory in proportion to n only",
             gb(bytes)
@@ -191,8 +193,10 @@ const UNASKED_BYTES: u128 = 64 << 20;
 /// An n×n matrix of zeros whose allocation, if it fails, is an error naming the method rather
 /// than an abort.
 pub(crate) fn dense_zeros(n: usize, method: &str) -> Result<crate::Matrix, Error> {
-    let failed = || Error::Solver {
+    let failed = || Error::Memory {
         method: method.into(),
+        needed: u64::try_from(n as u128 * n as u128 * 8).unwrap_or(u64::MAX),
+        available: None,
         message: format!("could not allocate a dense {n} × {n} matrix"),
     };
     let len = n.checked_mul(n).ok_or_else(failed)?;
