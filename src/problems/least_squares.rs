@@ -70,7 +70,7 @@ impl LeastSquares {
     pub fn multi(a: Matrix, b: Matrix, lambda: f64) -> Result<Self> {
         check_nonempty(&a)?;
         check_len("rows of b", a.nrows(), b.nrows())?;
-        check_finite("A", a.iter())?;
+        crate::error::check_finite_matrix("A", &a)?;
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
         // one right-hand side: rows padded as logistic's are (the single-target passes take x

@@ -83,7 +83,7 @@ impl LogSumExp {
     pub fn new(a: Matrix, b: Vector, lambda: f64) -> Result<Self> {
         check_nonempty(&a)?;
         check_len("length of b", a.nrows(), b.len())?;
-        check_finite("A", a.iter())?;
+        crate::error::check_finite_matrix("A", &a)?;
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
         Ok(LogSumExp {

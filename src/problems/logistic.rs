@@ -7,7 +7,7 @@ use super::{
     Objective,
 };
 use crate::aligned::AlignedT;
-use crate::error::{check_finite, check_lambda, check_len, Error, Result};
+use crate::error::{check_finite_matrix, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::pipelined_quads_avx2;
@@ -93,7 +93,7 @@ impl Logistic {
     pub fn new(a: Matrix, y: Vector, lambda: f64, intercept: bool) -> Result<Self> {
         check_nonempty(&a)?;
         check_len("number of labels y", a.nrows(), y.len())?;
-        check_finite("A", a.iter())?;
+        check_finite_matrix("A", &a)?;
         check_lambda(lambda)?;
         if let Some(i) = y.iter().position(|&v| v != 0.0 && v != 1.0) {
             return Err(Error::Data {

@@ -39,7 +39,7 @@ impl Quadratic {
             });
         }
         check_len("length of b", a.nrows(), b.len())?;
-        check_finite("A", a.iter())?;
+        crate::error::check_finite_matrix("A", &a)?;
         check_finite("b", b.iter())?;
         check_lambda(lambda)?;
         let ax = Mutex::new(Vector::zeros(b.len()));

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::aligned::AlignedT;
 use crate::class_kernels::ClassPass;
-use crate::error::{check_finite, check_lambda, check_len, Error, Result};
+use crate::error::{check_finite_matrix, check_lambda, check_len, Error, Result};
 use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::vmath::softmax_rows;
 use crate::{Matrix, Vector};
@@ -90,11 +90,20 @@ impl Softmax {
     pub fn new(a: Matrix, y: Vec<usize>, k: usize, lambda: f64, intercept: bool) -> Result<Self> {
         check_nonempty(&a)?;
         check_len("number of labels y", a.nrows(), y.len())?;
-        check_finite("A", a.iter())?;
+        check_finite_matrix("A", &a)?;
         check_lambda(lambda)?;
         if k < 2 {
             return Err(Error::Data {
                 what: format!("softmax: needs at least 2 classes, found {k}"),
+            });
+        }
+        // k·n parameters (and k·m scores) must be addressable
+        if a.ncols().checked_mul(k).is_none() || a.nrows().checked_mul(k).is_none() {
+            return Err(Error::Data {
+                what: format!(
+                    "softmax: {k} classes × {} features is past what this machine can address",
+                    a.ncols()
+                ),
             });
         }
         if let Some(i) = y.iter().position(|&c| c >= k) {
@@ -541,6 +550,17 @@ mod tests {
     fn labels_out_of_range_are_an_error() {
         let a = Matrix::from_row_slice(2, 1, &[1.0, 2.0]);
         assert!(Softmax::new(a.clone(), vec![0, 3], 3, 0.0, false).is_err());
-        assert!(Softmax::new(a, vec![0, 0], 1, 0.0, false).is_err());
+        assert!(Softmax::new(a.clone(), vec![0, 0], 1, 0.0, false).is_err());
+        // k·n past usize is an error, not a wrapped dimension
+        let e = Softmax::new(a, vec![0, 1], usize::MAX / 2 + 1, 0.0, false).unwrap_err();
+        assert!(
+            e.to_string().contains("past what this machine can address"),
+            "{e}"
+        );
+        // a non-finite entry is named by its row and column
+        let mut a = Matrix::from_element(5, 3, 1.0);
+        a[(3, 1)] = f64::NAN;
+        let e = Softmax::new(a, vec![0, 1, 0, 1, 0], 2, 0.0, false).unwrap_err();
+        assert!(e.to_string().contains("A (row 3, column 1)"), "{e}");
     }
 }
