@@ -149,7 +149,6 @@ pub(crate) fn check_len(what: &str, expected: usize, found: usize) -> Result<()>
     }
 }
 
-/// Checks that every value is finite, else a [`Error::NonFinite`] naming the first bad index.
 /// [`check_finite`] for a matrix: the error names the entry's row and column (its `index` is
 /// still the position in column-major order, as nalgebra stores it).
 pub(crate) fn check_finite_matrix(what: &str, a: &crate::Matrix) -> Result<()> {
@@ -166,6 +165,7 @@ pub(crate) fn check_finite_matrix(what: &str, a: &crate::Matrix) -> Result<()> {
     }
 }
 
+/// Checks that every value is finite, else a [`Error::NonFinite`] naming the first bad index.
 pub(crate) fn check_finite<'a>(what: &str, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
     match values.into_iter().position(|v| !v.is_finite()) {
         None => Ok(()),

@@ -166,7 +166,7 @@ fn separable_note(p: &AnyProblem, fit: &Fit, r: &Report) -> Option<String> {
     if lambda != 0.0 || !r.cost.is_finite() || r.cost >= 1e-3 * at_zero {
         return None;
     }
-    if r.converged && p.not_a_minimum(&r.x).is_some() {
+    if p.not_a_minimum(&r.x).is_some() {
         return None;
     }
     let until = match r.converged {

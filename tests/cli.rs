@@ -1847,6 +1847,21 @@ fn a_softmax_class_separated_from_the_others_at_l2_zero_is_named() {
         // the loss is far from the fully separable case's
         assert!(free["cost"].as_f64().unwrap() > 1.0, "{free}");
     }
+    // a run that stops short (gd at its iteration limit) gets the proof too: it holds at any x
+    let short = json(&gradfit(&[
+        "solve",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--intercept",
+        "--solver",
+        "gd",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(short["status"], "max-iterations", "{short}");
+    let message = short["message"].as_str().unwrap_or("");
+    assert!(message.contains("class 0 is linearly separable"), "{short}");
     // with a ridge the answer is finite and nothing is said
     let ridge = json(&gradfit(&[
         "solve",

@@ -600,9 +600,9 @@ fn main() -> ExitCode {
             // the library names an option by its field (`intercept`, `max_iters`); here it is a
             // flag, named as the user typed it
             let message = match (e.chain().count(), e.downcast_ref::<gradfit::Error>()) {
-                // a switch (`--intercept`) comes as the value "on": the flag alone says it
+                // the switch `--intercept` comes as the value "on": the flag alone says it
                 (1, Some(gradfit::Error::InvalidOption { name, value, reason })) => {
-                    match value.is_empty() || value == "on" {
+                    match value.is_empty() || (name == "intercept" && value == "on") {
                         true => format!("{}: {reason}", flag(name)),
                         false => format!("{} {value}: {reason}", flag(name)),
                     }

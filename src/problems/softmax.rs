@@ -97,14 +97,15 @@ impl Softmax {
                 what: format!("softmax: needs at least 2 classes, found {k}"),
             });
         }
-        // k·n parameters (and k·m scores) must be addressable
-        if a.ncols().checked_mul(k).is_none() || a.nrows().checked_mul(k).is_none() {
-            return Err(Error::Data {
-                what: format!(
-                    "softmax: {k} classes × {} features is past what this machine can address",
-                    a.ncols()
-                ),
-            });
+        // k·n parameters and k·m scores must be addressable
+        for (count, what) in [(a.ncols(), "features"), (a.nrows(), "rows")] {
+            if count.checked_mul(k).is_none() {
+                return Err(Error::Data {
+                    what: format!(
+                        "softmax: {k} classes × {count} {what} is past what this machine can address"
+                    ),
+                });
+            }
         }
         if let Some(i) = y.iter().position(|&c| c >= k) {
             return Err(Error::Data {
@@ -551,12 +552,12 @@ mod tests {
         let a = Matrix::from_row_slice(2, 1, &[1.0, 2.0]);
         assert!(Softmax::new(a.clone(), vec![0, 3], 3, 0.0, false).is_err());
         assert!(Softmax::new(a.clone(), vec![0, 0], 1, 0.0, false).is_err());
-        // k·n past usize is an error, not a wrapped dimension
-        let e = Softmax::new(a, vec![0, 1], usize::MAX / 2 + 1, 0.0, false).unwrap_err();
-        assert!(
-            e.to_string().contains("past what this machine can address"),
-            "{e}"
-        );
+        // k·n or k·m past usize is an error, not a wrapped dimension
+        let k = usize::MAX / 2 + 1;
+        let e = Softmax::new(a.transpose(), vec![0], k, 0.0, false).unwrap_err();
+        assert!(e.to_string().contains("classes × 2 features is past"), "{e}");
+        let e = Softmax::new(a.clone(), vec![0, 1], k, 0.0, false).unwrap_err();
+        assert!(e.to_string().contains("classes × 2 rows is past"), "{e}");
         // a non-finite entry is named by its row and column
         let mut a = Matrix::from_element(5, 3, 1.0);
         a[(3, 1)] = f64::NAN;

@@ -393,8 +393,10 @@ fn finish<P: Objective + ?Sized>(
     // 1e16), and across such a step a correct gradient of a curved f disagrees with the
     // difference quotient (log-sum-exp unbounded below was blamed on its gradient)
     let far = raw.x.amax();
+    // (a classifier's proof from x itself, a hyperplane separating a class, holds at any x,
+    // converged or not)
     let no_minimum = if suspicious && !problem.has_minimum() {
-        problem.no_minimum()
+        problem.no_minimum().or_else(|| problem.not_a_minimum(&raw.x))
     } else {
         None
     };
