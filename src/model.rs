@@ -628,8 +628,10 @@ fn decimal_integer(text: &str) -> Option<std::result::Result<i128, Inexact>> {
 }
 
 /// Centres and scales the first `n` columns; a constant column is only centred (scale 1).
-/// A column with entries beyond 1e150 is worked on in units of its largest entry, where
-/// neither the sum nor the squares overflow (directly, 1e300s gave a scale of ∞).
+/// A column with entries beyond 1e150, or all below 1e-150, is worked on in units of its
+/// largest entry, where neither the sum nor the squares overflow or underflow (directly,
+/// 1e300s gave a scale of ∞, and 1e-300s squares of 0: such a column was taken for a
+/// constant and left unscaled, and the fit depended on its units).
 ///
 /// Without an intercept (`centre` false) the columns are only scaled, by the same standard
 /// deviation, and their means are recorded as 0: centring would take away the constant that a
@@ -644,7 +646,7 @@ fn standardize(a: &mut Matrix, n: usize, centre: bool) -> Vec<(f64, f64)> {
         .map(|j| {
             let mut col = a.column_mut(j);
             let big = col.amax();
-            if big > 1e150 {
+            if out_of_square_range(big) {
                 col /= big;
                 let mean = col.mean();
                 col.add_scalar_mut(-mean);
@@ -672,12 +674,18 @@ fn standardize(a: &mut Matrix, n: usize, centre: bool) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Whether entries of magnitude up to `big` (a column's largest) would overflow or underflow
+/// when squared.
+fn out_of_square_range(big: f64) -> bool {
+    big > 1e150 || (big > 0.0 && big < 1e-150)
+}
+
 /// Divides a column by its standard deviation (1 for a constant column, as in [`standardize`])
 /// without centring it; returns (0, scale). The deviation is taken in units of the column's
-/// largest entry, so that entries past 1e150 do not overflow its squares.
+/// largest entry where its squares would overflow or underflow ([`out_of_square_range`]).
 fn scale_only(mut col: nalgebra::DVectorViewMut<'_, f64>) -> (f64, f64) {
     let big = col.amax();
-    let unit = if big > 1e150 { big } else { 1.0 };
+    let unit = if out_of_square_range(big) { big } else { 1.0 };
     let len = col.len().max(1) as f64;
     let mean = col.iter().map(|v| v / unit).sum::<f64>() / len;
     let sd = (col.iter().map(|v| (v / unit - mean).powi(2)).sum::<f64>() / len).sqrt();
