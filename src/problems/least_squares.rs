@@ -171,10 +171,11 @@ impl LeastSquares {
         self.at.ncols()
     }
 
-    /// AᵀA (both triangles), by the packed kernel of the Hessian.
-    pub(super) fn gram_matrix(&self) -> Matrix {
+    /// AᵀA (both triangles), by the packed kernel of the Hessian; an [`Error::Memory`](crate::Error)
+    /// naming `method` if its n×n matrix cannot be allocated.
+    pub(super) fn gram_matrix(&self, method: &str) -> crate::error::Result<Matrix> {
         let n = self.n();
-        let mut h = Matrix::zeros(n, n);
+        let mut h = crate::solve::common::dense_zeros(n, method)?;
         weighted_gram(
             &self.at,
             &Block::WHOLE,
@@ -182,7 +183,7 @@ impl LeastSquares {
             &mut h,
             &mut super::lock(&self.gram),
         );
-        h
+        Ok(h)
     }
 
     /// AᵀB (n×k), in one pass over the rows.
@@ -596,7 +597,7 @@ mod tests {
             let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.37).sin());
             let p = LeastSquares::new(a, Vector::from_element(m, 1.0), 0.0).unwrap();
             let h = p.hessian_matrix(&Vector::zeros(n)).unwrap();
-            assert_eq!(h, p.gram_matrix() * 2.0, "{m}×{n}");
+            assert_eq!(h, p.gram_matrix("test").unwrap() * 2.0, "{m}×{n}");
         }
     }
 
@@ -691,7 +692,10 @@ mod tests {
                 };
                 super::super::agrees_with_closed_forms(make, &x, &v, (f_want, &g_want, &h_want), &what);
                 let close = |got: &Matrix, want: &Matrix| (got - want).amax() <= 1e-12 * want.amax();
-                assert!(close(&p.gram_matrix(), &(a.transpose() * &a)), "{what}: AᵀA");
+                assert!(
+                    close(&p.gram_matrix("test").unwrap(), &(a.transpose() * &a)),
+                    "{what}: AᵀA"
+                );
                 let atb = a.transpose() * &b;
                 assert!(
                     close(&p.normal_rhs(), &Matrix::from_column_slice(n, 1, atb.as_slice())),

@@ -68,7 +68,9 @@ impl GramLeastSquares {
     ///
     /// Errors if AᵀA + λP is not numerically positive definite, or evidently too ill-conditioned
     /// (its smallest squared pivot below 10⁻¹⁴ of its largest diagonal entry, which shows
-    /// κ(AᵀA) > 10¹⁴): the row form [`LeastSquares`] then remains the way to solve it.
+    /// κ(AᵀA) > 10¹⁴): the row form [`LeastSquares`] then remains the way to solve it. An
+    /// [`Error::Memory`] before anything is allocated if AᵀA and its factor (two n×n matrices)
+    /// do not fit the memory available.
     ///
     /// ```
     /// use gradfit::problems::{GramLeastSquares, LeastSquares, Objective};
@@ -83,9 +85,19 @@ impl GramLeastSquares {
     /// # Ok::<(), gradfit::Error>(())
     /// ```
     pub fn new(p: &LeastSquares) -> Result<Self> {
+        Self::within(p, None, "GramLeastSquares")
+    }
+
+    /// [`Self::new`], an [`Error::Memory`] naming `method` unless AᵀA and its factor (two n×n
+    /// matrices) fit in `limit` bytes (by default the memory available), checked before either
+    /// is allocated.
+    pub(crate) fn within(p: &LeastSquares, limit: Option<u64>, method: &str) -> Result<Self> {
         let n = p.n();
-        let gram = p.gram_matrix();
-        let mut l = gram.clone();
+        let who = ("the Gram form", "the row form (--gram off) needs no n × n matrix");
+        crate::solve::common::dense_fits_or(n, 2, method, limit, who)?;
+        let gram = p.gram_matrix(method)?;
+        let mut l = crate::solve::common::dense_zeros(n, method)?;
+        l.copy_from(&gram);
         let (lambda, intercept) = (p.lambda(), p.intercept());
         for j in 0..n {
             if !(intercept && j == n - 1) {

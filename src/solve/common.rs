@@ -132,6 +132,19 @@ fn available_bytes(free: bool) -> Option<u64> {
 /// address space: the message names the method, the size and the methods whose memory grows
 /// with n only.
 pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64>) -> Result<(), Error> {
+    let instead = "lbfgs and newton-cg need memory in proportion to n only";
+    dense_fits_or(n, count, method, limit, ("it", instead))
+}
+
+/// [`dense_fits`] with the message's subject (`who` needs the matrices) and its ending
+/// (`instead`, what needs less memory) given.
+pub(crate) fn dense_fits_or(
+    n: usize,
+    count: usize,
+    method: &str,
+    limit: Option<u64>,
+    (who, instead): (&str, &str),
+) -> Result<(), Error> {
     let bytes = (n as u128) * (n as u128) * 8 * count as u128;
     let limit_given = limit;
     let (limit, whose) = match limit {
@@ -158,9 +171,10 @@ pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64
         }
         return Ok(());
     }
-    let gb = |b: u128| match b >= 1_000_000_000 {
-        true => format!("{:.2} GB", b as f64 / 1e9),
-        false => format!("{:.1} MB", b as f64 / 1e6),
+    let gb = |b: u128| match b {
+        1_000_000_000.. => format!("{:.2} GB", b as f64 / 1e9),
+        1_000_000.. => format!("{:.1} MB", b as f64 / 1e6),
+        _ => format!("{b} bytes"),
     };
     let what = match count {
         1 => format!("a dense {n} × {n} matrix"),
@@ -174,10 +188,7 @@ pub(crate) fn dense_fits(n: usize, count: usize, method: &str, limit: Option<u64
         method: method.into(),
         needed: u64::try_from(bytes).unwrap_or(u64::MAX),
         available: over_limit,
-        message: format!(
-            "it needs {what} ({}){against}; lbfgs and newton-cg need memory in proportion to n only",
-            gb(bytes)
-        ),
+        message: format!("{who} needs {what} ({}){against}; {instead}", gb(bytes)),
     })
 }
 

@@ -35,11 +35,11 @@ pub enum GramMode {
     /// The Gram form when it should pay: at least twice as many rows as features, at most
     /// [`AUTO_MAX_FEATURES`] features (or [`AUTO_MAX_FEATURES_LARGE`] on large data), and a
     /// method that does not form the Hessian every iteration (not `newton` or `trust-region`, which pay for AᵀA anyway). Falls back to the
-    /// rows when [`GramLeastSquares::new`] refuses AᵀA (not positive definite, or evidently too
-    /// ill-conditioned).
+    /// rows when [`GramLeastSquares::new`] refuses AᵀA (not positive definite, evidently too
+    /// ill-conditioned, or too big for [`SolveOptions::memory_limit`] or the memory available).
     #[default]
     Auto,
-    /// Always the Gram form; an error if AᵀA cannot be factored.
+    /// Always the Gram form; an error if AᵀA cannot be factored or does not fit in memory.
     On,
     /// Always the rows.
     Off,
@@ -134,7 +134,7 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
     check_len("length of x0", rows.dim(), x0.len())?;
     check_finite("x0", x0.iter())?;
     let start = Instant::now();
-    let built = GramLeastSquares::new(rows);
+    let built = GramLeastSquares::within(rows, opts.memory_limit, opts.method.name());
     let setup = start.elapsed();
     // the time limit covers the set-up too
     let shorter = SolveOptions {
@@ -156,8 +156,13 @@ pub fn solve_least_squares_monitored<M: Monitor + 'static>(
             let (mut r, shift) = solve_monitored(rows, x0, &shorter, shift)?;
             delay_trace(&mut r, setup.as_secs_f64());
             r.seconds = start.elapsed().as_secs_f64();
+            // a memory refusal's message alone: the report names the method
+            let why = match e {
+                Error::Memory { message, .. } => message,
+                e => e.to_string(),
+            };
             r.add_detail(format!(
-                "solved on the rows, not in the Gram form (--gram auto): {e}"
+                "solved on the rows, not in the Gram form (--gram auto): {why}"
             ));
             return Ok((r, shift.inner));
         }
@@ -348,6 +353,58 @@ mod tests {
             solve_least_squares_monitored(&p, &Vector::zeros(4), &opts, GramMode::Auto, quiet).unwrap();
         assert!(r.converged && r.gram_seconds.is_none());
         assert!(solve_least_squares_monitored(&p, &Vector::zeros(4), &opts, GramMode::On, quiet).is_err());
+    }
+
+    #[test]
+    fn a_gram_form_past_the_memory_limit_falls_back_on_auto_and_errors_on_on() {
+        // AᵀA and its factor, 2 · 12² · 8 = 2304 bytes, against a limit of 2303: refused
+        // before anything is allocated (at 60 000 features the Gram form aborted the process
+        // on a failed 28.8 GB allocation)
+        let (a, b) = instance(400, 12);
+        let p = LeastSquares::new(a.clone(), b.clone(), 0.0).unwrap();
+        let x = a.clone().svd(true, true).solve(&b, 0.0).unwrap();
+        let opts = SolveOptions {
+            memory_limit: Some(2303),
+            tol: 1e-12,
+            ..SolveOptions::new(Method::Lbfgs)
+        };
+        match solve_least_squares_monitored(&p, &Vector::zeros(12), &opts, GramMode::On, quiet) {
+            Err(Error::Memory {
+                method,
+                needed,
+                available,
+                message,
+            }) => {
+                assert_eq!((method.as_str(), needed, available), ("lbfgs", 2304, Some(2303)));
+                assert!(
+                    message.starts_with("the Gram form needs 2 dense 12 × 12 matrices"),
+                    "{message}"
+                );
+                assert!(
+                    message.ends_with("the row form (--gram off) needs no n × n matrix"),
+                    "{message}"
+                );
+            }
+            other => panic!("{:?}", other.map(|(r, _)| r)),
+        }
+        let (r, _) =
+            solve_least_squares_monitored(&p, &Vector::zeros(12), &opts, GramMode::Auto, quiet).unwrap();
+        assert!(r.converged && r.gram_seconds.is_none(), "{r:?}");
+        let said = r.message.as_deref().unwrap_or("");
+        assert!(
+            said.contains("not in the Gram form") && said.contains("(2304 bytes)"),
+            "{said}"
+        );
+        assert!(!said.contains("solver lbfgs"), "{said}");
+        assert!((&r.x - &x).amax() < 1e-8 * x.amax(), "{} against {}", r.x, x);
+        // at the limit, the Gram form
+        let opts = SolveOptions {
+            memory_limit: Some(2304),
+            ..opts
+        };
+        let (r, _) =
+            solve_least_squares_monitored(&p, &Vector::zeros(12), &opts, GramMode::On, quiet).unwrap();
+        assert!(r.converged && r.gram_seconds.is_some(), "{r:?}");
     }
 
     #[test]
