@@ -239,11 +239,7 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
         target,
         ..spec.clone()
     };
-    let target_idx = spec
-        .target
-        .iter()
-        .map(|t| table.column(t))
-        .collect::<Result<Vec<_>>>()?;
+    let target_idx = table.columns(&spec.target)?;
     let features: Vec<String> = match &spec.features {
         Some(f) => f.iter().map(|s| s.trim().to_string()).collect(),
         None => table
@@ -254,12 +250,8 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
             .collect(),
     };
     for (what, list) in [("features", &features), ("target", &spec.target)] {
-        if let Some(dup) = list
-            .iter()
-            .enumerate()
-            .find(|(i, f)| list[..*i].contains(f))
-            .map(|(_, f)| f)
-        {
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        if let Some(dup) = list.iter().find(|f| !seen.insert(f.as_str())) {
             return Err(Error::option(what, dup, "names this column twice"));
         }
     }
@@ -271,10 +263,7 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
     if let Some(f) = features.iter().find(|f| spec.target.contains(f)) {
         return Err(Error::option("features", f, "is also the target"));
     }
-    let feature_idx = features
-        .iter()
-        .map(|f| table.column(f))
-        .collect::<Result<Vec<_>>>()?;
+    let feature_idx = table.columns(&features)?;
     let m = table.rows();
     let mut a = Matrix::zeros(m, features.len() + usize::from(spec.intercept));
     for (j, &c) in feature_idx.iter().enumerate() {

@@ -70,6 +70,8 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
         };
         return Err(csv_error(header_line(bytes), message.into()));
     }
+    // a set, not a search of the names before each: 60 000 columns took 12 s
+    let mut seen = std::collections::HashSet::with_capacity(headers.len());
     for (j, h) in headers.iter().enumerate() {
         if h.is_empty() {
             return Err(csv_error(
@@ -77,7 +79,7 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
                 format!("column {} has an empty name in the header", j + 1),
             ));
         }
-        if headers[..j].contains(h) {
+        if !seen.insert(h.as_str()) {
             return Err(csv_error(
                 header_line(bytes),
                 format!("column name {h:?} appears twice in the header"),
@@ -227,14 +229,40 @@ impl Table {
         self.headers
             .iter()
             .position(|h| h == name)
-            .ok_or_else(|| Error::Data {
-                what: format!(
-                    "{}: no column named {name:?}; the columns are: {}{}",
-                    self.path.display(),
-                    self.headers.join(", "),
-                    self.header_hint()
-                ),
+            .ok_or_else(|| self.no_column(name))
+    }
+
+    /// The indices of named columns ([`Self::column`] of each, in order), from one pass over
+    /// the header: a search of the header per name took 11 s for 60 000 features.
+    pub fn columns<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<usize>> {
+        let mut index = std::collections::HashMap::with_capacity(self.headers.len());
+        // the first of a repeated name, as `column` finds it
+        for (j, h) in self.headers.iter().enumerate().rev() {
+            index.insert(h.as_str(), j);
+        }
+        names
+            .iter()
+            .map(|name| {
+                let name = name.as_ref();
+                index.get(name).copied().ok_or_else(|| self.no_column(name))
             })
+            .collect()
+    }
+
+    /// The error for a column `name` not in the header: the columns that are (the first 20 of
+    /// more than 30), and why the header may not hold the name.
+    fn no_column(&self, name: &str) -> Error {
+        let shown = match self.headers.len() {
+            0..=30 => self.headers.join(", "),
+            count => format!("{}, … ({count} in all)", self.headers[..20].join(", ")),
+        };
+        Error::Data {
+            what: format!(
+                "{}: no column named {name:?}; the columns are: {shown}{}",
+                self.path.display(),
+                self.header_hint()
+            ),
+        }
     }
 
     /// Why the header may not hold the names one looks for: another separator than the comma
@@ -380,6 +408,27 @@ mod tests {
             e.contains("line 3") && e.contains("\"b\"") && e.contains("\"x\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn columns_are_found_by_name_and_a_missing_one_lists_a_long_header_in_part() {
+        let names: Vec<String> = (1..=40).map(|j| format!("c{j}")).collect();
+        let text = format!("{}\n{}\n", names.join(","), vec!["1"; 40].join(","));
+        let (_d, p) = write(&text);
+        let t = read_csv(&p).unwrap();
+        assert_eq!(t.columns(&["c40", "c1", "c7"]).unwrap(), vec![39, 0, 6]);
+        assert_eq!(t.column("c7").unwrap(), 6);
+        for e in [t.columns(&["c1", "d"]).unwrap_err(), t.column("d").unwrap_err()] {
+            let e = e.to_string();
+            assert!(
+                e.contains("no column named \"d\"") && e.contains("c1, c2,"),
+                "{e}"
+            );
+            assert!(e.contains("c20, … (40 in all)") && !e.contains("c21"), "{e}");
+        }
+        let (_d, p) = write("a,b\n1,2\n");
+        let e = read_csv(&p).unwrap().columns(&["z"]).unwrap_err().to_string();
+        assert!(e.contains("the columns are: a, b"), "{e}");
     }
 
     #[test]
