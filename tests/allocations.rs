@@ -152,6 +152,17 @@ fn solver_iterations_do_not_allocate() {
         assert!(takes_the_m_by_m_route(&wide), "40 × 120 with intercept");
         let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
         assert_eq!((allocs, directions), (0, 2), "newton on logistic with intercept");
+        // softmax with more features than rows: the mk×mk system
+        let d = generate(ModelKind::Softmax, &spec(30, 90, 10.0)).unwrap();
+        let y = d.target.iter().map(|v| *v as usize).collect();
+        let wide = Softmax::new(d.a, y, 4, 0.5, false).unwrap();
+        assert!(takes_the_m_by_m_route(&wide), "softmax 30 × 90");
+        let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
+        assert_eq!(
+            (allocs, directions),
+            (0, 2),
+            "newton on softmax, 30 rows × 90 features, 4 classes"
+        );
     });
     split_passes_allocate_only_rayon_queue_blocks();
 }

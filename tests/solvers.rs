@@ -334,6 +334,60 @@ fn newton_with_more_features_than_rows_agrees_and_converges_quadratically() {
 }
 
 #[test]
+fn newton_on_softmax_with_more_features_than_rows_agrees_and_converges_quadratically() {
+    // 30 rows, 90 features, 4 classes, λ > 0: Newton's direction comes from the 120×120
+    // system (the 360×360 Hessian is never formed); it must reach L-BFGS's optimum, and
+    // converge quadratically
+    let d = generate(
+        ModelKind::Softmax,
+        &Spec {
+            rows: 30,
+            cols: 90,
+            classes: 4,
+            condition: 10.0,
+            seed: 12,
+        },
+    )
+    .unwrap();
+    let y: Vec<usize> = d.target.iter().map(|v| *v as usize).collect();
+    let p = Softmax::new(d.a, y, 4, 0.5, false).unwrap();
+    agree_on_optimum(&p, "softmax, 30 rows × 90 features, 4 classes");
+    let o = SolveOptions {
+        tol: 1e-13,
+        trace: true,
+        ..opts(Method::Newton)
+    };
+    let routes = Routes {
+        inner: &p,
+        taken: Cell::new(0),
+    };
+    let r = solve(&routes, &Vector::zeros(360), &o).unwrap();
+    assert_eq!(r.status, Status::Converged, "{r}");
+    assert_eq!(
+        routes.taken.get(),
+        r.iterations,
+        "every direction from the mk×mk system"
+    );
+    let lbfgs = solve(
+        &p,
+        &Vector::zeros(360),
+        &SolveOptions {
+            tol: 1e-12,
+            ..opts(Method::Lbfgs)
+        },
+    )
+    .unwrap();
+    assert!(
+        (&r.x - &lbfgs.x).amax() <= 1e-8 * lbfgs.x.amax(),
+        "{} vs {}",
+        r.x,
+        lbfgs.x
+    );
+    let g: Vec<f64> = r.trace.unwrap().iter().map(|t| t.gradient_norm).collect();
+    assert_quadratic(&g);
+}
+
+#[test]
 fn newton_converges_quadratically_on_logistic_regression() {
     let d = generate(
         ModelKind::Logistic,

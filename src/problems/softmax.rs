@@ -1,5 +1,6 @@
 use std::sync::Mutex;
 
+use super::woodbury::ClassDual;
 use super::{
     add_ridge_gradient, add_ridge_hessian, check_h, check_nonempty, check_out, check_x, ridge_value,
     Objective,
@@ -29,6 +30,9 @@ use crate::{Matrix, Vector};
 /// `crate::gram`, those above by symmetry, and the diagonal ones from the others (each row of
 /// block weights sums to zero: H_cc = −Σ_{d≠c} H_cd).
 /// At λ = 0 the Hessian is singular (adding a constant to every class's scores changes nothing).
+/// With fewer rows than features, λ > 0 and no intercept, Newton's direction comes from an
+/// mk×mk system instead of the nk×nk Hessian ([`Objective::newton_direction_into`], by the
+/// Woodbury identity).
 ///
 /// With an intercept, A's last column is all ones and row n−1 of W (every class's
 /// intercept) is not penalized. The k intercepts are then determined only up to a common
@@ -58,6 +62,8 @@ pub struct Softmax {
 struct Scratch {
     /// The buffers of the pass over A.
     pass: ClassPass,
+    /// The mk×mk route to Newton's direction (fewer rows than features).
+    dual: ClassDual,
     /// k×m probabilities at `at_x` (row i's in column i), for the Hessian and Hessian-vector
     /// products.
     p: Matrix,
@@ -401,6 +407,25 @@ impl Objective for Softmax {
         add_ridge_gradient(out, v, self.lambda, self.penalized());
         Ok(())
     }
+
+    /// With fewer rows than features, λ > 0 and no intercept, by the mk×mk Woodbury system
+    /// (`super::woodbury::ClassDual`): ∇²f = 2λI + Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ aᵢaᵢᵀ. Otherwise
+    /// `Ok(false)`. (With an intercept the k intercepts are unpenalized and the Hessian is
+    /// singular along their common shift: Newton forms it and damps.)
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        if !(self.lambda > 0.0 && !self.intercept && self.m() < self.n()) {
+            return Ok(false);
+        }
+        check_out(self.dim(), x, d)?;
+        check_len("gradient g", self.dim(), g.len())?;
+        let k = self.k;
+        let s = &mut *super::lock(&self.scratch);
+        self.probabilities(x, s);
+        let Scratch { p, dual, .. } = s;
+        let c = 2.0 * self.lambda;
+        Ok(dual.factor(&self.at, p.as_slice(), k, c)?
+            && dual.direction(&self.at, p.as_slice(), k, c, g.as_slice(), d.as_mut_slice()))
+    }
 }
 
 crate::impl_argmin_traits!(Softmax);
@@ -408,6 +433,47 @@ crate::impl_argmin_traits!(Softmax);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::problems::{cholesky_step, own_newton_step};
+
+    #[test]
+    fn woodbury_direction_solves_the_newton_system() {
+        // m < n, λ > 0, no intercept: d from the mk×mk system against a Cholesky solve of the
+        // nk×nk Hessian, at points where some rows' probabilities are near 0 and 1
+        for (m, n, k) in [(7, 19, 4), (5, 23, 2), (9, 13, 6), (1, 3, 3)] {
+            let a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.77).sin() * 2.0);
+            let y: Vec<usize> = (0..m).map(|i| (i * 5 + 1) % k).collect();
+            let x = Vector::from_fn(n * k, |j, _| (j as f64 * 0.4).cos() * 1.5);
+            for lambda in [1e-3, 0.3, 50.0] {
+                let p = Softmax::new(a.clone(), y.clone(), k, lambda, false).unwrap();
+                let what = format!("{m} × {n}, k = {k}, λ = {lambda}");
+                let (g, d) = own_newton_step(&p, &x, &what);
+                let want = cholesky_step(&p, &x, &g);
+                assert!((&d - &want).amax() <= 1e-9 * want.amax(), "{what}: {d} vs {want}");
+                // and again at the same x (K kept): the same to the bit
+                let mut again = Vector::zeros(n * k);
+                assert!(p.newton_direction_into(&x, &g, &mut again).unwrap());
+                assert_eq!(again, d, "{what}");
+            }
+        }
+        // not with λ = 0, an intercept, or as many rows as features: Newton forms the Hessian
+        let a = Matrix::from_fn(4, 6, |i, j| ((i * 6 + j) as f64 * 0.3).sin());
+        let mut ones = a.clone();
+        ones.column_mut(5).fill(1.0);
+        let y = vec![0, 1, 2, 1];
+        let x = Vector::from_element(18, 0.1);
+        let cases = [
+            Softmax::new(a.clone(), y.clone(), 3, 0.0, false),
+            Softmax::new(ones, y.clone(), 3, 1.0, true),
+            Softmax::new(a.columns(0, 4).into_owned(), y, 3, 1.0, false),
+        ];
+        for p in cases {
+            let p = p.unwrap();
+            let x = x.rows(0, p.dim()).into_owned();
+            let g = p.cost_and_gradient(&x).unwrap().1;
+            let mut d = Vector::zeros(p.dim());
+            assert!(!p.newton_direction_into(&x, &g, &mut d).unwrap());
+        }
+    }
 
     #[test]
     fn hessian_matches_the_dense_sum_over_rows() {

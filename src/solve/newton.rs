@@ -21,8 +21,9 @@ use crate::{Matrix, Vector};
 /// that can give the same d more cheaply does so instead
 /// ([`Objective::newton_direction_into`]): logistic regression and least squares with more
 /// features than rows and a ridge term solve an m×m system (Woodbury) rather than forming the
-/// n×n Hessian. At 200 rows × 1600 features that took a logistic solve from 1.03 s to 24 ms,
-/// in the same 7 iterations.
+/// n×n Hessian, and softmax (without an intercept) an mk×mk one. At 200 rows × 1600 features
+/// that took a logistic solve from 1.03 s to 24 ms, in the same 7 iterations; at 200 × 800
+/// with 4 classes a softmax solve from 7.2 s to 53 ms.
 ///
 /// Stops on the gradient tolerance (the shared rule) and on the Newton decrement: when
 /// λ² = −∇fᵀd is below the rounding of f, no decrease is visible any more; the full step is
@@ -149,8 +150,8 @@ impl<O: Objective> Solver<O, St> for Newton {
     fn next_iter(&mut self, p: &mut Problem<O>, mut state: St) -> Result<(St, Option<KV>), ArgminError> {
         let (mut x, mut g, f) = take_iterate(&mut state)?;
         // the problem's own route to the direction where it has one (logistic regression and
-        // least squares with more features than rows: an m×m system); it counts as a Hessian
-        // evaluation
+        // least squares with more features than rows: an m×m system; softmax: an mk×mk one); it
+        // counts as a Hessian evaluation
         let by_problem = match p.problem.as_ref() {
             Some(o) => o.newton_direction_into(&x, &g, &mut self.d)?,
             None => false,
