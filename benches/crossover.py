@@ -513,10 +513,10 @@ typed by hand. Machine: {machine()}.
 
 gradfit's defaults: passes over A split between the two cores from 3·2¹⁷ entries (softmax:
 k·m·n ≥ 2²⁰); Hessians from m·n²·(blocks) ≥ 2²⁴ with at least 256 rows (softmax has k(k−1)/2 blocks,
-the diagonal ones derived from them; the 200-row "logistic-wide" problems with 800 and 1600
-features form no n×n Hessian: Newton takes the m×m route there, and at 200 features (m = n, not
-fewer rows than features) it forms the 200×200 Hessian on one thread, having fewer than 256
-rows); smaller work stays on one thread. The machine is shared and noisy:
+the diagonal ones derived from them; the 200-row "logistic-wide" and "softmax5-wide" problems
+with 800 and 1600 features form no n×n Hessian: Newton takes the m×m (mk×mk) route there, and at
+200 features (m = n, not fewer rows than features) it forms the Hessian on one thread, having
+fewer than 256 rows); smaller work stays on one thread. The machine is shared and noisy:
 compare figures within one table (measured in one run), not across runs.
 
 Regenerate: `cargo bench --bench derivatives && cargo bench --bench floor && cargo bench --bench
@@ -568,7 +568,9 @@ Time from x₀ = 0 to ‖∇f‖ ≤ 1e-6·max(1, ‖∇f(x₀)‖), iteration l
 `gradfit generate` with fixed seeds (least squares λ = 0; logistic and softmax λ = 1e-3;
 "logistic-wide", 200 rows and 200 to 1600 features, λ = 1: where there are fewer rows than
 features, 800 and 1600, Newton takes its direction from the m×m Woodbury system and never forms
-the n×n Hessian; at 200 it forms it).
+the n×n Hessian; at 200 it forms it; "softmax5-wide", the same shapes with 5 classes, where
+Newton solves the mk×mk system, 1000 × 1000, in place of the nk×nk Hessian of 4000 or 8000
+rows, and at 200 features forms the 1000 × 1000 Hessian).
 "it" is iterations; a status in bold means the solver stopped without converging, and its time
 is the time to that stop. The plot shows the same data: [crossover.svg](benches/crossover.svg).
 

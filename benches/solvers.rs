@@ -183,6 +183,27 @@ fn solvers(c: &mut Criterion) {
         let x0 = Vector::zeros(p.dim());
         bench_case(c, "logistic-wide", &spec, plain(&p, &x0));
     }
+    // the same for softmax with 5 classes: at 800 and 1600 features Newton's direction comes
+    // from the mk×mk system (1000 × 1000) instead of the nk×nk Hessian (4000 or 8000 square);
+    // at 200 it forms the 1000 × 1000 Hessian
+    for &cols in &[200, 800, 1600] {
+        let spec = Spec {
+            rows: 200,
+            cols,
+            classes: 5,
+            condition: 10.0,
+            seed: 15,
+        };
+        let Ok(d) = generate(ModelKind::Softmax, &spec) else {
+            continue;
+        };
+        let y = d.target.iter().map(|v| *v as usize).collect();
+        let Ok(p) = Softmax::new(d.a, y, 5, 1.0, false) else {
+            continue;
+        };
+        let x0 = Vector::zeros(p.dim());
+        bench_case(c, "softmax5-wide", &spec, plain(&p, &x0));
+    }
 }
 
 criterion_group!(benches, solvers);
