@@ -163,6 +163,15 @@ fn solver_iterations_do_not_allocate() {
             (0, 2),
             "newton on softmax, 30 rows × 90 features, 4 classes"
         );
+        // ... and with an intercept (the k×k Schur complement)
+        let d = generate(ModelKind::Softmax, &spec(30, 90, 10.0)).unwrap();
+        let y = d.target.iter().map(|v| *v as usize).collect();
+        let mut ones = d.a;
+        ones.column_mut(89).fill(1.0);
+        let wide = Softmax::new(ones, y, 4, 0.5, true).unwrap();
+        assert!(takes_the_m_by_m_route(&wide), "softmax 30 × 90 with intercept");
+        let [allocs, _, directions] = two_iterations(&wide, Method::Newton);
+        assert_eq!((allocs, directions), (0, 2), "newton on softmax with intercept");
     });
     split_passes_allocate_only_rayon_queue_blocks();
 }

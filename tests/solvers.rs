@@ -350,6 +350,12 @@ fn newton_on_softmax_with_more_features_than_rows_agrees_and_converges_quadratic
     )
     .unwrap();
     let y: Vec<usize> = d.target.iter().map(|v| *v as usize).collect();
+    // with unpenalized intercepts too (the k×k Schur complement)
+    let with_b = Softmax::new(with_intercept(&d.a), y.clone(), 4, 0.5, true).unwrap();
+    agree_on_optimum(
+        &with_b,
+        "softmax with intercept, 30 rows × 91 features, 4 classes",
+    );
     let p = Softmax::new(d.a, y, 4, 0.5, false).unwrap();
     agree_on_optimum(&p, "softmax, 30 rows × 90 features, 4 classes");
     let o = SolveOptions {

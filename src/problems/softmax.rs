@@ -30,7 +30,7 @@ use crate::{Matrix, Vector};
 /// `crate::gram`, those above by symmetry, and the diagonal ones from the others (each row of
 /// block weights sums to zero: H_cc = −Σ_{d≠c} H_cd).
 /// At λ = 0 the Hessian is singular (adding a constant to every class's scores changes nothing).
-/// With fewer rows than features, λ > 0 and no intercept, Newton's direction comes from an
+/// With fewer rows than penalized features and λ > 0, Newton's direction comes from an
 /// mk×mk system instead of the nk×nk Hessian ([`Objective::newton_direction_into`], by the
 /// Woodbury identity).
 ///
@@ -408,12 +408,13 @@ impl Objective for Softmax {
         Ok(())
     }
 
-    /// With fewer rows than features, λ > 0 and no intercept, by the mk×mk Woodbury system
-    /// (`super::woodbury::ClassDual`): ∇²f = 2λI + Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ aᵢaᵢᵀ. Otherwise
-    /// `Ok(false)`. (With an intercept the k intercepts are unpenalized and the Hessian is
-    /// singular along their common shift: Newton forms it and damps.)
+    /// With fewer rows than penalized features (m < n, or m < n − 1 with an intercept) and
+    /// λ > 0, by the mk×mk Woodbury system (`super::woodbury::ClassDual`): ∇²f = 2λP +
+    /// Σᵢ (diag(pᵢ) − pᵢpᵢᵀ) ⊗ aᵢaᵢᵀ. The intercepts, if any, come from a k×k system; the
+    /// Hessian is singular along their common shift, and the direction leaves their sum
+    /// unchanged. Otherwise `Ok(false)`.
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
-        if !(self.lambda > 0.0 && !self.intercept && self.m() < self.n()) {
+        if !(self.lambda > 0.0 && self.m() + usize::from(self.intercept) < self.n()) {
             return Ok(false);
         }
         check_out(self.dim(), x, d)?;
@@ -423,7 +424,7 @@ impl Objective for Softmax {
         self.probabilities(x, s);
         let Scratch { p, dual, .. } = s;
         let c = 2.0 * self.lambda;
-        Ok(dual.factor(&self.at, p.as_slice(), k, c)?
+        Ok(dual.factor(&self.at, p.as_slice(), k, c, self.intercept)?
             && dual.direction(&self.at, p.as_slice(), k, c, g.as_slice(), d.as_mut_slice()))
     }
 }
@@ -434,6 +435,54 @@ crate::impl_argmin_traits!(Softmax);
 mod tests {
     use super::*;
     use crate::problems::{cholesky_step, own_newton_step};
+
+    #[test]
+    fn woodbury_direction_with_an_intercept_solves_the_singular_newton_system() {
+        // the intercepts unpenalized: ∇²f is singular along their common shift, so the test is
+        // the system itself, ∇²f·d = −g (g's intercepts sum to 0, so it has solutions), with
+        // the intercepts' sum unchanged
+        for (m, n, k) in [(7, 19, 4), (5, 23, 2), (9, 13, 6), (1, 3, 3)] {
+            let mut a = Matrix::from_fn(m, n, |i, j| ((i * n + j) as f64 * 0.77).sin() * 2.0);
+            a.column_mut(n - 1).fill(1.0);
+            let y: Vec<usize> = (0..m).map(|i| (i * 5 + 1) % k).collect();
+            let x = Vector::from_fn(n * k, |j, _| (j as f64 * 0.4).cos() * 1.5);
+            for lambda in [1e-3, 0.3, 50.0] {
+                let p = Softmax::new(a.clone(), y.clone(), k, lambda, true).unwrap();
+                let what = format!("{m} × {n} with intercept, k = {k}, λ = {lambda}");
+                let (g, d) = own_newton_step(&p, &x, &what);
+                let h = p.hessian_matrix(&x).unwrap();
+                let residual = (&h * &d + &g).amax();
+                assert!(
+                    residual <= 1e-9 * g.amax(),
+                    "{what}: ‖Hd + g‖ = {residual:e}, ‖g‖ = {:e}",
+                    g.amax()
+                );
+                let sum: f64 = (0..k).map(|c| d[c * n + n - 1]).sum();
+                let size = (0..k).map(|c| d[c * n + n - 1].abs()).fold(0.0, f64::max);
+                assert!(
+                    sum.abs() <= 1e-12 * size.max(1e-300),
+                    "{what}: intercepts sum to {sum:e}"
+                );
+                // the weights are the Newton step's whatever the intercepts' shift: against the
+                // damped Cholesky solve (H + 1e-10·I), up to the damping's effect
+                let damped = -(h + Matrix::identity(n * k, n * k) * 1e-10)
+                    .cholesky()
+                    .unwrap()
+                    .solve(&g);
+                let mut centred = damped.clone();
+                p.canonicalize(&mut centred);
+                let mut ours = d.clone();
+                p.canonicalize(&mut ours);
+                assert!(
+                    (&ours - &centred).amax() <= 1e-6 * centred.amax(),
+                    "{what}: {ours} vs {centred}"
+                );
+                let mut again = Vector::zeros(n * k);
+                assert!(p.newton_direction_into(&x, &g, &mut again).unwrap());
+                assert_eq!(again, d, "{what}");
+            }
+        }
+    }
 
     #[test]
     fn woodbury_direction_solves_the_newton_system() {
@@ -455,10 +504,10 @@ mod tests {
                 assert_eq!(again, d, "{what}");
             }
         }
-        // not with λ = 0, an intercept, or as many rows as features: Newton forms the Hessian
+        // not with λ = 0, or as many rows as penalized features: Newton forms the Hessian
         let a = Matrix::from_fn(4, 6, |i, j| ((i * 6 + j) as f64 * 0.3).sin());
-        let mut ones = a.clone();
-        ones.column_mut(5).fill(1.0);
+        let mut ones = a.columns(0, 5).into_owned();
+        ones.column_mut(4).fill(1.0);
         let y = vec![0, 1, 2, 1];
         let x = Vector::from_element(18, 0.1);
         let cases = [

@@ -226,8 +226,8 @@ impl Dual {
     }
 }
 
-/// Newton directions for softmax regression with fewer rows than features, λ > 0 and no
-/// intercept, by the Woodbury identity on the mk×mk system instead of the nk×nk Hessian.
+/// Newton directions for softmax regression with fewer rows than penalized features and
+/// λ > 0, by the Woodbury identity on an mk×mk system instead of the nk×nk Hessian.
 ///
 /// With Sᵢ = diag(pᵢ) − pᵢpᵢᵀ (row i's k probabilities) and c = 2λ, the Hessian in vec order
 /// (class-major) is cI + Σᵢ Sᵢ ⊗ aᵢaᵢᵀ. Each Sᵢ = FᵢᵀFᵢ with Fᵢ = diag(√pᵢ)(I − 1pᵢᵀ):
@@ -240,38 +240,102 @@ impl Dual {
 /// p_jρ + pᵢᵀpⱼ); B·g is Fᵢ applied to row i's scores Gᵀaᵢ (G = g as n×k), Fᵢz = √pᵢ ⊙ (z −
 /// (pᵢᵀz)1); and Bᵀu = AᵀQ with row i of Q equal to Fᵢᵀuᵢ = √pᵢ ⊙ uᵢ − pᵢ·Σ_c √p_ic u_ic.
 ///
-/// AAᵀ is formed once (m²n); a direction then costs two passes over A (k scores a row, a rank-k
-/// update), m²k² to form K and (mk)³/3 to factor it, against m(nk)²/2 and (nk)³/3 for the
-/// Hessian. At 200 × 20 000 with k = 4 the Hessian would be 80 000 × 80 000 (51 GB).
+/// With an intercept (A = [Ã 1], the k intercepts b unpenalized), B̃ and K are made of Ã, the
+/// penalized block is H_ww = cI + B̃ᵀB̃, and with E the mk×k matrix of row blocks Fᵢ:
+/// H_wb = B̃ᵀE, H_bb = EᵀE. Eliminating d_w = −H_ww⁻¹(g_w + H_wb·d_b) leaves the k×k system
+///
+/// T·d_b = EᵀK⁻¹B̃g_w − g_b,  T = H_bb − H_bwH_ww⁻¹H_wb = c·EᵀK⁻¹E,
+///
+/// by the push-through identity B̃H_ww⁻¹ = K⁻¹B̃ and I − K⁻¹B̃B̃ᵀ = cK⁻¹. T is singular along 1
+/// (Fᵢ1 = 0: a common shift of the intercepts changes no probability), and so is the Hessian;
+/// the right side is orthogonal to 1 (Σ_c g_bc = Σᵢ Σ_c (p_ic − y_ic) = 0), so d_b is taken
+/// from (T + τ11ᵀ)d_b = rhs, τ = T's mean diagonal entry, whose solution has 1ᵀd_b = 0 and
+/// solves T·d_b = rhs: the Newton direction with the intercepts' sum unchanged.
+///
+/// ÃÃᵀ is formed once (m²n); a direction then costs a few passes over A (k scores a row, a
+/// rank-k update), m²k² to form K and (mk)³/3 to factor it (with an intercept, k more
+/// solves with the factor), against m(nk)²/2 and (nk)³/3 for the Hessian. At 200 × 20 000
+/// with k = 4 the Hessian would be 80 000 × 80 000 (51 GB).
 #[derive(Debug, Default)]
 pub(crate) struct ClassDual {
-    /// AAᵀ (m×m).
+    /// ÃÃᵀ (m×m), for `intercept`.
     aat: Matrix,
-    /// cI + BBᵀ, then its Cholesky factor (lower triangle); mk×mk, row i·k + ρ.
+    intercept: bool,
+    /// cI + B̃B̃ᵀ, then its Cholesky factor (lower triangle); mk×mk, row i·k + ρ.
     k: Matrix,
     /// √p, row i's k at i·k.
     root: Vec<f64>,
-    /// mk entries of scratch: row i's scores, then Fᵢ of them, then K⁻¹ of that, then Fᵢᵀ.
+    /// mk entries of scratch.
     u: Vec<f64>,
+    /// With an intercept: K⁻¹E (column σ at σ·mk), the Cholesky factor of T + τ11ᵀ (k×k), k
+    /// entries of scratch, and n·k (the right side h = g_w + H_wb·d_b).
+    ke: Vec<f64>,
+    t: Matrix,
+    r: Vec<f64>,
+    h: Vec<f64>,
+}
+
+/// uᵢ ← Fᵢuᵢ = √pᵢ ⊙ (uᵢ − (pᵢᵀuᵢ)1) for every row i (k entries each).
+fn apply_f(u: &mut [f64], p: &[f64], root: &[f64], k: usize) {
+    for ((ui, pi), ri) in u
+        .chunks_exact_mut(k)
+        .zip(p.chunks_exact(k))
+        .zip(root.chunks_exact(k))
+    {
+        let pu: f64 = ui.iter().zip(pi).map(|(a, b)| a * b).sum();
+        for (uc, rc) in ui.iter_mut().zip(ri) {
+            *uc = rc * (*uc - pu);
+        }
+    }
+}
+
+/// uᵢ ← −Fᵢᵀuᵢ = −(√pᵢ ⊙ uᵢ − pᵢ·Σ_c √p_ic u_ic) for every row i (k entries each).
+fn apply_minus_ft(u: &mut [f64], p: &[f64], root: &[f64], k: usize) {
+    for ((ui, pi), ri) in u
+        .chunks_exact_mut(k)
+        .zip(p.chunks_exact(k))
+        .zip(root.chunks_exact(k))
+    {
+        let s: f64 = ui.iter().zip(ri).map(|(a, b)| a * b).sum();
+        for ((uc, rc), pc) in ui.iter_mut().zip(ri).zip(pi) {
+            *uc = pc * s - rc * *uc;
+        }
+    }
 }
 
 impl ClassDual {
-    /// Forms and factors K for the probabilities `p` (row i's k at i·k) of softmax with
-    /// `classes` classes and ridge c = 2λ > 0, with `at` = Aᵀ (n×m, unpadded); false if K does
-    /// not factor. Before sizing K (and AAᵀ, on first use) it checks that they fit the memory
-    /// available (`crate::solve::common::dense_fits`): an error naming newton if not.
-    pub(crate) fn factor(&mut self, at: &AlignedT, p: &[f64], classes: usize, c: f64) -> crate::Result<bool> {
+    /// Forms and factors K (and with an intercept T + τ11ᵀ) for the probabilities `p` (row i's
+    /// k at i·k) of softmax with `classes` classes and ridge c = 2λ > 0, with `at` = Aᵀ (n×m,
+    /// unpadded; with an intercept its last row the ones); false if either does not factor.
+    /// Before sizing K (and ÃÃᵀ, on first use) it checks that they fit the memory available
+    /// (`crate::solve::common::dense_fits`): an error naming newton if not.
+    pub(crate) fn factor(
+        &mut self,
+        at: &AlignedT,
+        p: &[f64],
+        classes: usize,
+        c: f64,
+        intercept: bool,
+    ) -> crate::Result<bool> {
         debug_assert_eq!(at.pitch(), at.features(), "the mk×mk route reads unpadded rows");
-        let (m, kk) = (at.ncols(), classes);
+        let (n, m, kk) = (at.features(), at.ncols(), classes);
         let size = m * kk;
-        if self.k.shape() != (size, size) || self.aat.shape() != (m, m) {
+        if self.k.shape() != (size, size) || self.aat.shape() != (m, m) || self.intercept != intercept {
             crate::solve::common::dense_fits(size, 2, "newton", None)?;
+            // Ã's own columns, not AAᵀ − 11ᵀ (see `Dual::factor`)
             let view = at.view();
+            let rows = if intercept { n - 1 } else { n };
+            let with_b = |len: usize| if intercept { len } else { 0 };
             *self = ClassDual {
-                aat: gram_of_columns(view),
+                aat: gram_of_columns(view.rows(0, rows)),
+                intercept,
                 k: Matrix::zeros(size, size),
                 root: vec![0.0; size],
                 u: vec![0.0; size],
+                ke: vec![0.0; with_b(size * kk)],
+                t: Matrix::zeros(with_b(kk), with_b(kk)),
+                r: vec![0.0; with_b(kk)],
+                h: vec![0.0; with_b(n * kk)],
             };
         }
         let ClassDual { aat, k, root, .. } = self;
@@ -300,12 +364,78 @@ impl ClassDual {
         for d in 0..size {
             k[(d, d)] += c;
         }
-        Ok(cholesky_in_place(k))
+        if !cholesky_in_place(k) {
+            return Ok(false);
+        }
+        if !intercept {
+            return Ok(true);
+        }
+        // K⁻¹E, E's column σ holding Fᵢe_σ = √pᵢ ⊙ (e_σ − p_iσ1) in row block i
+        let ClassDual { k, ke, t, .. } = self;
+        let e = |i: usize, rho: usize, sigma: usize| {
+            let delta = if rho == sigma { 1.0 } else { 0.0 };
+            root[i * kk + rho] * (delta - p[i * kk + sigma])
+        };
+        for (sigma, col) in ke.chunks_exact_mut(size).enumerate() {
+            for (idx, v) in col.iter_mut().enumerate() {
+                *v = e(idx / kk, idx % kk, sigma);
+            }
+            solve_lower_in_place(k, col);
+            solve_lower_transpose_in_place(k, col);
+        }
+        // T = c·EᵀK⁻¹E, then + τ11ᵀ
+        for sigma in 0..kk {
+            let col = &ke[sigma * size..(sigma + 1) * size];
+            for rho in 0..kk {
+                let dot: f64 = col
+                    .iter()
+                    .enumerate()
+                    .map(|(idx, v)| e(idx / kk, idx % kk, rho) * v)
+                    .sum();
+                t[(rho, sigma)] = c * dot;
+            }
+        }
+        let tau = (0..kk).map(|i| t[(i, i)]).sum::<f64>() / kk as f64;
+        t.add_scalar_mut(tau);
+        Ok(tau.is_finite() && tau > 0.0 && cholesky_in_place(t))
     }
 
-    /// d ← −(cI + Σᵢ Sᵢ ⊗ aᵢaᵢᵀ)⁻¹g with K as [`ClassDual::factor`] left it for the same p (row
-    /// i's k at i·k); g and d hold n·k entries in vec order. False, d unspecified, if d is not
-    /// finite.
+    /// out ← H_ww⁻¹·rhs = (rhs − B̃ᵀK⁻¹B̃·rhs)/c, rhs with its intercepts 0 (if any), out's set
+    /// to 0; `u` (mk entries) is scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn inverse(
+        k: &Matrix,
+        at: &AlignedT,
+        p: &[f64],
+        root: &[f64],
+        kk: usize,
+        (c, intercept): (f64, bool),
+        (rhs, u, out): (&[f64], &mut [f64], &mut [f64]),
+    ) {
+        let n = at.pitch();
+        // row i's scores zᵢ = Gᵀaᵢ (the ones meet zero intercepts), then Fᵢzᵢ
+        crate::class_kernels::class_scores(at.as_slice(), n, rhs, kk, u);
+        apply_f(u, p, root, kk);
+        solve_lower_in_place(k, u);
+        solve_lower_transpose_in_place(k, u);
+        // −Fᵢᵀuᵢ, so that the rank update below adds −B̃ᵀK⁻¹B̃·rhs. (Its sum Σ_c √p_ic u_ic is
+        // 0 but for rounding: B̃'s range, and so K⁻¹B̃·rhs, is orthogonal to every √pᵢ, since
+        // √pᵢᵀFᵢz = pᵢᵀz − (pᵢᵀz)Σ_c p_ic = 0; it is kept as the formula has it.)
+        apply_minus_ft(u, p, root, kk);
+        out.copy_from_slice(rhs);
+        crate::class_kernels::class_gradient(at.as_slice(), n, u, kk, out, &[]);
+        out.iter_mut().for_each(|o| *o /= c);
+        if intercept {
+            for o in out.chunks_exact_mut(n) {
+                o[n - 1] = 0.0;
+            }
+        }
+    }
+
+    /// d ← −(∇²f)⁻¹g for ∇²f = cI + Σᵢ Sᵢ ⊗ aᵢaᵢᵀ (the intercepts' entries unpenalized, the
+    /// direction's intercepts summing to 0), with K as [`ClassDual::factor`] left it for the
+    /// same p (row i's k at i·k); g and d hold n·k entries in vec order. False, d unspecified,
+    /// if d is not finite.
     pub(crate) fn direction(
         &mut self,
         at: &AlignedT,
@@ -315,39 +445,64 @@ impl ClassDual {
         g: &[f64],
         d: &mut [f64],
     ) -> bool {
-        let n = at.pitch();
-        let kk = classes;
-        let ClassDual { k, root, u, .. } = self;
-        // row i's scores zᵢ = Gᵀaᵢ, then Fᵢzᵢ = √pᵢ ⊙ (zᵢ − (pᵢᵀzᵢ)1)
-        crate::class_kernels::class_scores(at.as_slice(), n, g, kk, u);
-        for ((ui, pi), ri) in u
-            .chunks_exact_mut(kk)
-            .zip(p.chunks_exact(kk))
-            .zip(root.chunks_exact(kk))
-        {
-            let pz: f64 = ui.iter().zip(pi).map(|(a, b)| a * b).sum();
-            for (uc, rc) in ui.iter_mut().zip(ri) {
-                *uc = rc * (*uc - pz);
-            }
+        let (n, kk) = (at.pitch(), classes);
+        let ClassDual {
+            k,
+            root,
+            u,
+            t,
+            r,
+            h,
+            intercept,
+            ..
+        } = self;
+        let intercept = *intercept;
+        if !intercept {
+            Self::inverse(k, at, p, root, kk, (c, false), (g, u, d));
+            d.iter_mut().for_each(|di| *di = -*di);
+            return d.iter().all(|di| di.is_finite());
         }
+        // rhs = EᵀK⁻¹B̃g_w − g_b
+        h.copy_from_slice(g);
+        for hc in h.chunks_exact_mut(n) {
+            hc[n - 1] = 0.0;
+        }
+        crate::class_kernels::class_scores(at.as_slice(), n, h, kk, u);
+        apply_f(u, p, root, kk);
         solve_lower_in_place(k, u);
         solve_lower_transpose_in_place(k, u);
-        // −Fᵢᵀuᵢ = −(√pᵢ ⊙ uᵢ − pᵢ·Σ_c √p_ic u_ic), so that the rank update below adds −BᵀK⁻¹Bg.
-        // (The sum is 0 but for rounding: B's range, and so K⁻¹Bg, is orthogonal to every √pᵢ,
-        // since √pᵢᵀFᵢz = pᵢᵀz − (pᵢᵀz)Σ_c p_ic = 0; it is kept as the formula has it.)
-        for ((ui, pi), ri) in u
-            .chunks_exact_mut(kk)
-            .zip(p.chunks_exact(kk))
-            .zip(root.chunks_exact(kk))
-        {
-            let s: f64 = ui.iter().zip(ri).map(|(a, b)| a * b).sum();
-            for ((uc, rc), pc) in ui.iter_mut().zip(ri).zip(pi) {
-                *uc = pc * s - rc * *uc;
+        apply_minus_ft(u, p, root, kk);
+        r.fill(0.0);
+        for ui in u.chunks_exact(kk) {
+            for (rc, uc) in r.iter_mut().zip(ui) {
+                *rc -= uc;
             }
         }
-        d.copy_from_slice(g);
-        crate::class_kernels::class_gradient(at.as_slice(), n, u, kk, d, &[]);
-        d.iter_mut().for_each(|di| *di /= -c);
+        for (rc, gc) in r.iter_mut().zip(g.chunks_exact(n)) {
+            *rc -= gc[n - 1];
+        }
+        // d_b from (T + τ11ᵀ)d_b = rhs, then centred (its sum is 0 but for rounding)
+        solve_lower_in_place(t, r);
+        solve_lower_transpose_in_place(t, r);
+        let mean = r.iter().sum::<f64>() / kk as f64;
+        r.iter_mut().for_each(|rc| *rc -= mean);
+        // h = g_w + H_wb·d_b = g_w + B̃ᵀ(E·d_b): row i's Fᵢᵀ(Fᵢd_b) = Sᵢd_b through Ã
+        for (ui, pi) in u.chunks_exact_mut(kk).zip(p.chunks_exact(kk)) {
+            let pd: f64 = pi.iter().zip(r.iter()).map(|(a, b)| a * b).sum();
+            for ((uc, pc), dc) in ui.iter_mut().zip(pi).zip(r.iter()) {
+                *uc = pc * (dc - pd);
+            }
+        }
+        crate::class_kernels::class_gradient(at.as_slice(), n, u, kk, h, &[]);
+        for hc in h.chunks_exact_mut(n) {
+            hc[n - 1] = 0.0;
+        }
+        // d_w = −H_ww⁻¹h, d_b as solved
+        Self::inverse(k, at, p, root, kk, (c, true), (h, u, d));
+        d.iter_mut().for_each(|di| *di = -*di);
+        for (dc, bc) in d.chunks_exact_mut(n).zip(r.iter()) {
+            dc[n - 1] = *bc;
+        }
         d.iter().all(|di| di.is_finite())
     }
 }

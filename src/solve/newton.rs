@@ -21,7 +21,7 @@ use crate::{Matrix, Vector};
 /// that can give the same d more cheaply does so instead
 /// ([`Objective::newton_direction_into`]): logistic regression and least squares with more
 /// features than rows and a ridge term solve an m×m system (Woodbury) rather than forming the
-/// n×n Hessian, and softmax (without an intercept) an mk×mk one. At 200 rows × 1600 features
+/// n×n Hessian, and softmax an mk×mk one. At 200 rows × 1600 features
 /// that took a logistic solve from 1.03 s to 24 ms, in the same 7 iterations; at 200 × 800
 /// with 4 classes a softmax solve from 7.2 s to 53 ms.
 ///
