@@ -2258,3 +2258,70 @@ fn compare_reports_a_solver_s_own_failure_as_a_row_and_runs_the_others() {
         stderr(&o)
     );
 }
+
+#[test]
+fn check_past_2000_parameters_names_a_direction_not_a_parameter() {
+    // 2100 features: the gradient is checked along 20 random directions, and the worst is a
+    // direction's number (it was printed as a parameter's entry and name: "(x8)")
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wide.csv");
+    let file = file.to_str().unwrap();
+    let o = gradfit(&[
+        "generate", "logistic", "--rows", "10", "--cols", "2100", "-o", file,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = gradfit(&["check", file, "--model", "logistic", "--l2", "1", "--points", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let line = text
+        .lines()
+        .find(|l| l.contains("directional derivative"))
+        .unwrap();
+    assert!(
+        line.contains("in direction ") && line.contains("of the random ones"),
+        "{line}"
+    );
+    assert!(!line.contains("at entry") && !line.contains("(x"), "{line}");
+    let o = gradfit(&[
+        "check", file, "--model", "logistic", "--l2", "1", "--points", "1", "--format", "json",
+    ]);
+    let v = json(&o);
+    let point = &v["points"][0];
+    assert!(point["gradient_worst_index"].is_null(), "{point}");
+    assert!(
+        point["gradient_worst_direction"].as_u64().is_some_and(|d| d < 20),
+        "{point}"
+    );
+    // at 2000 parameters and below, every entry, named
+    let o = gradfit(&[
+        "check",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--points",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let point = &json(&o)["points"][0];
+    assert!(point["gradient_worst_index"].as_u64().is_some() && point["gradient_worst_direction"].is_null());
+}
+
+#[test]
+fn an_x0_of_the_wrong_length_lists_a_long_parameter_list_in_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.csv");
+    let x0 = dir.path().join("x0.csv");
+    let (file, x0) = (file.to_str().unwrap(), x0.to_str().unwrap());
+    let o = gradfit(&["generate", "logistic", "--rows", "5", "--cols", "40", "-o", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(x0, "x1\n0.5\n").unwrap();
+    let o = gradfit(&["solve", file, "--model", "logistic", "--l2", "1", "--x0", x0]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--x0 has 1 value, the model has 40 parameters (x1, x2,"),
+        "{e}"
+    );
+    assert!(e.contains("x20, … (40 in all))") && !e.contains("x21"), "{e}");
+}

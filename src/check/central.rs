@@ -208,7 +208,7 @@ where
     let h = CENTRAL_STEP * x.amax().max(1.0);
     let mut d = Vector::zeros(x.len());
     let mut xt = x.clone();
-    let mut report = EntryReport::new("directional derivative", tol.rel);
+    let mut report = EntryReport::new(super::DIRECTIONAL, tol.rel);
     for k in 0..directions {
         d.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
         let norm = d.norm();

@@ -116,10 +116,19 @@ pub struct EntryReport {
     norm_wise: bool,
 }
 
+/// [`EntryReport::what`] of a [`check_directional`] report.
+pub(crate) const DIRECTIONAL: &str = "directional derivative";
+
 /// The share of an entry's size beyond which a noise allowance verifies nothing: 1%.
 pub const UNVERIFIED_SHARE: f64 = 0.01;
 
 impl EntryReport {
+    /// Whether the entries checked are random directions ([`check_directional`]), `worst.0`
+    /// then being a direction's number, not a parameter's index.
+    pub fn is_directional(&self) -> bool {
+        self.what == DIRECTIONAL
+    }
+
     fn new(what: &'static str, tolerance: f64) -> Self {
         EntryReport {
             what,
@@ -176,9 +185,14 @@ impl EntryReport {
 
 impl fmt::Display for EntryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // a directional check's worst is a direction (counted from 1 here), not an entry
+        let at = match self.is_directional() {
+            true => format!("in direction {} of the random ones", self.worst.0 + 1),
+            false => format!("at entry {:?}", self.worst),
+        };
         write!(
             f,
-            "{} {}: max relative error {:.2e} (tolerance {:.1e}) at entry {:?}: analytic {:.10e}, numeric {:.10e}",
+            "{} {}: max relative error {:.2e} (tolerance {:.1e}) {at}: analytic {:.10e}, numeric {:.10e}",
             self.what,
             // passed only because differences cannot tell: not "ok"
             match (self.passed, self.unverified) {
@@ -188,7 +202,6 @@ impl fmt::Display for EntryReport {
             },
             self.max_rel_error,
             self.tolerance,
-            self.worst,
             self.analytic,
             self.numeric
         )?;
