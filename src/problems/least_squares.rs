@@ -10,6 +10,7 @@ use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
     axpy, axpys_block, fused_rows, pipelined_rows, row_blocks, rows_block, rows_range, weighted_gram_vec,
 };
+use crate::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
 use crate::{Matrix, Vector};
 
 /// Least squares with an optional ridge term, with one or several right-hand sides.
@@ -45,6 +46,9 @@ pub struct LeastSquares {
     classes: std::sync::Mutex<ClassPass>,
     /// Newton's m×m route with fewer rows than features: its buffers and S = 2I's diagonal.
     dual: std::sync::Mutex<(Dual, Vec<f64>)>,
+    /// Newton's route with several targets: the Cholesky factor of 2AᵀA + 2λP, the Hessian's
+    /// diagonal block (`None` until first asked; `Some(None)` if it does not factor).
+    block: std::sync::Mutex<Option<Option<Matrix>>>,
 }
 
 impl LeastSquares {
@@ -93,6 +97,7 @@ impl LeastSquares {
             gram: std::sync::Mutex::new(GramScratch::default()),
             classes: std::sync::Mutex::new(ClassPass::by_entries()),
             dual: std::sync::Mutex::new((Dual::default(), Vec::new())),
+            block: std::sync::Mutex::new(None),
         })
     }
 
@@ -117,6 +122,8 @@ impl LeastSquares {
             });
         }
         self.intercept = intercept;
+        // a factor formed without the intercept's setting would be stale
+        self.block = std::sync::Mutex::new(None);
         Ok(self)
     }
 
@@ -169,6 +176,41 @@ impl LeastSquares {
     /// m, the number of rows of A.
     pub(super) fn rows(&self) -> usize {
         self.at.ncols()
+    }
+
+    /// Newton's direction with several targets from the factor of the Hessian's diagonal block
+    /// (see [`Objective::newton_direction_into`]); `Ok(false)` with one target or if the block
+    /// does not factor.
+    fn block_direction(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        if self.k() == 1 {
+            return Ok(false);
+        }
+        check_out(self.dim(), x, d)?;
+        check_len("gradient g", self.dim(), g.len())?;
+        let n = self.n();
+        let mut block = super::lock(&self.block);
+        if block.is_none() {
+            // the block and, while it is formed, the packed kernel's own n×n sum
+            crate::solve::common::dense_fits(n, 2, "newton", None)?;
+            let mut h = self.gram_matrix("newton")?;
+            h *= 2.0;
+            add_ridge_hessian(&mut h, self.lambda, self.penalized());
+            *block = Some(cholesky_in_place(&mut h).then_some(h));
+        }
+        let Some(Some(l)) = block.as_ref() else {
+            return Ok(false);
+        };
+        for (gc, dc) in g
+            .as_slice()
+            .chunks_exact(n)
+            .zip(d.as_mut_slice().chunks_exact_mut(n))
+        {
+            dc.copy_from_slice(gc);
+            solve_lower_in_place(l, dc);
+            solve_lower_transpose_in_place(l, dc);
+            dc.iter_mut().for_each(|v| *v = -*v);
+        }
+        Ok(d.iter().all(|v| v.is_finite()))
     }
 
     /// AᵀA (both triangles), by the packed kernel of the Hessian; an [`Error::Memory`](crate::Error)
@@ -352,10 +394,15 @@ impl Objective for LeastSquares {
 
     /// With fewer rows than penalized weights and λ > 0, column by column of X by the m×m
     /// Woodbury system (`super::woodbury`): each diagonal block of ∇²f is 2λI + Aᵀ(2I)A, the
-    /// intercept (if any) unpenalized. Otherwise `Ok(false)`.
+    /// intercept (if any) unpenalized. Otherwise, with several targets, column by column
+    /// through the Cholesky factor of that n×n block, formed once: ∇²f = I_k ⊗ (2AᵀA + 2λP) is
+    /// block diagonal, and Newton would otherwise form and factor the nk×nk matrix (at 5000
+    /// rows × 100 features with 100 targets, 68 s and 2.5 GB). `Ok(false)` with one target
+    /// (Newton forms the same n×n matrix itself) or if the block does not factor (Newton then
+    /// damps).
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
         if !woodbury::applies(&self.at, self.lambda, self.intercept) {
-            return Ok(false);
+            return self.block_direction(x, g, d);
         }
         check_out(self.dim(), x, d)?;
         check_len("gradient g", self.dim(), g.len())?;
@@ -455,6 +502,64 @@ impl crate::kernels::Quads for ResidualQuads<'_> {
 mod tests {
     use super::super::{cholesky_step, own_newton_step};
     use super::*;
+
+    #[test]
+    fn several_targets_take_newtons_direction_from_the_diagonal_block() {
+        // ∇²f = I_k ⊗ (2AᵀA + 2λP): the direction from the n×n block's factor against a
+        // Cholesky solve of the nk×nk Hessian, with and without an intercept and ridge, in the
+        // row form and the Gram form; one target and a block that does not factor (a column of
+        // zeros, λ = 0) leave it to Newton
+        let (m, n, k) = (40, 6, 3);
+        // full-rank pseudo-random entries (sin((i·n + j)·c) would be rank 2)
+        let noise = |i: usize, j: usize| {
+            let h = ((i * 7919 + j * 104_729 + 3) as f64 * 0.618_033_988_7).sin() * 43_758.545_3;
+            2.0 * (h - h.floor()) - 1.0
+        };
+        let a = Matrix::from_fn(m, n, |i, j| noise(i, j) * (1.0 + j as f64));
+        let b = Matrix::from_fn(m, k, |i, c| noise(i, n + c) * 3.0);
+        let mut ones = a.clone();
+        ones.column_mut(n - 1).fill(1.0);
+        let x = Vector::from_fn(n * k, |j, _| (j as f64 * 0.4).cos());
+        for (a, intercept) in [(&a, false), (&ones, true)] {
+            for lambda in [0.0, 0.5] {
+                let what = format!("λ = {lambda}, intercept {intercept}");
+                let p = LeastSquares::multi(a.clone(), b.clone(), lambda)
+                    .unwrap()
+                    .with_intercept(intercept)
+                    .unwrap();
+                let (g, d) = own_newton_step(&p, &x, &what);
+                let want = cholesky_step(&p, &x, &g);
+                assert!(
+                    (&d - &want).amax() <= 1e-12 * want.amax(),
+                    "{what}: {d} vs {want}"
+                );
+                // one Newton step lands on the minimum: the gradient at x + d is rounding
+                let (_, g1) = p.cost_and_gradient(&(&x + &d)).unwrap();
+                assert!(
+                    g1.amax() <= 1e-10 * g.amax(),
+                    "{what}: ‖∇f(x + d)‖ = {:e}",
+                    g1.amax()
+                );
+                let gram = crate::problems::GramLeastSquares::new(&p).unwrap();
+                let (gg, dg) = own_newton_step(&gram, &x, &what);
+                assert!((&gg - &g).amax() <= 1e-10 * g.amax(), "{what}");
+                assert!(
+                    (&dg - &want).amax() <= 1e-10 * want.amax(),
+                    "{what} (Gram form): {dg} vs {want}"
+                );
+            }
+        }
+        let one = LeastSquares::new(a.clone(), b.column(0).into_owned(), 0.5).unwrap();
+        let mut zero = a.clone();
+        zero.column_mut(1).fill(0.0);
+        let singular = LeastSquares::multi(zero, b.clone(), 0.0).unwrap();
+        for p in [one, singular] {
+            let x = Vector::zeros(p.dim());
+            let (_, g) = p.cost_and_gradient(&x).unwrap();
+            let mut d = Vector::zeros(p.dim());
+            assert!(!p.newton_direction_into(&x, &g, &mut d).unwrap());
+        }
+    }
 
     #[cfg(target_arch = "x86_64")]
     #[test]

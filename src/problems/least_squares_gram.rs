@@ -261,6 +261,29 @@ impl Objective for GramLeastSquares {
         }
         Ok(())
     }
+
+    /// With several targets, d = −(I_k ⊗ 2LLᵀ)⁻¹g column by column through the stored factor
+    /// (LLᵀ = AᵀA + λP): Newton would otherwise form and factor the nk×nk block-diagonal
+    /// Hessian. With one target `Ok(false)`: forming the n×n Hessian is the same work.
+    fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {
+        if self.k() == 1 {
+            return Ok(false);
+        }
+        check_out(self.dim(), x, d)?;
+        check_len("gradient g", self.dim(), g.len())?;
+        let n = self.n();
+        for (gc, dc) in g
+            .as_slice()
+            .chunks_exact(n)
+            .zip(d.as_mut_slice().chunks_exact_mut(n))
+        {
+            dc.copy_from_slice(gc);
+            solve_lower_in_place(&self.l, dc);
+            solve_lower_transpose_in_place(&self.l, dc);
+            dc.iter_mut().for_each(|v| *v *= -0.5);
+        }
+        Ok(d.iter().all(|v| v.is_finite()))
+    }
 }
 
 crate::impl_argmin_traits!(GramLeastSquares);
