@@ -266,9 +266,7 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
     let feature_idx = table.columns(&features)?;
     let m = table.rows();
     let mut a = Matrix::zeros(m, features.len() + usize::from(spec.intercept));
-    for (j, &c) in feature_idx.iter().enumerate() {
-        a.column_mut(j).copy_from_slice(&table.numbers(c)?);
-    }
+    table.numbers_into(&feature_idx, &mut a)?;
     let standardization = spec
         .standardize
         .then(|| standardize(&mut a, features.len(), spec.intercept));
@@ -283,9 +281,7 @@ pub fn build(table: &Table, spec: &FitSpec) -> Result<Fit> {
     let (problem, parameter_names, classes) = match spec.model {
         ModelKind::LeastSquares => {
             let mut b = Matrix::zeros(m, target_idx.len());
-            for (k, &c) in target_idx.iter().enumerate() {
-                b.column_mut(k).copy_from_slice(&table.numbers(c)?);
-            }
+            table.numbers_into(&target_idx, &mut b)?;
             let pnames = if spec.target.len() == 1 {
                 names
             } else {

