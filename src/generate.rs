@@ -219,7 +219,7 @@ fn validate(spec: &Spec, model: ModelKind) -> Result<()> {
 ///   classes overlap (not separable) and the logits are O(1); with fewer rows than columns
 ///   the features are Gaussian with that population covariance (see `features`; its
 ///   eigenvectors are a uniformly random rotation up to 2048 features, above a rotation made
-///   of random 256 × 256 blocks and a permutation) and the classes are separable, so only a
+///   of random 256 × 256 blocks and two permutations) and the classes are separable, so only a
 ///   ridge term λ > 0 gives the problem a minimizer;
 /// - softmax: the same with k classes drawn from softmax(AW*).
 ///

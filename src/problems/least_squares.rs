@@ -190,8 +190,10 @@ impl LeastSquares {
         let n = self.n();
         let mut block = super::lock(&self.block);
         if block.is_none() {
-            // the block and, while it is formed, the packed kernel's own n×n sum
-            crate::solve::common::dense_fits(n, 2, "newton", None)?;
+            // the block and, while it is formed, the packed kernel's second n×n sum and tiles
+            // (about n²/2 a thread): four, as Newton counts its own (with three, a tight
+            // `ulimit -v` still aborted inside the kernel)
+            crate::solve::common::dense_fits(n, 4, "newton", None)?;
             let mut h = self.gram_matrix("newton")?;
             h *= 2.0;
             add_ridge_hessian(&mut h, self.lambda, self.penalized());
@@ -397,7 +399,7 @@ impl Objective for LeastSquares {
     /// intercept (if any) unpenalized. Otherwise, with several targets, column by column
     /// through the Cholesky factor of that n×n block, formed once: ∇²f = I_k ⊗ (2AᵀA + 2λP) is
     /// block diagonal, and Newton would otherwise form and factor the nk×nk matrix (at 5000
-    /// rows × 100 features with 100 targets, 68 s and 2.5 GB). `Ok(false)` with one target
+    /// rows × 100 features with 100 targets, 57 s and 2.4 GB). `Ok(false)` with one target
     /// (Newton forms the same n×n matrix itself) or if the block does not factor (Newton then
     /// damps).
     fn newton_direction_into(&self, x: &Vector, g: &Vector, d: &mut Vector) -> Result<bool> {

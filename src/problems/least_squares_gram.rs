@@ -69,8 +69,8 @@ impl GramLeastSquares {
     /// Errors if AᵀA + λP is not numerically positive definite, or evidently too ill-conditioned
     /// (its smallest squared pivot below 10⁻¹⁴ of its largest diagonal entry, which shows
     /// κ(AᵀA) > 10¹⁴): the row form [`LeastSquares`] then remains the way to solve it. An
-    /// [`Error::Memory`] before anything is allocated if AᵀA and its factor (two n×n matrices)
-    /// do not fit the memory available.
+    /// [`Error::Memory`] before anything is allocated if AᵀA, its factor and the kernel's
+    /// buffers (four n×n matrices' worth) do not fit the memory available.
     ///
     /// ```
     /// use gradfit::problems::{GramLeastSquares, LeastSquares, Objective};
@@ -88,13 +88,16 @@ impl GramLeastSquares {
         Self::within(p, None, "GramLeastSquares")
     }
 
-    /// [`Self::new`], an [`Error::Memory`] naming `method` unless AᵀA and its factor (two n×n
-    /// matrices) fit in `limit` bytes (by default the memory available), checked before either
-    /// is allocated.
+    /// [`Self::new`], an [`Error::Memory`] naming `method` unless AᵀA, its factor and the
+    /// kernel's buffers (four n×n matrices' worth) fit in `limit` bytes (by default the memory
+    /// available), checked before any is allocated.
     pub(crate) fn within(p: &LeastSquares, limit: Option<u64>, method: &str) -> Result<Self> {
         let n = p.n();
         let who = ("the Gram form", "the row form (--gram off) needs no n × n matrix");
-        crate::solve::common::dense_fits_or(n, 2, method, limit, who)?;
+        // AᵀA and its factor, and while AᵀA is formed the packed kernel's second n×n sum and its
+        // tiles (about n²/2 a thread), as Newton counts them: with two, a limit between 310 and
+        // 650 MB still aborted a 4000-feature Gram form inside the kernel
+        crate::solve::common::dense_fits_or(n, 4, method, limit, who)?;
         let gram = p.gram_matrix(method)?;
         let mut l = crate::solve::common::dense_zeros(n, method)?;
         l.copy_from(&gram);

@@ -163,8 +163,11 @@ pub struct SolveOptions {
     /// Keep a per-iteration trace in the report. Default false.
     pub trace: bool,
     /// The most bytes that the dense n×n matrices of `newton` (four: the Hessian, its Cholesky
-    /// factor and what forming it on two threads takes; two m×m where the problem gives the
-    /// Newton direction by the m×m route, against the system's figures), `bfgs` (one: the
+    /// factor and what forming it on two threads takes; where the problem gives the Newton
+    /// direction itself, against the system's figures and not this limit: two m×m by the m×m
+    /// route, two mk×mk by softmax's, four n×n for least squares with several targets, whose
+    /// Hessian's n×n block is factored once), the least-squares Gram form (four n×n: AᵀA, its
+    /// factor and what forming AᵀA takes), `bfgs` (one: the
     /// inverse-Hessian approximation) and `trust-region` (five Hessians: the iteration's,
     /// argmin's state's current and previous, and its executor's and solver's copies) may take;
     /// past it the solve stops with an error that names the method, before allocating. Default
