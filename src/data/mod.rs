@@ -12,7 +12,40 @@ pub struct Table {
     pub path: PathBuf,
     /// Column names, from the header row.
     pub headers: Vec<String>,
-    records: Vec<(u64, csv::StringRecord)>,
+    records: Records,
+}
+
+/// The data rows, held compactly: every field's text one after another in one buffer, the
+/// end of each field, and each row's line. A `csv::StringRecord` per row cost two allocations
+/// and about 240 bytes beside its text: 5 000 000 rows of 3 fields took 1.22 GB to read from
+/// a 196 MB file.
+#[derive(Debug, Clone, Default)]
+struct Records {
+    text: String,
+    ends: Vec<usize>,
+    lines: Vec<u64>,
+    /// Fields per row (every row has the header's count).
+    width: usize,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Field j of row i ("" past the row's end).
+    fn field(&self, i: usize, j: usize) -> &str {
+        if j >= self.width {
+            return "";
+        }
+        let at = i * self.width + j;
+        let start = if at == 0 { 0 } else { self.ends[at - 1] };
+        self.text.get(start..self.ends[at]).unwrap_or("")
+    }
 }
 
 /// Reads a CSV file with a header row. Every record must have as many fields as the header.
@@ -86,14 +119,28 @@ fn parse_csv(bytes: &[u8], path: &Path) -> Result<Table> {
             ));
         }
     }
-    let mut records = Vec::new();
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| describe(path, e, &mut lines))?;
+    let mut records = Records {
+        width: headers.len(),
+        ..Records::default()
+    };
+    // one record read into again and again, its fields copied to the table's buffer
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(describe(path, e, &mut lines)),
+        }
         let line = rec.position().map_or(0, |p| lines.at(p.byte()));
         if rec.len() == 1 && rec[0].is_empty() {
             continue; // a blank line
         }
-        records.push((line, rec));
+        // (the reader refuses a row of another length than the header's)
+        for field in rec.iter() {
+            records.text.push_str(field);
+            records.ends.push(records.text.len());
+        }
+        records.lines.push(line);
     }
     if records.is_empty() {
         return Err(csv_error(
@@ -288,10 +335,7 @@ impl Table {
 
     /// A column as finite numbers; the error names the line, the column and the text.
     pub fn numbers(&self, j: usize) -> Result<Vec<f64>> {
-        self.records
-            .iter()
-            .map(|(line, rec)| self.number(*line, rec, j))
-            .collect()
+        (0..self.rows()).map(|i| self.number(i, j)).collect()
     }
 
     /// Columns `columns` as finite numbers into the first `columns.len()` columns of `out`
@@ -311,22 +355,22 @@ impl Table {
                 ),
             });
         }
-        for (i, (line, rec)) in self.records.iter().enumerate() {
+        for i in 0..self.rows() {
             for (k, &j) in columns.iter().enumerate() {
-                out[(i, k)] = self.number(*line, rec, j)?;
+                out[(i, k)] = self.number(i, j)?;
             }
         }
         Ok(())
     }
 
-    /// Field j of a record (at `line`) as a finite number.
-    fn number(&self, line: u64, rec: &csv::StringRecord, j: usize) -> Result<f64> {
-        let text = rec.get(j).unwrap_or("");
+    /// Field j of data row i as a finite number.
+    fn number(&self, i: usize, j: usize) -> Result<f64> {
+        let text = self.records.field(i, j);
         match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
             _ => Err(Error::Parse {
                 path: self.path.clone(),
-                line,
+                line: self.line(i),
                 column: self.headers.get(j).cloned().unwrap_or_default(),
                 text: text.to_string(),
             }),
@@ -335,14 +379,13 @@ impl Table {
 
     /// The 1-based line number of data row `i` (0 if there is no such row).
     pub fn line(&self, i: usize) -> u64 {
-        self.records.get(i).map(|r| r.0).unwrap_or(0)
+        self.records.lines.get(i).copied().unwrap_or(0)
     }
 
     /// A column as text labels.
     pub fn labels(&self, j: usize) -> Vec<String> {
-        self.records
-            .iter()
-            .map(|(_, rec)| rec.get(j).unwrap_or("").to_string())
+        (0..self.rows())
+            .map(|i| self.records.field(i, j).to_string())
             .collect()
     }
 }
@@ -373,9 +416,8 @@ pub fn named_vector(t: &Table) -> Result<(crate::Vector, Option<Vec<LineName>>)>
         .position(|h| h == "name")
         .filter(|_| t.headers.len() > 1)
         .map(|j| {
-            t.records
-                .iter()
-                .map(|(line, rec)| (*line, rec.get(j).unwrap_or("").to_string()))
+            (0..t.rows())
+                .map(|i| (t.line(i), t.records.field(i, j).to_string()))
                 .collect()
         });
     let column = match t.headers.len() {
