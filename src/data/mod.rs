@@ -526,6 +526,21 @@ mod tests {
     }
 
     #[test]
+    fn fields_keep_their_text_and_rows_their_lines() {
+        // quoted commas and quotes, trimmed spaces, a quoted line break, a blank line and an
+        // empty field, read back field by field from the compact buffer
+        let (_d, p) = write("a,b,c\n\" x, y \",2,\n\"he said \"\"hi\"\"\",3,z\n\n\"two\nlines\",5,\"\"\n");
+        let t = read_csv(&p).unwrap();
+        assert_eq!(t.rows(), 3);
+        assert_eq!(t.labels(0), vec!["x, y", "he said \"hi\"", "two\nlines"]);
+        assert_eq!(t.labels(2), vec!["", "z", ""]);
+        assert_eq!(t.numbers(1).unwrap(), vec![2.0, 3.0, 5.0]);
+        assert_eq!((t.line(0), t.line(1), t.line(2), t.line(3)), (2, 3, 5, 0));
+        let e = t.numbers(2).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("\"c\""), "{e}");
+    }
+
+    #[test]
     fn ragged_rows_name_their_line() {
         let (_d, p) = write("a,b\n1,2\n3\n");
         let e = read_csv(&p).unwrap_err().to_string();
