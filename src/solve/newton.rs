@@ -27,8 +27,9 @@ use crate::{Matrix, Vector};
 ///
 /// Stops on the gradient tolerance (the shared rule) and on the Newton decrement: when
 /// λ² = −∇fᵀd is below the rounding of f, no decrease is visible any more; the full step is
-/// then taken if it lowers ‖∇f‖ (and f rises by no more than 1024 ulp, its rounding in a sum
-/// over many rows), and otherwise the run ends and says so. One iteration
+/// then taken if it lowers ‖∇f‖ (and f rises by no more than 1024·ε·max(1, |f|), its rounding
+/// in a sum over many rows: for f below 1 a fixed 2.3e-13, more than 1024 ulp of f), and
+/// otherwise the run ends and says so. One iteration
 /// solves a least-squares or convex quadratic problem exactly, through the m×m route too: it
 /// refines its least-squares direction, whose digits go when λ is tiny against AAᵀ (one step at
 /// 200 × 1600 down to λ = 1e-9; at 1e-12 the direction is mostly rounding on either route).
@@ -172,10 +173,10 @@ impl<O: Objective> Solver<O, St> for Newton {
             self.trial.x.copy_from(&x);
             self.trial.x.axpy(1.0, &self.d, 1.0);
             let ft = eval_fg(p, &self.trial.x, &mut self.trial.g)?;
-            // judged on the gradient, f allowed to rise by its noise: a cost summed over many
-            // rows carries more rounding than 16 ulp (softmax 200 × 20 000, 4 classes: a full
-            // step that took ‖∇f‖ from 1.4e-7 to 3e-13 computed f 2.9e-14 higher, 93 ulp of
-            // f = 1.42, and was refused, ending the run short of --tol 1e-10)
+            // judged on the gradient, f allowed to rise by its noise, 1024·ε·max(1, |f|): a cost
+            // summed over many rows carries more rounding than 16 ulp (softmax 200 × 20 000, 4
+            // classes: a full step that took ‖∇f‖ from 1.4e-7 to 3e-13 computed f 2.9e-14
+            // higher, 93 ulp of f = 1.42, and was refused, ending the run short of --tol 1e-10)
             let noise = 64.0 * rounding;
             if ft.is_finite() && ft <= f + noise && norm2(&self.trial.g) < norm2(&g) {
                 std::mem::swap(&mut x, &mut self.trial.x);
