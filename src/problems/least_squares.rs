@@ -10,7 +10,7 @@ use crate::gram::{weighted_gram, Block, GramScratch};
 use crate::kernels::{
     axpy, axpys_block, fused_rows, pipelined_rows, row_blocks, rows_block, rows_range, weighted_gram_vec,
 };
-use crate::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
+use crate::linalg::{cholesky_in_place, cholesky_solve_in_place};
 use crate::{Matrix, Vector};
 
 /// Least squares with an optional ridge term, with one or several right-hand sides.
@@ -208,8 +208,7 @@ impl LeastSquares {
             .zip(d.as_mut_slice().chunks_exact_mut(n))
         {
             dc.copy_from_slice(gc);
-            solve_lower_in_place(l, dc);
-            solve_lower_transpose_in_place(l, dc);
+            cholesky_solve_in_place(l, dc);
             dc.iter_mut().for_each(|v| *v = -*v);
         }
         Ok(d.iter().all(|v| v.is_finite()))

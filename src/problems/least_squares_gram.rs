@@ -5,8 +5,8 @@ use super::{
 use crate::error::{check_len, Error, Result};
 use crate::kernels::dot;
 use crate::linalg::{
-    cholesky_in_place, lower_mul_in_place, lower_transpose_mul, solve_lower_in_place,
-    solve_lower_transpose_in_place,
+    cholesky_in_place, cholesky_solve_in_place, lower_mul_in_place, lower_transpose_mul,
+    solve_lower_in_place, solve_lower_transpose_in_place,
 };
 use crate::{Matrix, Vector};
 
@@ -281,8 +281,7 @@ impl Objective for GramLeastSquares {
             .zip(d.as_mut_slice().chunks_exact_mut(n))
         {
             dc.copy_from_slice(gc);
-            solve_lower_in_place(&self.l, dc);
-            solve_lower_transpose_in_place(&self.l, dc);
+            cholesky_solve_in_place(&self.l, dc);
             dc.iter_mut().for_each(|v| *v *= -0.5);
         }
         Ok(d.iter().all(|v| v.is_finite()))

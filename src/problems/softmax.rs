@@ -396,12 +396,7 @@ impl Objective for Softmax {
         self.probabilities(x, s);
         let Scratch { p, pass, .. } = s;
         pass.run(&self.at, v.as_slice(), k, Some(out.as_mut_slice()), |lo, _, u| {
-            for (ui, pi) in u.chunks_exact_mut(k).zip(p.as_slice()[lo * k..].chunks_exact(k)) {
-                let pu: f64 = ui.iter().zip(pi).map(|(uc, pc)| uc * pc).sum();
-                for (uc, pc) in ui.iter_mut().zip(pi) {
-                    *uc = pc * (*uc - pu);
-                }
-            }
+            super::woodbury::apply_s(u, &p.as_slice()[lo * k..], k);
             0.0
         });
         add_ridge_gradient(out, v, self.lambda, self.penalized());

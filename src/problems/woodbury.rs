@@ -23,7 +23,9 @@
 
 use crate::aligned::AlignedT;
 use crate::kernels::{axpys_block, dots_block};
-use crate::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
+use crate::linalg::{
+    cholesky_in_place, cholesky_solve_in_place, solve_lower_in_place, solve_lower_transpose_in_place,
+};
 use crate::Matrix;
 
 /// Whether the m×m route applies: c > 0 and fewer rows than penalized weights. Such an A is
@@ -292,6 +294,18 @@ fn apply_f(u: &mut [f64], p: &[f64], root: &[f64], k: usize) {
     }
 }
 
+/// uᵢ ← Sᵢuᵢ = pᵢ ⊙ (uᵢ − (pᵢᵀuᵢ)1), Sᵢ = diag(pᵢ) − pᵢpᵢᵀ, for every row i (k entries each):
+/// the softmax Hessian's weights on row i's scores.
+#[inline]
+pub(super) fn apply_s(u: &mut [f64], p: &[f64], k: usize) {
+    for (ui, pi) in u.chunks_exact_mut(k).zip(p.chunks_exact(k)) {
+        let pu: f64 = ui.iter().zip(pi).map(|(a, b)| a * b).sum();
+        for (uc, pc) in ui.iter_mut().zip(pi) {
+            *uc = pc * (*uc - pu);
+        }
+    }
+}
+
 /// uᵢ ← −Fᵢᵀuᵢ = −(√pᵢ ⊙ uᵢ − pᵢ·Σ_c √p_ic u_ic) for every row i (k entries each).
 fn apply_minus_ft(u: &mut [f64], p: &[f64], root: &[f64], k: usize) {
     for ((ui, pi), ri) in u
@@ -385,8 +399,7 @@ impl ClassDual {
             for (idx, v) in col.iter_mut().enumerate() {
                 *v = e(idx / kk, idx % kk, sigma);
             }
-            solve_lower_in_place(k, col);
-            solve_lower_transpose_in_place(k, col);
+            cholesky_solve_in_place(k, col);
         }
         // T = c·EᵀK⁻¹E, then + τ11ᵀ
         for sigma in 0..kk {
@@ -421,8 +434,7 @@ impl ClassDual {
         // row i's scores zᵢ = Gᵀaᵢ (the ones meet zero intercepts), then Fᵢzᵢ
         crate::class_kernels::class_scores(at.as_slice(), n, rhs, kk, u);
         apply_f(u, p, root, kk);
-        solve_lower_in_place(k, u);
-        solve_lower_transpose_in_place(k, u);
+        cholesky_solve_in_place(k, u);
         // −Fᵢᵀuᵢ, so that the rank update below adds −B̃ᵀK⁻¹B̃·rhs. (Its sum Σ_c √p_ic u_ic is
         // 0 but for rounding: B̃'s range, and so K⁻¹B̃·rhs, is orthogonal to every √pᵢ, since
         // √pᵢᵀFᵢz = pᵢᵀz − (pᵢᵀz)Σ_c p_ic = 0; it is kept as the formula has it.)
@@ -474,8 +486,7 @@ impl ClassDual {
         }
         crate::class_kernels::class_scores(at.as_slice(), n, h, kk, u);
         apply_f(u, p, root, kk);
-        solve_lower_in_place(k, u);
-        solve_lower_transpose_in_place(k, u);
+        cholesky_solve_in_place(k, u);
         apply_minus_ft(u, p, root, kk);
         r.fill(0.0);
         for ui in u.chunks_exact(kk) {
@@ -487,17 +498,14 @@ impl ClassDual {
             *rc -= gc[n - 1];
         }
         // d_b from (T + τ11ᵀ)d_b = rhs, then centred (its sum is 0 but for rounding)
-        solve_lower_in_place(t, r);
-        solve_lower_transpose_in_place(t, r);
+        cholesky_solve_in_place(t, r);
         let mean = r.iter().sum::<f64>() / kk as f64;
         r.iter_mut().for_each(|rc| *rc -= mean);
         // h = g_w + H_wb·d_b = g_w + B̃ᵀ(E·d_b): row i's Fᵢᵀ(Fᵢd_b) = Sᵢd_b through Ã
-        for (ui, pi) in u.chunks_exact_mut(kk).zip(p.chunks_exact(kk)) {
-            let pd: f64 = pi.iter().zip(r.iter()).map(|(a, b)| a * b).sum();
-            for ((uc, pc), dc) in ui.iter_mut().zip(pi).zip(r.iter()) {
-                *uc = pc * (dc - pd);
-            }
+        for ui in u.chunks_exact_mut(kk) {
+            ui.copy_from_slice(r);
         }
+        apply_s(u, p, kk);
         crate::class_kernels::class_gradient(at.as_slice(), n, u, kk, h, &[]);
         for hc in h.chunks_exact_mut(n) {
             hc[n - 1] = 0.0;
@@ -561,12 +569,7 @@ impl ClassDual {
         let n = at.pitch();
         let u = &mut self.u;
         crate::class_kernels::class_scores(at.as_slice(), n, d, kk, u);
-        for (ui, pi) in u.chunks_exact_mut(kk).zip(p.chunks_exact(kk)) {
-            let pz: f64 = ui.iter().zip(pi).map(|(a, b)| a * b).sum();
-            for (uc, pc) in ui.iter_mut().zip(pi) {
-                *uc = pc * (*uc - pz);
-            }
-        }
+        apply_s(u, p, kk);
         for ((ri, gi), di) in r.iter_mut().zip(g).zip(d) {
             *ri = c.mul_add(*di, *gi);
         }

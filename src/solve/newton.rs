@@ -105,7 +105,7 @@ impl Newton {
             self.damped += 1;
         }
         self.d.copy_from(g);
-        cholesky_solve_in_place(&self.l, &mut self.d);
+        cholesky_solve_in_place(&self.l, self.d.as_mut_slice());
         self.d.neg_mut();
         Ok(Ok(()))
     }
