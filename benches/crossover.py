@@ -264,7 +264,7 @@ def floor_section():
         out += [
             "",
             "Softmax against its arithmetic floor, measured in the same rounds: between the stream read "
-            "and the fused pass of each round, the pass's 2k·m·n multiply-adds alone, in twelve independent "
+            "and the fused pass of each round, the pass's 2(k − 1)·m·n multiply-adds alone, in twelve independent "
             "chains of the widest fused multiply-add this CPU has, all in registers, split between the "
             "threads as the pass is (`benches/common/arith.rs`). No pass over A can beat either floor.",
             "",
@@ -406,9 +406,11 @@ def shortfall_notes(peer, floor):
             "recorded with their figures in those two functions' documentation. scipy's evaluation is two "
             "BLAS passes, numpy's elementwise work and Python."),
         "softmax": (
-            "An evaluation reads each row of A once for all k scores and again, from L1, for the k axpys "
-            "into the gradient: 2k multiply-adds an entry, so the pass is bound by arithmetic, not by "
-            "memory (the floor section measures that arithmetic alone, at several times a bare read of A). "
+            "An evaluation reads each row of A once for its k − 1 scores against the last class's (which "
+            "change no probability) and again, from L1, for k − 1 axpys into the gradient (the last "
+            "class's is minus their sum, as each row's p − e_y sums to 0): 2(k − 1) multiply-adds an entry, "
+            "so the pass is bound by arithmetic, not by memory (the floor section measures that arithmetic "
+            "alone, at several times a bare read of A). "
             "scipy's evaluation is two BLAS matrix products (A·W and Aᵀ(P − Y)) plus numpy's "
             "softmax and Python."),
     }
@@ -463,19 +465,20 @@ def softmax_arithmetic(floor):
     at the core's peak beside the stream read (one thread, at 20000 × 200 if measured)."""
     rs = [r for r in floor if r["model"].startswith("softmax") and r["threads"] == 1 and "arith_median" in r]
     if not rs:
-        return ("Softmax's pass does 2k multiply-adds per entry of A, so it is bound by arithmetic, not by "
+        return ("Softmax's pass does 2(k − 1) multiply-adds per entry of A, so it is bound by arithmetic, not by "
                 "memory, and the 1.3× target is not applied to it. ")
     # the size the 1.3× target names, if measured, else the largest
     r = next((r for r in rs if (r["m"], r["n"]) == (20000, 200)), None) or max(rs, key=lambda r: r["m"] * r["n"])
     digits = r["model"][len("softmax"):]
-    classes = (f"Softmax has {digits} classes, so its pass does 2k = {2 * int(digits)} multiply-adds"
-               if digits.isdigit() else "Softmax's pass does 2k multiply-adds")
+    classes = (f"Softmax has {digits} classes, so its pass does 2(k − 1) = {2 * (int(digits) - 1)} multiply-adds"
+               if digits.isdigit() else "Softmax's pass does 2(k − 1) multiply-adds")
     ratio = r["arith_median"] / r["stream_median"]
     verdict = ("so no pass can come within 1.3× of the read; the 1.3× target is not applied to softmax, and its "
                "pass is measured against that arithmetic floor instead" if ratio > 1.3 else
                "so here the arithmetic alone would allow a pass within 1.3× of the read")
-    return (f"{classes} per entry of A (k for the scores, k for the gradient; the kernels' vectors run along the "
-            f"features, so none is padding). The floor bench measures that arithmetic alone (below): at "
+    return (f"{classes} per entry of A (k − 1 for the scores, taken against the last class's, which changes no "
+            f"probability; k − 1 for the gradient, whose last class is minus the others' sum; the kernels' vectors "
+            f"run along the features, so none is padding). The floor bench measures that arithmetic alone (below): at "
             f"{r['m']} × {r['n']} on one thread, {r['multiply_adds']:.1e} multiply-adds at the core's peak took "
             f"{fmt_time(r['arith_median'])}, {ratio:.1f}× the stream read beside it "
             f"({fmt_time(r['stream_median'])}), {verdict}. ")

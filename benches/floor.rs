@@ -12,7 +12,8 @@
 //! single-pass medians by up to 0.4 between runs) then touches a third of a case's pairs, not
 //! all of them, and the median is robust to that.
 //!
-//! Softmax's pass does 2k multiply-adds per entry of A, so its floor is arithmetic, not memory:
+//! Softmax's pass does 2(k − 1) multiply-adds per entry of A (k − 1 scores against the last
+//! class's, k − 1 axpys into the gradient), so its floor is arithmetic, not memory:
 //! its cases also time those multiply-adds alone at the core's peak (`common/arith.rs`), between
 //! the stream read and the fused pass of each round, and report fused / arithmetic too.
 //!
@@ -352,8 +353,14 @@ fn main() {
         let a = gaussian(&mut r, m, n);
         let y: Vec<usize> = (0..m).map(|_| r.random_range(0..k)).collect();
         if let Ok(p) = Softmax::new(a, y, k, 0.1, false) {
-            // k scores and k gradient entries per entry of A: 2k multiply-adds
-            bench.add(("softmax10", m, n), p, Softmax::stored_rows, Some(2 * k * m * n));
+            // k − 1 scores (against the last class's) and k − 1 gradient entries (the last
+            // class's is minus their sum) per entry of A: 2(k − 1) multiply-adds
+            bench.add(
+                ("softmax10", m, n),
+                p,
+                Softmax::stored_rows,
+                Some(2 * (k - 1) * m * n),
+            );
         }
     }
     bench.measure();

@@ -124,7 +124,8 @@ impl ClassPass {
     /// [`ClassPass::run`] with `stride` ≥ k entries of z per row: the kernels write row r's k
     /// scores at z[r·stride..], `then` sees the whole rows (the last stride − k entries of each
     /// as it left them), and the rank update reads each row's first k coefficients. The split
-    /// between threads is decided by the k computed.
+    /// between threads is decided as for `stride` classes (softmax's k, whose pass computes k − 1
+    /// scores a row but k exponentials).
     pub(crate) fn run_strided(
         &mut self,
         at: &AlignedT,
@@ -166,7 +167,7 @@ impl ClassPass {
             }
             f
         };
-        let split = m >= 2 && self.splits(at.len(), k);
+        let split = m >= 2 && self.splits(at.len(), stride);
         let (z1, z2) = self.z.split_at_mut(ROW_BLOCK * stride + GAP);
         let (gt1, gt2) = match want_grad {
             true => self.gt.split_at_mut(nk + GAP),
