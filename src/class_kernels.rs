@@ -22,7 +22,8 @@
 //! Where the CPU has AVX-512 the same tiles (AVX2 arithmetic) are compiled with its 32
 //! registers and made bigger: scores 4 rows × up to 6 classes, rank updates up to 6 classes ×
 //! 16 features. Floor bench `--quick softmax` (k = 10), one thread pinned, two runs each in
-//! alternation with the 16-register tiles, fused ÷ arithmetic floor in the calmer pair:
+//! alternation with the 16-register tiles, fused ÷ arithmetic floor (the pass's 2(k − 1)
+//! multiply-adds an entry) in the calmer pair:
 //! 20000 × 50 1.78–1.85× against 1.91–1.93×, 100000 × 50 2.00× against 2.16–2.21×, 20000 × 200
 //! 1.47–1.48× against 1.55×; one-thread L-BFGS on softmax 10000 × 50 with k = 5, five runs in
 //! alternation, 8.04–8.17 ms against 8.39–8.61.
@@ -76,7 +77,7 @@ pub(crate) struct ClassPass {
     by_entries: bool,
     /// Two n×k rank-update accumulators in vec order (one per thread), GAP apart.
     gt: Vec<f64>,
-    /// Two blocks of up to `ROW_BLOCK`×k scores (one per thread), GAP apart.
+    /// Two blocks of up to `ROW_BLOCK`×stride scores (one per thread), GAP apart.
     z: Vec<f64>,
 }
 
@@ -218,7 +219,8 @@ impl ClassPass {
 /// features, floor bench `--quick softmax`, one thread pinned, three runs each in alternation
 /// with a build that never prefetches, fused ÷ arithmetic floor: 20000 × 200 1.48–1.71×
 /// against 2.28–2.44×, 100000 × 50 2.14–2.43× against 2.56–2.82×, 20000 × 50 1.93–2.06×
-/// against 1.91–2.03×: the threshold stands.)
+/// against 1.91–2.03×, with that floor at 2k multiply-adds an entry, the pass's count then:
+/// the threshold stands.)
 const PREFETCH_MIN_ENTRIES: usize = 1 << 21;
 
 /// Rows per block: [`block_rows`] rounded down to a multiple of 12, and at least 12 (so past
@@ -301,6 +303,9 @@ pub(crate) fn class_gradient_strided(
 }
 
 fn scores_portable(block: &[f64], n: usize, w: &[f64], (k, stride): (usize, usize), z: &mut [f64]) {
+    if k > stride {
+        return; // malformed, as `sizes_ok` has it for the vector kernels
+    }
     let n = n.max(1);
     for (a, zr) in block.chunks_exact(n).zip(z.chunks_exact_mut(stride.max(1))) {
         let keep = k.min(zr.len());
@@ -312,6 +317,9 @@ fn scores_portable(block: &[f64], n: usize, w: &[f64], (k, stride): (usize, usiz
 }
 
 fn gradient_portable(block: &[f64], n: usize, d: &[f64], (k, stride): (usize, usize), g: &mut [f64]) {
+    if k > stride {
+        return; // malformed, as `sizes_ok` has it for the vector kernels
+    }
     let n = n.max(1);
     for (a, dr) in block.chunks_exact(n).zip(d.chunks_exact(stride.max(1))) {
         let dr = &dr[..k.min(dr.len())];

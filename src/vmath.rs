@@ -211,7 +211,8 @@ fn exp_shifted_avx2(z: &mut [f64], m: f64) {
 /// --repeat`, one thread pinned, three runs each in alternation): 2000 × 20 with k = 5 0.87×
 /// the time, 20000 × 50 with k = 10 0.90–0.91×; floor bench `--quick softmax`, fused ÷
 /// arithmetic floor, 20000 × 50 1.75–1.84× against 1.90–1.95×, 100000 × 50 1.87–1.96×
-/// against 2.07–2.08×, 20000 × 200 1.42–1.50× against 1.47–1.50×.
+/// against 2.07–2.08×, 20000 × 200 1.42–1.50× against 1.47–1.50× (that floor 2k multiply-adds
+/// an entry, the pass's count before it took its scores against the last class).
 pub(crate) fn softmax_rows(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if has_avx512_fma() {

@@ -597,10 +597,10 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     let g_direct = a.transpose() * (&e / e.sum()) + &x * 0.2;
     assert!((f - f_direct).abs() <= 1e-12 * f.abs());
     assert!((&g - g_direct).amax() <= 1e-12 * g.amax());
-    // softmax with 3 classes (scores row by row) and 7 and 14 (class tiles: one group of 8
-    // lanes; 12 + 4), all split over two threads (their work is k·m·n); value() must give the
-    // fused f to the last bit
-    for k in [3, 7, 14] {
+    // softmax with 2, 3, 7 and 14 classes (1, 2, 6 and 13 scores a row against the last
+    // class's: one class tile, or 5 + 4 + 4), all split over two threads (their work is k·m·n);
+    // value() must give the fused f to the last bit
+    for k in [2, 3, 7, 14] {
         let labels: Vec<usize> = (0..1000).map(|i| (i * 7) % k).collect();
         let sm = Softmax::new(a.clone(), labels.clone(), k, 0.0, false).unwrap();
         let w = gaussian_vector(&mut r, 600 * k) * 0.1;
@@ -683,7 +683,8 @@ fn short_rows_on_large_data_give_the_direct_answer() {
 
 #[test]
 fn softmax_with_many_classes_passes() {
-    // k = 6, 9 and 26 classes: class tiles of 8, 12 and 12 + 12 + 4 lanes (with padding)
+    // k = 6, 9 and 26 classes: 5, 8 and 25 scores a row against the last class's, in class
+    // tiles of 5, 4 + 4 and 5 × 5
     for (k, intercept) in [(6, false), (9, true), (26, false)] {
         let mut r = rng(40 + k as u64);
         let mut a = gaussian_matrix(&mut r, 40, 7);

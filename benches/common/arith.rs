@@ -1,6 +1,6 @@
 //! The arithmetic floor: a pass's multiply-adds at the core's peak, with no memory traffic.
 //!
-//! A pass that does many multiply-adds per entry of A (softmax: 2k) is bound by them, not by
+//! A pass that does many multiply-adds per entry of A (softmax: 2(k − 1)) is bound by them, not by
 //! memory, and a stream read does not measure that floor. This does: the same number of scalar
 //! multiply-adds in twelve independent chains of the widest fused multiply-add the CPU has, all
 //! in registers, so the multiply-add units are the only limit. It is measured, not computed from

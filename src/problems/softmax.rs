@@ -495,6 +495,13 @@ fn pass_against_last(
     for wc in rest.chunks_exact(n) {
         against.extend(wc.iter().zip(last).map(|(p, q)| p - q));
     }
+    // a weight of ±∞ or NaN, or two so far apart that their difference overflows: the k scores
+    // as they are, whose ±∞ the rows' softmax takes to their limits (W = (1, 2, −∞) at a = 1
+    // would otherwise have scores (∞, ∞, 0) against the last, and p = (½, ½, 0) for
+    // (0.27, 0.73, 0)); the route depends on w alone, so f and ∇f at one x still take the same
+    if !against.iter().all(|v| v.is_finite()) {
+        return pass.run(at, w, k, grad, then);
+    }
     let last_is_zero = |lo: usize, hi: usize, z: &mut [f64]| {
         for row in z.chunks_exact_mut(k) {
             row[k - 1] = 0.0;
@@ -715,6 +722,32 @@ mod tests {
         let (f, g) = p.cost_and_gradient(&Vector::from_vec(vec![1.0, -1.0])).unwrap();
         assert_eq!(f, 2000.0);
         assert_eq!(g.as_slice(), &[1000.0, -1000.0]);
+    }
+
+    /// Weights whose differences from the last class's are not finite take the k scores as
+    /// they are, as before the pass took them against the last class.
+    #[test]
+    fn weights_too_far_apart_for_their_differences_keep_their_own_scores() {
+        let lse = |z: &[f64]| {
+            let m = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+            m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+        };
+        // one row a = (1), label 0, three classes: f = lse(1, 2) − 1, p = (0.27, 0.73, 0)
+        let p = Softmax::new(Matrix::from_row_slice(1, 1, &[1.0]), vec![0], 3, 0.0, false).unwrap();
+        let w = Vector::from_vec(vec![1.0, 2.0, f64::NEG_INFINITY]);
+        let (f, g) = p.cost_and_gradient(&w).unwrap();
+        assert!((f - (lse(&[1.0, 2.0]) - 1.0)).abs() < 1e-15, "f = {f}");
+        let p1 = 1.0 / (1.0 + 1f64.exp());
+        assert!((g[0] - (p1 - 1.0)).abs() < 1e-15 && (g[1] - (1.0 - p1)).abs() < 1e-15 && g[2] == 0.0);
+        assert_eq!(p.value(&w).unwrap(), f);
+        // W = (∞, 0, ∞): two classes tie at +∞, f = log 2 (not NaN)
+        let w = Vector::from_vec(vec![f64::INFINITY, 0.0, f64::INFINITY]);
+        assert!((p.value(&w).unwrap() - 2f64.ln()).abs() < 1e-15);
+        // finite weights whose differences overflow: a = 0.5, W = (1e308, 9e307, −1e308), label
+        // 0: class 0 is certain, f = 0
+        let p = Softmax::new(Matrix::from_row_slice(1, 1, &[0.5]), vec![0], 3, 0.0, false).unwrap();
+        let w = Vector::from_vec(vec![1e308, 9e307, -1e308]);
+        assert_eq!(p.value(&w).unwrap(), 0.0);
     }
 
     #[test]
