@@ -353,49 +353,19 @@ const LANE_MASKS: [[i64; 4]; 5] = [
     [-1, -1, -1, -1],
 ];
 
+/// The score tiles over a block, at most `TALL` rows a tile (then 2, then 1).
+///
+/// # Safety
+/// Inlined into a function compiled for AVX2 and FMA (which the CPU has), as the tiles are.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn scores_avx2(block: &[f64], n: usize, w: &[f64], (k, stride): (usize, usize), z: &mut [f64]) {
-    if !sizes_ok(block, n, w, (k, stride), z) {
-        return;
-    }
-    let rows = block.len() / n;
-    let mut c0 = 0;
-    while c0 < k {
-        let c = class_group(k - c0);
-        let mut r0 = 0;
-        while r0 < rows {
-            let two = rows - r0 >= 2;
-            // SAFETY: the tile reads rows r0.. (one or two, below `rows`) of the block, w's
-            // classes c0..c0 + c (c0 + c ≤ k) and writes their scores in z: sizes checked in
-            // sizes_ok; the last features' loads are masked to n
-            unsafe {
-                match (two, c) {
-                    (true, 6) => scores_tile::<2, 6>(block, n, r0, w, stride, c0, z),
-                    (true, 5) => scores_tile::<2, 5>(block, n, r0, w, stride, c0, z),
-                    (true, 4) => scores_tile::<2, 4>(block, n, r0, w, stride, c0, z),
-                    (true, 3) => scores_tile::<2, 3>(block, n, r0, w, stride, c0, z),
-                    (true, 2) => scores_tile::<2, 2>(block, n, r0, w, stride, c0, z),
-                    (true, _) => scores_tile::<2, 1>(block, n, r0, w, stride, c0, z),
-                    (false, 6) => scores_tile::<1, 6>(block, n, r0, w, stride, c0, z),
-                    (false, 5) => scores_tile::<1, 5>(block, n, r0, w, stride, c0, z),
-                    (false, 4) => scores_tile::<1, 4>(block, n, r0, w, stride, c0, z),
-                    (false, 3) => scores_tile::<1, 3>(block, n, r0, w, stride, c0, z),
-                    (false, 2) => scores_tile::<1, 2>(block, n, r0, w, stride, c0, z),
-                    (false, _) => scores_tile::<1, 1>(block, n, r0, w, stride, c0, z),
-                }
-            }
-            r0 += if two { 2 } else { 1 };
-        }
-        c0 += c;
-    }
-}
-
-/// [`scores_avx2`]'s tiles four rows tall, compiled where AVX-512's 32 registers hold their 4·C
-/// accumulators (the arithmetic stays AVX2's).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-fn scores_avx512(block: &[f64], n: usize, w: &[f64], (k, stride): (usize, usize), z: &mut [f64]) {
+#[inline(always)]
+unsafe fn scores_tiles<const TALL: usize>(
+    block: &[f64],
+    n: usize,
+    w: &[f64],
+    (k, stride): (usize, usize),
+    z: &mut [f64],
+) {
     if !sizes_ok(block, n, w, (k, stride), z) {
         return;
     }
@@ -406,10 +376,12 @@ fn scores_avx512(block: &[f64], n: usize, w: &[f64], (k, stride): (usize, usize)
         let mut r0 = 0;
         while r0 < rows {
             let tall = match rows - r0 {
-                left if left >= 4 => 4,
+                left if left >= TALL => TALL,
                 left => left.min(2),
             };
-            // SAFETY: as in `scores_avx2`, with one, two or four rows below `rows`
+            // SAFETY: the tile reads rows r0..r0 + tall (below `rows`) of the block, w's classes
+            // c0..c0 + c (c0 + c ≤ k) and writes their scores in z: sizes checked in sizes_ok;
+            // the last features' loads are masked to n
             unsafe {
                 match (tall, c) {
                     (4, 6) => scores_tile::<4, 6>(block, n, r0, w, stride, c0, z),
@@ -438,11 +410,32 @@ fn scores_avx512(block: &[f64], n: usize, w: &[f64], (k, stride): (usize, usize)
     }
 }
 
-/// [`gradient_avx2`]'s tiles sixteen features wide, compiled where AVX-512's 32 registers hold
-/// their 4·C accumulators (the arithmetic stays AVX2's).
+/// The score tiles two rows tall: 2·C accumulators, two loads of A and one of W fit the sixteen
+/// AVX2 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn scores_avx2(block: &[f64], n: usize, w: &[f64], ks: (usize, usize), z: &mut [f64]) {
+    // SAFETY: compiled for AVX2 and FMA, which its caller checked the CPU has
+    unsafe { scores_tiles::<2>(block, n, w, ks, z) }
+}
+
+/// The score tiles four rows tall, compiled where AVX-512's 32 registers hold their 4·C
+/// accumulators (the arithmetic stays AVX2's).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-fn gradient_avx512(
+fn scores_avx512(block: &[f64], n: usize, w: &[f64], ks: (usize, usize), z: &mut [f64]) {
+    // SAFETY: as in `scores_avx2`
+    unsafe { scores_tiles::<4>(block, n, w, ks, z) }
+}
+
+/// The rank-update tiles over a block: `MANY` vectors of four features for four to six
+/// classes, `FEW` for fewer (then four features, or the last 1–3, at a time).
+///
+/// # Safety
+/// Inlined into a function compiled for AVX2 and FMA (which the CPU has), as the tiles are.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn gradient_tiles<const MANY: usize, const FEW: usize>(
     block: &[f64],
     n: usize,
     d: &[f64],
@@ -453,29 +446,34 @@ fn gradient_avx512(
     if !sizes_ok(block, n, g, (k, stride), d) {
         return;
     }
-    const WIDE: usize = 16;
+    let width = |c: usize| 4 * if c >= 4 { MANY } else { FEW };
     let rows = block.len() / n;
     let (mut tiles, mut c0) = (0, 0);
     while c0 < k {
-        tiles += n / WIDE + (n % WIDE).div_ceil(4);
-        c0 += class_group(k - c0);
+        let c = class_group(k - c0);
+        tiles += n / width(c) + (n % width(c)).div_ceil(4);
+        c0 += c;
     }
+    // the lines of `ahead`, spread evenly over the tiles below
     let mut prefetch = Prefetcher::new(ahead, tiles);
     let mut c0 = 0;
     while c0 < k {
         let c = class_group(k - c0);
+        let wide = width(c);
         let mut j0 = 0;
         while j0 < n {
-            let step = if n - j0 >= WIDE { WIDE } else { (n - j0).min(4) };
-            // SAFETY: as in `gradient_avx2`, with sixteen features or four or fewer
+            let step = if n - j0 >= wide { wide } else { (n - j0).min(4) };
+            // SAFETY: the tile reads a[r·n + j0 + t] for r < rows, t < step with j0 + step ≤ n
+            // (the last 1–3 features by masked loads), d's classes c0..c0 + c (≤ k) of each
+            // row, and writes g[(c0 + s)·n + j0 + t] for s < c: sizes checked in sizes_ok
             unsafe {
-                match (c, step == WIDE) {
-                    (6, true) => gradient_tile::<6, 4>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (5, true) => gradient_tile::<5, 4>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (4, true) => gradient_tile::<4, 4>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (3, true) => gradient_tile::<3, 4>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (2, true) => gradient_tile::<2, 4>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (_, true) => gradient_tile::<1, 4>(block, n, rows, d, stride, c0, j0, g, 4),
+                match (c, step == wide) {
+                    (6, true) => gradient_tile::<6, MANY>(block, n, rows, d, stride, c0, j0, g, 4),
+                    (5, true) => gradient_tile::<5, MANY>(block, n, rows, d, stride, c0, j0, g, 4),
+                    (4, true) => gradient_tile::<4, MANY>(block, n, rows, d, stride, c0, j0, g, 4),
+                    (3, true) => gradient_tile::<3, FEW>(block, n, rows, d, stride, c0, j0, g, 4),
+                    (2, true) => gradient_tile::<2, FEW>(block, n, rows, d, stride, c0, j0, g, 4),
+                    (_, true) => gradient_tile::<1, FEW>(block, n, rows, d, stride, c0, j0, g, 4),
                     (6, false) => gradient_tile::<6, 1>(block, n, rows, d, stride, c0, j0, g, step),
                     (5, false) => gradient_tile::<5, 1>(block, n, rows, d, stride, c0, j0, g, step),
                     (4, false) => gradient_tile::<4, 1>(block, n, rows, d, stride, c0, j0, g, step),
@@ -489,6 +487,28 @@ fn gradient_avx512(
         }
         c0 += c;
     }
+}
+
+/// The rank-update tiles eight features wide (two vectors) for four to six classes, twelve
+/// (three) for fewer, so the accumulators, the loads of A and a broadcast fit the sixteen AVX2
+/// registers with one to spare. Four classes had twelve features, which takes all sixteen:
+/// with eight, a one-thread L-BFGS solve of softmax 10000 × 50 with k = 4 took 7.35–7.47 ms
+/// against 9.01–9.07, and of least squares 5000 × 100 with 4 targets 2.22 against 2.50–2.54
+/// ms (three runs in alternation, pinned).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gradient_avx2(block: &[f64], n: usize, d: &[f64], ks: (usize, usize), g: &mut [f64], ahead: &[f64]) {
+    // SAFETY: compiled for AVX2 and FMA, which its caller checked the CPU has
+    unsafe { gradient_tiles::<2, 3>(block, n, d, ks, g, ahead) }
+}
+
+/// The rank-update tiles sixteen features wide, compiled where AVX-512's 32 registers hold
+/// their 4·C accumulators (the arithmetic stays AVX2's).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+fn gradient_avx512(block: &[f64], n: usize, d: &[f64], ks: (usize, usize), g: &mut [f64], ahead: &[f64]) {
+    // SAFETY: as in `gradient_avx2`
+    unsafe { gradient_tiles::<4, 4>(block, n, d, ks, g, ahead) }
 }
 
 /// R rows from r0 × C classes from c0: acc[r][c] += a_r[j..j + 4]·w_c[j..j + 4] over the
@@ -549,78 +569,6 @@ unsafe fn scores_tile<const R: usize, const C: usize>(
             *zr.add(c) = _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
             c += 1;
         }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn gradient_avx2(
-    block: &[f64],
-    n: usize,
-    d: &[f64],
-    (k, stride): (usize, usize),
-    g: &mut [f64],
-    ahead: &[f64],
-) {
-    if !sizes_ok(block, n, g, (k, stride), d) {
-        return;
-    }
-    let rows = block.len() / n;
-    let (mut tiles, mut c0) = (0, 0);
-    while c0 < k {
-        let c = class_group(k - c0);
-        let wide = gradient_tile_width(c);
-        tiles += n / wide + (n % wide).div_ceil(4);
-        c0 += c;
-    }
-    // the lines of `ahead`, spread evenly over the tiles below
-    let mut prefetch = Prefetcher::new(ahead, tiles);
-    let mut c0 = 0;
-    while c0 < k {
-        let c = class_group(k - c0);
-        let wide = gradient_tile_width(c);
-        let mut j0 = 0;
-        while j0 < n {
-            let step = if n - j0 >= wide { wide } else { (n - j0).min(4) };
-            // SAFETY: the tile reads a[r·n + j0 + t] for r < rows, t < step with j0 + step ≤ n
-            // (the last 1–3 features by masked loads), d's classes c0..c0 + c (≤ k) of each
-            // row, and writes g[(c0 + s)·n + j0 + t] for s < c: sizes checked in sizes_ok
-            unsafe {
-                match (c, step == wide) {
-                    (6, true) => gradient_tile::<6, 2>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (5, true) => gradient_tile::<5, 2>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (4, true) => gradient_tile::<4, 2>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (3, true) => gradient_tile::<3, 3>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (2, true) => gradient_tile::<2, 3>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (_, true) => gradient_tile::<1, 3>(block, n, rows, d, stride, c0, j0, g, 4),
-                    (6, false) => gradient_tile::<6, 1>(block, n, rows, d, stride, c0, j0, g, step),
-                    (5, false) => gradient_tile::<5, 1>(block, n, rows, d, stride, c0, j0, g, step),
-                    (4, false) => gradient_tile::<4, 1>(block, n, rows, d, stride, c0, j0, g, step),
-                    (3, false) => gradient_tile::<3, 1>(block, n, rows, d, stride, c0, j0, g, step),
-                    (2, false) => gradient_tile::<2, 1>(block, n, rows, d, stride, c0, j0, g, step),
-                    (_, false) => gradient_tile::<1, 1>(block, n, rows, d, stride, c0, j0, g, step),
-                }
-            }
-            j0 += step;
-            prefetch.step();
-        }
-        c0 += c;
-    }
-}
-
-/// Features per rank-update tile for c classes: eight (two vectors) for four to six classes,
-/// twelve (three) for fewer, so the accumulators, the loads of A and a broadcast fit the
-/// sixteen AVX2 registers with one to spare; the features past the last multiple go four (or
-/// 1–3) at a time. Four classes had twelve features, which takes all sixteen: with eight, a
-/// one-thread L-BFGS solve of softmax 10000 × 50 with k = 4 took 7.35–7.47 ms against
-/// 9.01–9.07, and of least squares 5000 × 100 with 4 targets 2.22 against 2.50–2.54 ms (three
-/// runs in alternation, pinned).
-#[cfg(target_arch = "x86_64")]
-fn gradient_tile_width(c: usize) -> usize {
-    if c >= 4 {
-        8
-    } else {
-        12
     }
 }
 
