@@ -222,6 +222,30 @@ impl Softmax {
         move |j| !(intercept && j % n == n - 1)
     }
 
+    /// Σᵢ lse(zᵢ) − z_{i,yᵢ} (no ridge) and, with `g`, g ← Σᵢ aᵢ(pᵢ − e_{yᵢ})ᵀ, in one pass
+    /// over A with each row's scores taken against the last class's; the last class's
+    /// Σᵢ aᵢ(p_i,k−1 − [yᵢ = k − 1]) is minus the others' sum, as every row's pᵢ − e_{yᵢ} sums
+    /// to 0 ([`pass_against_last`]). The cost alone and the cost with its gradient take this one
+    /// route, so they agree to the last bit.
+    fn fused(&self, x: &Vector, g: Option<&mut [f64]>) -> f64 {
+        let k = self.k;
+        let want_grad = g.is_some();
+        let s = &mut *super::lock(&self.scratch);
+        let Scratch {
+            pass, against_last, ..
+        } = s;
+        pass_against_last(&self.at, (pass, against_last), x.as_slice(), k, g, |lo, hi, z| {
+            let y = &self.y[lo..hi];
+            let f = softmax_rows(z, k, y);
+            if want_grad {
+                for (pi, &yi) in z.chunks_exact_mut(k).zip(y) {
+                    pi[yi] -= 1.0;
+                }
+            }
+            f
+        })
+    }
+
     /// s.p ← the k×m probabilities at x (row i's in column i), unless it already holds them
     /// for this x.
     fn probabilities(&self, x: &Vector, s: &mut Scratch) {
@@ -296,50 +320,17 @@ impl Objective for Softmax {
         self.n() * self.k
     }
 
-    /// f = Σᵢ lse(zᵢ) − z_{i,yᵢ} + λ‖W_penalized‖², with each row's scores taken against the
-    /// last class's ([`pass_against_last`]).
+    /// f = Σᵢ lse(zᵢ) − z_{i,yᵢ} + λ‖W_penalized‖², by the pass of [`Softmax::fused`].
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
-        let s = &mut *super::lock(&self.scratch);
-        let Scratch {
-            pass, against_last, ..
-        } = s;
-        let f = pass_against_last(
-            &self.at,
-            (pass, against_last),
-            x.as_slice(),
-            self.k,
-            None,
-            |lo, hi, z| softmax_rows(z, self.k, &self.y[lo..hi]),
-        );
+        let f = self.fused(x, None);
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇f = Σᵢ aᵢ(pᵢ − e_{yᵢ})ᵀ + 2λW_penalized, in the same pass as f; the last class's
-    /// Σᵢ aᵢ(p_i,k−1 − [yᵢ = k − 1]) is minus the others' sum, as every row's pᵢ − e_{yᵢ} sums
-    /// to 0 ([`pass_against_last`]).
+    /// ∇f = Σᵢ aᵢ(pᵢ − e_{yᵢ})ᵀ + 2λW_penalized, in the same pass as f ([`Softmax::fused`]).
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
-        let k = self.k;
-        let s = &mut *super::lock(&self.scratch);
-        let Scratch {
-            pass, against_last, ..
-        } = s;
-        let f = pass_against_last(
-            &self.at,
-            (pass, against_last),
-            x.as_slice(),
-            k,
-            Some(g.as_mut_slice()),
-            |lo, hi, z| {
-                let y = &self.y[lo..hi];
-                let f = softmax_rows(z, k, y);
-                for (pi, &yi) in z.chunks_exact_mut(k).zip(y) {
-                    pi[yi] -= 1.0;
-                }
-                f
-            },
-        );
+        let f = self.fused(x, Some(g.as_mut_slice()));
         add_ridge_gradient(g, x, self.lambda, self.penalized());
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
