@@ -259,7 +259,7 @@ pub(crate) fn class_scores_strided(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             if crate::kernels::has_avx512() {
                 // SAFETY: the CPU has AVX2, FMA and AVX-512 F and VL (checked above).
                 return unsafe { scores_avx512(block, n, w, (k, stride), z) };
@@ -289,7 +289,7 @@ pub(crate) fn class_gradient_strided(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             if crate::kernels::has_avx512() {
                 // SAFETY: as in `class_scores`.
                 return unsafe { gradient_avx512(block, n, d, (k, stride), g, ahead) };
@@ -661,7 +661,7 @@ mod tests {
         #[allow(unused_mut)]
         let mut v = vec!["portable"];
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             v.push("avx2");
             if crate::kernels::has_avx512() {
                 v.push("avx512");

@@ -170,7 +170,7 @@ fn accumulate<W>(
 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             return unsafe { accumulate_avx2(at, lo, hi, blocks, w, h, pack) };
         }

@@ -13,7 +13,7 @@ use crate::vmath::madd;
 pub(crate) fn dot(x: &[f64], y: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             // SAFETY: the CPU supports the features `dot_avx2` is compiled for (checked above).
             return unsafe { dot_avx2(x, y) };
         }
@@ -26,7 +26,7 @@ pub(crate) fn dot(x: &[f64], y: &[f64]) -> f64 {
 pub(crate) fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             // SAFETY: as in `dot`.
             return unsafe { axpy_avx2(alpha, x, y) };
         }
@@ -159,7 +159,7 @@ fn axpy_avx2(alpha: f64, x: &[f64], y: &mut [f64]) {
 pub(crate) fn dots_block(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             // SAFETY: as in `dot`.
             return unsafe { dots_avx2(block, n, x, z) };
         }
@@ -172,7 +172,7 @@ pub(crate) fn dots_block(block: &[f64], n: usize, x: &[f64], z: &mut [f64]) {
 pub(crate) fn axpys_block(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             // SAFETY: as in `dot`.
             return unsafe { axpys_avx2(block, n, c, g) };
         }
@@ -300,11 +300,12 @@ pub(crate) fn four_at(s: &[f64], row: usize) -> std::arch::x86_64::__m256d {
     unsafe { std::arch::x86_64::_mm256_loadu_pd(four.as_ptr()) }
 }
 
-/// Whether the CPU has AVX-512 F and VL (checked at run time, cached by std).
+/// Whether the kernels may run AVX-512 F and VL: the CPU has them, with AVX2 and FMA, and
+/// `GRADFIT_CPU` does not cap the code below them ([`crate::cpu`]).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl")
+    crate::cpu::avx512()
 }
 
 /// [`axpys_any`] in 512-bit registers, to the bit: each gⱼ grown by the same four fused
@@ -542,10 +543,7 @@ pub(crate) fn dots_axpys(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if n < LONG_ROW
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        if n < LONG_ROW && crate::cpu::avx2() {
             // SAFETY: as in `dot`.
             return unsafe { dots_axpys_avx2(next, z, x, cur, c, g, n) };
         }
@@ -624,8 +622,7 @@ fn woven_long(
         && c.len() == 4
         && g.len() >= n
         && x.len() >= n
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
+        && crate::cpu::avx2()
         && has_avx512())
     {
         return false;
@@ -1008,9 +1005,7 @@ pub(crate) fn weaves_short(pitch: usize, bytes: usize) -> bool {
 pub(crate) fn cpu_weaves() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && has_avx512()
+        crate::cpu::avx2() && has_avx512()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1527,10 +1522,7 @@ where
     #[cfg(target_arch = "x86_64")]
     {
         let n = at.pitch();
-        if fits_registers(n)
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        if fits_registers(n) && crate::cpu::avx2() {
             macro_rules! chunks {
                 ($($v:literal)*) => {
                     match n / 4 {
@@ -1599,11 +1591,7 @@ fn register_sweep<Q: Quads>(
     quads: &mut Q,
 ) -> bool {
     let n = at.pitch();
-    if !(fits_registers(n)
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && has_avx512())
-    {
+    if !(fits_registers(n) && crate::cpu::avx2() && has_avx512()) {
         return false;
     }
     macro_rules! chunks {
@@ -1934,9 +1922,7 @@ pub(crate) fn weighted_gram_vec(
             fused_rows(at, out, spare, |lo, hi, g| {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
+                    if crate::cpu::avx2() {
                         // SAFETY: the CPU has AVX2 and FMA (checked above)
                         unsafe { pipelined_quads_avx2(at, lo, hi, v, g, &mut Weighted(&w)) };
                         return 0.0;
@@ -2136,7 +2122,7 @@ pub(crate) mod tests {
 
     /// Whether this CPU has AVX2 and FMA; if not, says on stderr that `what` goes untested.
     pub(crate) fn has_avx2_fma(what: &str) -> bool {
-        let yes = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        let yes = crate::cpu::avx2();
         if !yes {
             eprintln!("no AVX2 + FMA here: {what} not tested");
         }
@@ -2307,7 +2293,7 @@ pub(crate) mod tests {
     fn long_row_axpys_in_512_bit_registers_equal_the_portable_ones_to_the_bit() {
         #[cfg(target_arch = "x86_64")]
         {
-            if !(has_avx512() && std::arch::is_x86_feature_detected!("fma")) {
+            if !has_avx512() {
                 eprintln!("no AVX-512 F and VL here: the 512-bit axpys are not tested");
                 return;
             }
@@ -2491,7 +2477,7 @@ pub(crate) mod tests {
         // empty one); against `dots_block` and `axpys_block` over the same rows: the scores
         // handed to `coef`, in `row_blocks`' blocks, g as `coef` sees it (every earlier block
         // added) and g at the end
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+        if !(crate::cpu::avx2()) {
             eprintln!("no AVX2 + FMA here: the register kernels are not tested");
             return;
         }
@@ -2558,10 +2544,7 @@ pub(crate) mod tests {
         // take, rows spanning one block and several, ranges as one thread and two take them,
         // ragged ends and an empty range: the sweep against `register_rows` with
         // `Quads::block`, the scores each hands to `keep`, the loss and g compared bit for bit
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && has_avx512())
-        {
+        if !(crate::cpu::avx2() && has_avx512()) {
             eprintln!("no AVX-512 F and VL here: the register sweep is not tested");
             return;
         }
@@ -2606,7 +2589,7 @@ pub(crate) mod tests {
         // logistic's pass over long rows (the woven path where n = 8·V and AVX-512 is there,
         // the two steps elsewhere) against the blocks one step after another: dot products,
         // the quads' coefficients, axpys; the scores handed to `keep`, the loss and g bit for bit
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+        if !(crate::cpu::avx2()) {
             eprintln!("no AVX2 + FMA here: the logistic long-row pass is not tested");
             return;
         }
@@ -2654,7 +2637,7 @@ pub(crate) mod tests {
         // multiple of 8: `near_rows`, where AVX-512 is) against the steps one row at a time:
         // the dot product, the coefficient, the axpy; the loss, g and the scores kept bit for
         // bit
-        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+        if !(crate::cpu::avx2()) {
             eprintln!("no AVX2 + FMA here: the rows taken alone are not tested");
             return;
         }

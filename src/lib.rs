@@ -28,6 +28,7 @@
 mod aligned;
 pub mod check;
 mod class_kernels;
+pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod generate;

@@ -14,7 +14,7 @@ use crate::Matrix;
 pub(crate) fn cholesky_in_place(a: &mut Matrix) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::cpu::avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             return unsafe { cholesky_avx2(a) };
         }

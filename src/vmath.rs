@@ -150,7 +150,7 @@ macro_rules! dispatch {
     ($portable:ident, $avx2:ident, ($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if crate::cpu::avx2() {
                 // SAFETY: the CPU has the features the function is compiled for (checked above).
                 return unsafe { $avx2($($arg),*) };
             }
@@ -307,12 +307,10 @@ fn softmax_rows_avx2(z: &mut [f64], k: usize, y: &[usize]) -> f64 {
 }
 
 /// Whether the CPU has AVX2, FMA and AVX-512 F and VL, each checked (a hypervisor can hide one
-/// feature alone).
+/// feature alone), and `GRADFIT_CPU` does not cap the code below them ([`crate::cpu`]).
 #[cfg(target_arch = "x86_64")]
 fn has_avx512_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && crate::kernels::has_avx512()
+    crate::cpu::avx512()
 }
 
 /// [`softmax_rows_avx2`] with the exponentials by [`exp8`] (the rest compiled for AVX2 alone).
@@ -926,10 +924,15 @@ mod tests {
                     z[1] = m;
                 }
                 let nan_in = m.is_nan() || z.iter().any(|x| x.is_nan());
-                let want: Vec<f64> = z
-                    .iter()
-                    .map(|&x| exp1::<true>(if x == m { 0.0 } else { x - m }))
-                    .collect();
+                // the scalar exponential of the code that runs: the portable one (no fused
+                // multiply-adds) rounds differently, and runs on CPUs without AVX2 and FMA and
+                // under GRADFIT_CPU=portable
+                let exp = if crate::cpu::avx2() {
+                    exp1::<true>
+                } else {
+                    exp1::<false>
+                };
+                let want: Vec<f64> = z.iter().map(|&x| exp(if x == m { 0.0 } else { x - m })).collect();
                 exp_shifted_in_place(&mut z, m);
                 for (i, (g, w)) in z.iter().zip(&want).enumerate() {
                     assert!(
@@ -1137,7 +1140,7 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     fn avx2() -> bool {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        crate::cpu::avx2()
     }
 
     /// (loss, σ − y) from [`LogisticQuads`], fed the scores four at a time as a sweep does and

@@ -2,6 +2,8 @@
 //!
 //! One test in its own binary, so no other test's allocations are counted.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -174,6 +176,8 @@ fn solver_iterations_do_not_allocate() {
         assert_eq!((allocs, directions), (0, 2), "newton on softmax with intercept");
     });
     split_passes_allocate_only_rayon_queue_blocks();
+    // last, when nothing more is counted here: the same under each narrower vector code
+    common::rerun_under_narrower_caps(None);
 }
 
 /// On data large enough that each pass is split over two threads, the only allocations are

@@ -2325,3 +2325,65 @@ fn an_x0_of_the_wrong_length_lists_a_long_parameter_list_in_part() {
     );
     assert!(e.contains("x20, … (40 in all))") && !e.contains("x21"), "{e}");
 }
+
+/// gradfit with the vector code capped by `GRADFIT_CPU`.
+fn gradfit_capped(cap: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradfit"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GRADFIT_CPU", cap)
+        .output()
+        .expect("the gradfit binary runs")
+}
+
+#[test]
+fn a_vector_code_cap_that_names_no_code_is_refused() {
+    let args = ["solve", "problems/iris.csv", "--model", "softmax", "--l2", "0.01"];
+    for bad in ["sse4", "AVX3", "avx2 please"] {
+        let o = gradfit_capped(bad, &args);
+        assert_eq!(o.status.code(), Some(1), "{bad}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("GRADFIT_CPU") && e.contains(bad), "{bad}: {e}");
+        assert!(!e.contains("panicked") && stdout(&o).is_empty(), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn every_vector_code_reaches_the_same_softmax_optimum() {
+    // iris, 3 classes: every cap (one the CPU lacks runs its own code) to tol 1e-10; the
+    // minimum is unique (λ > 0), so the costs agree to far below the tolerance's effect
+    let args = [
+        "solve",
+        "problems/iris.csv",
+        "--model",
+        "softmax",
+        "--l2",
+        "0.01",
+        "--solver",
+        "newton",
+        "--tol",
+        "1e-10",
+        "--format",
+        "json",
+    ];
+    let runs: Vec<(f64, Vec<f64>)> = ["portable", "avx2", "avx512", "native", ""]
+        .iter()
+        .map(|cap| {
+            let o = gradfit_capped(cap, &args);
+            assert!(o.status.success(), "{cap}: {}", stderr(&o));
+            let v = json(&o);
+            assert_eq!(v["converged"], Value::Bool(true), "{cap}: {v}");
+            let x = v["parameters"].as_array().expect("parameters");
+            let x = x.iter().map(|p| p.as_f64().expect("a number")).collect();
+            (v["cost"].as_f64().expect("a cost"), x)
+        })
+        .collect();
+    let (f0, x0) = &runs[0];
+    assert_eq!(x0.len(), 12);
+    for (f, x) in &runs {
+        assert!((f - f0).abs() <= 1e-12 * f0.abs(), "{f} against {f0}");
+        for (p, q) in x.iter().zip(x0) {
+            assert!((p - q).abs() <= 1e-8 * (1.0 + q.abs()), "{x:?} against {x0:?}");
+        }
+    }
+}

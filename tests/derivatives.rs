@@ -697,3 +697,11 @@ fn softmax_with_many_classes_passes() {
         assert_all_checks(&p, &x).unwrap();
     }
 }
+
+/// The tests above again, in child processes, under `GRADFIT_CPU=avx2` and `=portable` where
+/// this CPU has wider code: the narrower kernels' passes are otherwise tested only on CPUs that
+/// lack the wider ones.
+#[test]
+fn every_test_passes_under_each_narrower_vector_code() {
+    rerun_under_narrower_caps(Some("every_test_passes_under_each_narrower_vector_code"));
+}

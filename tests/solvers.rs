@@ -1016,3 +1016,11 @@ fn dense_matrices_past_the_memory_limit_are_an_error_naming_the_method() {
     let r = solve(&wide, &Vector::zeros(200), &o).unwrap();
     assert!(r.converged, "{r}");
 }
+
+/// The tests above again, in child processes, under `GRADFIT_CPU=avx2` and `=portable` where
+/// this CPU has wider code: the narrower kernels' passes are otherwise tested only on CPUs that
+/// lack the wider ones.
+#[test]
+fn every_test_passes_under_each_narrower_vector_code() {
+    rerun_under_narrower_caps(Some("every_test_passes_under_each_narrower_vector_code"));
+}

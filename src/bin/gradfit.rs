@@ -586,12 +586,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let outcome = match cli.command {
+    let outcome = check_environment().and_then(|()| match cli.command {
         Command::Solve(a) => run_solve(a),
         Command::Compare(a) => run_compare(a),
         Command::Check(a) => run_check(a),
         Command::Generate(a) => run_generate(a),
-    };
+    });
     let outcome = outcome.and_then(|code| {
         std::io::stdout().flush().map_err(StdoutError)?;
         Ok(code)
@@ -621,6 +621,14 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `GRADFIT_CPU`, when set, must name a kind of vector code: the library alone would ignore a
+/// misspelt cap and run the CPU's widest code, and the user would measure the wrong thing.
+fn check_environment() -> Result<()> {
+    // as a plain message: main would otherwise show the variable as a flag
+    gradfit::cpu::cap_from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 /// A library option's name as the command line's flag: `max_iters` → `--max-iters`.

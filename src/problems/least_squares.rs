@@ -299,7 +299,7 @@ impl LeastSquares {
     fn pass(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64]) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if crate::cpu::avx2() {
                 // SAFETY: the CPU has the features `pass_avx2` is compiled for (checked above)
                 return unsafe { self.pass_avx2(x, lo, hi, g) };
             }

@@ -160,7 +160,7 @@ impl LogSumExp {
     fn shifted_pass(&self, x: &[f64], lo: usize, hi: usize, g: &mut [f64]) -> (f64, f64) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if crate::cpu::avx2() {
                 let shift = self.sampled_shift(x, lo, hi);
                 // SAFETY: the CPU has AVX2 and FMA (checked above)
                 match unsafe { self.fixed_shift_sum(x, lo, hi, g, shift) } {
@@ -252,7 +252,7 @@ impl LogSumExp {
     fn centered_pass(&self, v: &[f64], p: &[f64], c: f64, lo: usize, hi: usize, g: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if crate::cpu::avx2() {
                 // SAFETY: the CPU has AVX2 and FMA (checked above)
                 unsafe {
                     crate::kernels::pipelined_quads_avx2(&self.at, lo, hi, v, g, &mut Centered { p, c })

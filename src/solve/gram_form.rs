@@ -410,9 +410,9 @@ mod tests {
 
     #[test]
     fn a_gram_answer_the_rows_reject_is_finished_on_the_rows() {
-        // cond(A) = 1e5 and tol = 1e-14: the Gram form's gradient noise (about ε‖A‖²‖x‖)
-        // lets it stop where the rows' gradient is still over the threshold (measured: 119
-        // iterations in the Gram form, then more on the rows)
+        // cond(A) = 1e5 and tol = 2e-14: the Gram form's gradient noise (about ε‖A‖²‖x‖)
+        // lets it stop where the rows' gradient is still over the threshold (measured: 120 to
+        // 128 iterations in all)
         let n = 6;
         let (a0, b) = instance(300, n);
         let svd = a0.svd(true, true);
@@ -421,7 +421,7 @@ mod tests {
         let a = &u * Matrix::from_diagonal(&s) * &vt;
         let p = LeastSquares::new(a, b, 0.0).unwrap();
         let opts = SolveOptions {
-            tol: 1e-14,
+            tol: 2e-14,
             max_iters: 100_000,
             trace: true,
             ..SolveOptions::new(Method::Lbfgs)
@@ -429,12 +429,13 @@ mod tests {
         let (r, seen) =
             solve_least_squares_monitored(&p, &Vector::zeros(n), &opts, GramMode::On, Rows(vec![])).unwrap();
         let message = r.message.clone().unwrap_or_default();
-        // measured with the AVX2 + FMA kernels; other kernels round differently and may not
-        // need the rows' help, but must still meet every other check below
+        // measured on x86-64 with each kind of kernel (GRADFIT_CPU=avx512, avx2, portable: the
+        // rows' gradient 6.4e-14, 6.4e-14 and 1.07e-13 at the end, against 1.98e-13); at 1e-14
+        // the portable kernels' rows never got below 1.07e-13 (100 000 iterations), at 5e-14
+        // the Gram form alone met it. Kernels elsewhere round differently and may not need the
+        // rows' help, but must still meet every other check below
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            assert!(message.contains("finished on the rows"), "{message}");
-        }
+        assert!(message.contains("finished on the rows"), "{message}");
         assert!(r.converged, "{:?}", r.status);
         let (f, g) = p.cost_and_gradient(&r.x).unwrap();
         assert_eq!((r.cost, r.gradient_norm), (f, g.norm()));

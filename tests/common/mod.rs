@@ -55,3 +55,41 @@ pub fn fixed(cases: u32) -> Config {
         ..Config::default()
     }
 }
+
+/// Runs every other test of this test binary again in a child process under each
+/// `GRADFIT_CPU` cap narrower than this CPU's own code (AVX2 and portable Rust on an AVX-512
+/// machine), so that the narrower kernels are tested through whole passes and solves, not only
+/// where the CPU lacks the wider ones. `this_test` is the calling test's name, skipped in the
+/// children (`None` for a binary whose one test calls this at its end); under a cap already (in
+/// a child, or a user's) it does nothing.
+pub fn rerun_under_narrower_caps(this_test: Option<&str>) {
+    use gradfit::cpu::{self, VectorCode};
+    if std::env::var_os(cpu::ENV).is_some() {
+        eprintln!("{} is set: the reruns under narrower caps are skipped", cpu::ENV);
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    for cap in [VectorCode::Portable, VectorCode::Avx2] {
+        if cap >= cpu::detected() {
+            continue;
+        }
+        let out = std::process::Command::new(&exe)
+            .args(this_test.map(|t| ["--skip", t]).into_iter().flatten())
+            .env(cpu::ENV, cap.name())
+            .output()
+            .expect("the test binary runs again");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "under {}={cap}:\n{stdout}\n{}",
+            cpu::ENV,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // the children ran tests, not none (a filter gone wrong would pass with 0)
+        assert!(
+            stdout.contains("test result: ok.") && !stdout.contains("ok. 0 passed"),
+            "under {}={cap}:\n{stdout}",
+            cpu::ENV
+        );
+    }
+}
