@@ -29,7 +29,7 @@ fn stream(a: &Matrix) -> f64 {
 }
 
 /// The same read split between two threads, as gradfit's fused passes are on data of 3·2¹⁷
-/// entries or more (softmax's from k·m·n ≥ 2²⁰): the floor for those.
+/// entries or more (softmax's from m·((k − 1)·n + 80) ≥ 3·2¹⁷): the floor for those.
 fn stream2(a: &Matrix) -> f64 {
     stream_halves(a.as_slice())
 }

@@ -33,28 +33,43 @@ use crate::aligned::AlignedT;
 use crate::kernels::Prefetcher;
 use crate::kernels::{block_rows, rows_block, split_point, splits, PARALLEL_MIN_ENTRIES, ROW_BLOCK};
 
-/// From this much work (k·m·n: entries of A times classes) a class pass is split between two
-/// threads. Measured in `gradfit solve --model softmax --solver lbfgs`, k = 5, 20 features,
-/// time per evaluation, one thread against two (three runs in alternation): 1000 rows (100 000)
-/// 23–28 against 36–52 µs, 2000 rows 45 against 58–59, 4000 rows 89–90 against 104–105, 8000
-/// rows (800 000) 178–180 against 196–200; 10 000 × 50 (2.5 million) 9.6 against 5.4–5.6 ms a
-/// solve. (In an earlier run of the scipy comparison the same 2000 rows took 44 µs on one thread
-/// and 31 on two: how much a split costs moves with the machine's state.)
+/// Per row, what softmax's pass spends besides its multiply-adds (the rows' softmax, the
+/// exponentials, the score sums), in multiply-add pairs: a softmax pass costs about
+/// m·((k − 1)·n + 80) units (0.12 ns each here, fitted to one-thread evaluations at 20 and 50
+/// features, k = 2 to 10: 12 ns a row at k = 2, 20 at k = 5, 63 at k = 10 with 50 features).
+const SOFTMAX_ROW_UNITS: usize = 80;
+
+/// A softmax class pass is split between two threads from m·((k − 1)·n + 80) ≥
+/// [`PARALLEL_MIN_ENTRIES`] (3·2¹⁷, where one target's pass splits), about 50 µs of one
+/// thread's work. Measured in `gradfit solve --model softmax --l2 1e-3 --solver lbfgs --repeat
+/// 10`, time per evaluation, one thread against two with the pass always split, five rounds
+/// in alternation (fastest–median): k = 2, 20 features, 4000 rows (400 000 units) 47.0–47.8 µs
+/// against 32.4–37.6, 8000 rows 95.9–118.8 against 62.0–75.3; k = 5, 20 features, 2000 rows
+/// (320 000, not split) 36.3–47.2 against 29.4–31.6, 4000 rows 71.2–88.5 against 55.0–63.5,
+/// 6000 rows 106.8–136.8 against 64.3–86.2; k = 10, 20 features, 1000 rows (260 000, not
+/// split) 33.3–43.1 against 26.3–39.7, 2000 rows 63.8–65.8 against 46.6–51.1; k = 3, 50
+/// features, 2000 rows (360 000, not split) 44.8–58.2 against 41.4–47.0, 4000 rows 91.0–96.1
+/// against 67.9–85.1. In the same rounds logistic's pass, whose rule is unchanged, at 50
+/// features: 2000 rows 15.7–22.5 against 16.2–20.9, 4000 rows 31.2–42.1 against 26.9–40.6
+/// (even), 8000 rows (split) 58.1–59.2 against 55.5–60.4. So the split pays for softmax from
+/// about the time per evaluation it pays for logistic, which this rule gives it.
 ///
-/// Least squares with several targets splits as one target's pass does instead, from
-/// m·n ≥ [`PARALLEL_MIN_ENTRIES`] ([`ClassPass::by_entries`]): with no exponentials, its k·m·n
-/// of 2²⁰ to 3·2²⁰ did not pay for the split. `gradfit solve --model least-squares --target
-/// y1,…,y10 --gram off --solver lbfgs --repeat 10`, 50 features, two threads, time per
-/// evaluation, four runs in alternation with the earlier rule: 4000 rows (2 million) 213–215
-/// µs against 228–230, 6000 rows 320–335 against 338–343 (one thread: 214–222 and 322–448);
-/// with 3 targets, 12 000 rows (1.8 million, split either way) took 228–234 µs on one thread
-/// and 152–181 on two. With many targets it splits from k·m·n ≥
-/// [`LINEAR_CLASS_PARALLEL_MIN_WORK`] too.
-const CLASS_PARALLEL_MIN_WORK: usize = 1 << 20;
+/// The rule before, k·m·n ≥ 2²⁰, was measured when the pass did 2k multiply-adds an entry,
+/// with slower kernels, and in a state of the machine where a split cost more: k = 5, 20
+/// features, 2000 rows 45 against 58–59 µs, 4000 rows 89–90 against 104–105, 8000 rows
+/// 178–180 against 196–200. (Another run then gave 44 µs on one thread and 31 on two at 2000
+/// rows: how much a split costs moves with the machine's state; the three batches of five
+/// rounds behind this rule all had it cheap.)
+fn softmax_units(rows: usize, n: usize, k: usize) -> usize {
+    k.saturating_sub(1)
+        .saturating_mul(n)
+        .saturating_add(SOFTMAX_ROW_UNITS)
+        .saturating_mul(rows)
+}
 
 /// From this much work (k·m·n) a pass made by [`ClassPass::by_entries`] is split between two
 /// threads even below [`PARALLEL_MIN_ENTRIES`] entries of A: 3·2²¹, about 6.3 million. The same
-/// solves as [`CLASS_PARALLEL_MIN_WORK`]'s, two threads, the pass split (the rule before) against
+/// solves as [`ClassPass::by_entries`]'s, two threads, the pass split (the rule before) against
 /// one thread, three runs in alternation: 40 targets, 2000 rows × 50 (4 million) 451–460 µs an
 /// evaluation against 438–443; 40 targets, 4000 rows (8 million) 545–619 against 860–865;
 /// 100 targets, 2000 rows (10 million) 665–692 against 1091–1100. With this rule against the
@@ -73,7 +88,7 @@ const GAP: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct ClassPass {
     /// Whether the pass is split from m·n ≥ [`PARALLEL_MIN_ENTRIES`] entries of A, as one
-    /// target's pass is, rather than from k·m·n ≥ [`CLASS_PARALLEL_MIN_WORK`] (softmax's).
+    /// target's pass is, rather than from [`softmax_units`] ≥ that (softmax's).
     by_entries: bool,
     /// Two n×k rank-update accumulators in vec order (one per thread), GAP apart.
     gt: Vec<f64>,
@@ -85,6 +100,14 @@ impl ClassPass {
     /// A pass for least squares with several targets: split between two threads from
     /// m·n ≥ [`PARALLEL_MIN_ENTRIES`], as with one target, or from k·m·n ≥
     /// [`LINEAR_CLASS_PARALLEL_MIN_WORK`].
+    ///
+    /// With no exponentials, softmax's earlier rule (k·m·n ≥ 2²⁰) did not pay for the split
+    /// at k·m·n of 2²⁰ to 3·2²⁰: `gradfit solve --model least-squares --target y1,…,y10
+    /// --gram off --solver lbfgs --repeat 10`, 50 features, two threads, time per evaluation,
+    /// four runs in alternation with that rule: 4000 rows (2 million) 213–215 µs against
+    /// 228–230, 6000 rows 320–335 against 338–343 (one thread: 214–222 and 322–448); with 3
+    /// targets, 12 000 rows (1.8 million, split either way) took 228–234 µs on one thread and
+    /// 152–181 on two.
     pub(crate) fn by_entries() -> Self {
         ClassPass {
             by_entries: true,
@@ -102,21 +125,25 @@ impl ClassPass {
         }
     }
 
-    /// Whether a pass over A of `entries` entries (rows times pitch) with k classes is split
-    /// between two threads.
-    fn splits(&self, entries: usize, k: usize) -> bool {
-        let work = entries.saturating_mul(k);
+    /// Whether a pass over A of `rows` rows of `n` entries (the pitch) with k scores a row is
+    /// split between two threads.
+    fn splits(&self, rows: usize, n: usize, k: usize) -> bool {
+        let entries = rows.saturating_mul(n);
         match self.by_entries {
-            true => splits(entries, PARALLEL_MIN_ENTRIES) || splits(work, LINEAR_CLASS_PARALLEL_MIN_WORK),
-            false => splits(work, CLASS_PARALLEL_MIN_WORK),
+            true => {
+                splits(entries, PARALLEL_MIN_ENTRIES)
+                    || splits(entries.saturating_mul(k), LINEAR_CLASS_PARALLEL_MIN_WORK)
+            }
+            false => splits(softmax_units(rows, n, k), PARALLEL_MIN_ENTRIES),
         }
     }
 
     /// One pass over A with W = `w` (vec order, n×k): for each block of rows lo..hi, z ← the
     /// block's scores (row r's k at z[r·k..]), then `then(lo, hi, z)` returns the block's part
     /// of the result and leaves in z the coefficients dᵢ of its rows; with `grad`, also
-    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From k·m·n ≥ 2²⁰ (for a pass made by
-    /// [`ClassPass::by_entries`], m·n ≥ 3·2¹⁷ or k·m·n ≥ 3·2²¹) the rows are split between
+    /// grad ← Σᵢ aᵢdᵢᵀ (vec order) over all rows. From m·((k − 1)·n + 80) ≥ 3·2¹⁷ (for a
+    /// pass made by [`ClassPass::by_entries`], m·n ≥ 3·2¹⁷ or k·m·n ≥ 3·2²¹; k is the
+    /// stride, the scores a row holds) the rows are split between
     /// two threads at the same point whether or not `grad` is wanted, so a cost computed alone
     /// and one computed with its gradient agree to the last bit.
     pub(crate) fn run(
@@ -176,7 +203,7 @@ impl ClassPass {
             }
             f
         };
-        let split = m >= 2 && self.splits(at.len(), stride);
+        let split = m >= 2 && self.splits(m, n, stride);
         let (z1, z2) = self.z.split_at_mut(ROW_BLOCK * stride + GAP);
         let (gt1, gt2) = match want_grad {
             true => self.gt.split_at_mut(nk + GAP),
@@ -631,27 +658,29 @@ mod tests {
             return;
         }
         let (linear, softmax) = (ClassPass::by_entries(), ClassPass::default());
-        // (entries of A, classes, split for least squares, split for softmax)
-        for (entries, k, ls, sm) in [
-            (100_000, 10, false, false),
-            (200_000, 10, false, true),
-            (300_000, 10, false, true),
-            (400_000, 10, true, true),
-            (400_000, 1, true, false),
-            (100_000, 40, false, true),
-            (200_000, 40, true, true),
-            (100_000, 100, true, true),
+        // (rows, n, classes, split for least squares, split for softmax); softmax's work is
+        // m·((k − 1)·n + 80) against 3·2¹⁷ = 393 216
+        for (rows, n, k, ls, sm) in [
+            (2000, 50, 10, false, true),  // 100 000 entries; 2000·530
+            (10_000, 20, 2, false, true), // 200 000 entries; 10 000·100
+            (3900, 20, 2, false, false),  // 390 000
+            (2000, 20, 5, false, false),  // 2000·160 = 320 000
+            (2500, 20, 5, false, true),   // 400 000
+            (1000, 20, 10, false, false), // 260 000
+            (1500, 20, 10, false, false), // 390 000, just under
+            (1600, 20, 10, false, true),  // 416 000
+            (8000, 50, 10, true, true),   // 400 000 entries
+            (8000, 50, 1, true, true),    // 8000·80 = 640 000 (k = 1: not softmax)
+            (2000, 50, 40, false, true),  // 4 million k·m·n, below 3·2²¹
+            (4000, 50, 40, true, true),   // 8 million k·m·n
+            (2000, 50, 100, true, true),  // 10 million
         ] {
             assert_eq!(
-                linear.splits(entries, k),
+                linear.splits(rows, n, k),
                 ls,
-                "least squares, {entries} entries, k = {k}"
+                "least squares, {rows} × {n}, k = {k}"
             );
-            assert_eq!(
-                softmax.splits(entries, k),
-                sm,
-                "softmax, {entries} entries, k = {k}"
-            );
+            assert_eq!(softmax.splits(rows, n, k), sm, "softmax, {rows} × {n}, k = {k}");
         }
     }
 

@@ -598,7 +598,7 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
     assert!((f - f_direct).abs() <= 1e-12 * f.abs());
     assert!((&g - g_direct).amax() <= 1e-12 * g.amax());
     // softmax with 2, 3, 7 and 14 classes (1, 2, 6 and 13 scores a row against the last
-    // class's: one class tile, or 5 + 4 + 4), all split over two threads (their work is k·m·n);
+    // class's: one class tile, or 5 + 4 + 4), all split over two threads (m·((k − 1)·n + 80) ≥ 3·2¹⁷);
     // value() must give the fused f to the last bit
     for k in [2, 3, 7, 14] {
         let labels: Vec<usize> = (0..1000).map(|i| (i * 7) % k).collect();

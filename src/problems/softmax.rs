@@ -46,7 +46,8 @@ use crate::{Matrix, Vector};
 /// features, so no lane is padding whatever k is; k − 1 per row, against the last class's
 /// score, which changes no probability), their softmax with the
 /// exponentials vectorized over the block, then the block's rank-update of the gradient while its rows are
-/// still in L1. The pass is split between two threads from k·m·n ≥ 2²⁰, and allocates nothing
+/// still in L1. The pass is split between two threads from m·((k − 1)·n + 80) ≥ 3·2¹⁷ (its
+/// multiply-adds and a per-row cost, about 50 µs of one thread's work), and allocates nothing
 /// once its buffers are sized. Those buffers sit behind one lock held for each pass: threads
 /// that share one `Softmax` evaluate in turn (give each thread its own to run them at once).
 #[derive(Debug)]
