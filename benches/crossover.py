@@ -77,7 +77,10 @@ def machine():
         rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     except OSError:
         rustc = "rustc (unknown version)"
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; {rustc}"
+    codes = sorted({r.get("code", "") for r in floor_records()} - {""})
+    code = (f"; gradfit's vector code in the floor bench: {', '.join(codes)} (GRADFIT_CPU caps it)"
+            if codes else "")
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; {rustc}{code}"
 
 
 def derivatives_section():

@@ -15,6 +15,8 @@ use rand_distr::StandardNormal;
 use std::hint::black_box;
 use std::time::Duration;
 
+#[path = "common/code.rs"]
+mod code;
 #[path = "common/stream.rs"]
 mod stream_read;
 use stream_read::{stream_halves, stream_slice};
@@ -73,6 +75,7 @@ fn bench_problem<P: Objective>(
 }
 
 fn derivatives(c: &mut Criterion) {
+    code::vector_code();
     let mut r = rand::rngs::StdRng::seed_from_u64(1);
     for &(m, n) in &[(1000, 50), (20_000, 200), (100_000, 200)] {
         let a = gaussian(&mut r, m, n, 1.0);

@@ -30,6 +30,8 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::Instant;
 
+#[path = "common/code.rs"]
+mod code;
 #[path = "common/stream.rs"]
 mod stream_read;
 use stream_read::stream_halves;
@@ -267,8 +269,9 @@ fn report(lines: &mut Vec<String>, case: &Case, threads: usize, mut o: Outcome) 
             case.multiply_adds.unwrap_or(0)
         );
     }
+    let code = gradfit::cpu::in_use().name();
     lines.push(format!(
-        "{{\"model\":\"{model}\",\"m\":{m},\"n\":{n},\"threads\":{threads},\"pairs\":{rounds},\
+        "{{\"model\":\"{model}\",\"m\":{m},\"n\":{n},\"threads\":{threads},\"code\":\"{code}\",\"pairs\":{rounds},\
          \"ratio_q1\":{q1},\"ratio_median\":{med},\"ratio_q3\":{q3},\
          \"stream_median\":{s_med},\"stream_min\":{s_lo},\"stream_max\":{s_hi},\
          \"fused_median\":{f_med}{arith}}}"
@@ -276,6 +279,7 @@ fn report(lines: &mut Vec<String>, case: &Case, threads: usize, mut o: Outcome) 
 }
 
 fn main() {
+    code::vector_code();
     // cargo bench passes `--bench`; anything else not starting with "--" is a filter.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");

@@ -28,6 +28,9 @@ const METHODS: [Method; 4] = [
 const TOL: f64 = 1e-6;
 const MAX_ITERS: u64 = 500;
 
+#[path = "common/code.rs"]
+mod code;
+
 fn record(line: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
     let _ = std::fs::create_dir_all(&dir);
@@ -106,6 +109,7 @@ fn bench_case(c: &mut Criterion, model: &str, spec: &Spec, runs: Vec<Run<'_>>) {
 }
 
 fn solvers(c: &mut Criterion) {
+    code::vector_code();
     let rows = 4000;
     for &condition in &[1e2, 1e6] {
         for &cols in &[10, 100, 400] {

@@ -51,8 +51,12 @@ const SOFTMAX_ROW_UNITS: usize = 80;
 /// features, 2000 rows (360 000, not split) 44.8–58.2 against 41.4–47.0, 4000 rows 91.0–96.1
 /// against 67.9–85.1. In the same rounds logistic's pass, whose rule is unchanged, at 50
 /// features: 2000 rows 15.7–22.5 against 16.2–20.9, 4000 rows 31.2–42.1 against 26.9–40.6
-/// (even), 8000 rows (split) 58.1–59.2 against 55.5–60.4. So the split pays for softmax from
-/// about the time per evaluation it pays for logistic, which this rule gives it.
+/// (even), 8000 rows (split) 58.1–59.2 against 55.5–60.4. In these runs the split paid for
+/// softmax from about 35 µs of one thread's work (two threads were faster at each point left
+/// unsplit above); the rule puts the line where logistic's is, about 47 µs, a little later,
+/// so that small problems stay on one thread where a split costs more. The units are this
+/// machine's AVX-512 code's; where the code is slower (AVX2, portable: 8× at 20000 × 200) a
+/// pass at the line takes longer, and splits later than its time alone would call for.
 ///
 /// The rule before, k·m·n ≥ 2²⁰, was measured when the pass did 2k multiply-adds an entry,
 /// with slower kernels, and in a state of the machine where a split cost more: k = 5, 20

@@ -5,8 +5,8 @@
 //! at run time: portable Rust, AVX2 with FMA, and (where the CPU has AVX-512 F and VL) the AVX2
 //! arithmetic in AVX-512's 32 registers with some 512-bit kernels. `GRADFIT_CPU=portable` or
 //! `GRADFIT_CPU=avx2` makes a CPU with more run the narrower code, to measure it or to test it
-//! (the test suites run every one of their tests again under each cap); `avx512` or `native`
-//! leaves the choice to the CPU. A cap can only narrow: asking for AVX-512 on a CPU without it
+//! (`cargo test` runs the library's, the derivative, the solver and the allocation tests again
+//! under each cap below the code in use); `avx512` or `native` leaves the choice to the CPU. A cap can only narrow: asking for AVX-512 on a CPU without it
 //! runs what the CPU has. The variable is read once, at the first kernel that asks.
 //!
 //! ```
@@ -22,6 +22,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The environment variable that caps the vector code.
 pub const ENV: &str = "GRADFIT_CPU";
+
+/// Set (to anything) in the child processes of the test suites' reruns under each narrower
+/// cap, so that they do not rerun again; not read by the library.
+#[doc(hidden)]
+pub const RERUN: &str = "GRADFIT_CPU_RERUN";
 
 /// The kinds of vector code, narrowest first (so a cap is a minimum).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,9 +62,10 @@ impl VectorCode {
 
     fn from_u8(v: u8) -> VectorCode {
         match v {
-            1 => VectorCode::Portable,
+            3 => VectorCode::Avx512,
             2 => VectorCode::Avx2,
-            _ => VectorCode::Avx512,
+            // 1, and (never stored) anything else: the code every CPU runs
+            _ => VectorCode::Portable,
         }
     }
 
@@ -104,7 +110,7 @@ pub fn cap_from_env() -> Result<Option<VectorCode>> {
     };
     match std::env::var(ENV) {
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(v)) => Err(bad(v.to_string_lossy().into_owned())),
+        Err(std::env::VarError::NotUnicode(v)) => Err(bad(format!("{:?}", v.to_string_lossy()))),
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => VectorCode::parse(&v)
             .map(Some)
@@ -165,29 +171,39 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if avx512() {
             assert!(
-                std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            assert!(
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
             );
         }
     }
 
-    /// The library's other tests again, in child processes, under each cap narrower than this
-    /// CPU's code (as `tests/common`'s `rerun_under_narrower_caps` does for the integration
+    /// The library's other tests again, in child processes, under each cap narrower than the
+    /// code in use (as `tests/common`'s `rerun_under_narrower_caps` does for the integration
     /// tests): the kernel tests that run every variant cover the kernels, these the routes
     /// through them (which kernel a pass picks, the exponentials, the Gram products).
     #[test]
     fn every_test_passes_under_each_narrower_vector_code() {
         const THIS: &str = "cpu::tests::every_test_passes_under_each_narrower_vector_code";
-        if std::env::var_os(ENV).is_some() {
-            return; // a child (or a user's cap): the test above checks the cap holds
+        if std::env::var_os(RERUN).is_some() {
+            return; // a child: `the_code_in_use_is_the_cpus_under_the_cap` checks its cap
         }
         let exe = std::env::current_exe().unwrap();
         for cap in [VectorCode::Portable, VectorCode::Avx2]
             .into_iter()
-            .filter(|c| *c < detected())
+            .filter(|c| *c < in_use())
         {
             let out = std::process::Command::new(&exe)
                 .args(["--skip", THIS])
                 .env(ENV, cap.name())
+                .env(RERUN, "1")
                 .output()
                 .unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);

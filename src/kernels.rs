@@ -2124,7 +2124,7 @@ pub(crate) mod tests {
     pub(crate) fn has_avx2_fma(what: &str) -> bool {
         let yes = crate::cpu::avx2();
         if !yes {
-            eprintln!("no AVX2 + FMA here: {what} not tested");
+            eprintln!("AVX2 + FMA not in use (CPU or GRADFIT_CPU): {what} not tested");
         }
         yes
     }
@@ -2294,7 +2294,9 @@ pub(crate) mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             if !has_avx512() {
-                eprintln!("no AVX-512 F and VL here: the 512-bit axpys are not tested");
+                eprintln!(
+                    "AVX-512 F and VL not in use (CPU or GRADFIT_CPU): the 512-bit axpys are not tested"
+                );
                 return;
             }
             // every n mod 8 past LONG_ROW and from WIDE_MIN (the wide rows, sixteen rows to a
@@ -2375,7 +2377,9 @@ pub(crate) mod tests {
                         if woven {
                             assert_eq!((wz, wg), (want_z.clone(), want_g.clone()), "{rows}×{n} woven");
                         } else {
-                            eprintln!("no AVX-512 here: the woven long rows are not tested");
+                            eprintln!(
+                                "AVX-512 not in use (CPU or GRADFIT_CPU): the woven long rows are not tested"
+                            );
                         }
                     }
                 }
@@ -2478,7 +2482,7 @@ pub(crate) mod tests {
         // handed to `coef`, in `row_blocks`' blocks, g as `coef` sees it (every earlier block
         // added) and g at the end
         if !(crate::cpu::avx2()) {
-            eprintln!("no AVX2 + FMA here: the register kernels are not tested");
+            eprintln!("AVX2 + FMA not in use (CPU or GRADFIT_CPU): the register kernels are not tested");
             return;
         }
         let shift = |i: usize| i as f64 * 0.01;
@@ -2545,7 +2549,7 @@ pub(crate) mod tests {
         // ragged ends and an empty range: the sweep against `register_rows` with
         // `Quads::block`, the scores each hands to `keep`, the loss and g compared bit for bit
         if !(crate::cpu::avx2() && has_avx512()) {
-            eprintln!("no AVX-512 F and VL here: the register sweep is not tested");
+            eprintln!("AVX-512 F and VL not in use (CPU or GRADFIT_CPU): the register sweep is not tested");
             return;
         }
         for v in 1..=REGISTER_CHUNKS {
@@ -2590,7 +2594,7 @@ pub(crate) mod tests {
         // the two steps elsewhere) against the blocks one step after another: dot products,
         // the quads' coefficients, axpys; the scores handed to `keep`, the loss and g bit for bit
         if !(crate::cpu::avx2()) {
-            eprintln!("no AVX2 + FMA here: the logistic long-row pass is not tested");
+            eprintln!("AVX2 + FMA not in use (CPU or GRADFIT_CPU): the logistic long-row pass is not tested");
             return;
         }
         // 136, 200, 208 (unrolled), 128, 216 and 504 (one loop) woven (blocks of four) on
@@ -2638,11 +2642,11 @@ pub(crate) mod tests {
         // the dot product, the coefficient, the axpy; the loss, g and the scores kept bit for
         // bit
         if !(crate::cpu::avx2()) {
-            eprintln!("no AVX2 + FMA here: the rows taken alone are not tested");
+            eprintln!("AVX2 + FMA not in use (CPU or GRADFIT_CPU): the rows taken alone are not tested");
             return;
         }
         if !has_avx512() {
-            eprintln!("no AVX-512 here: the rows taken alone are not tested");
+            eprintln!("AVX-512 not in use (CPU or GRADFIT_CPU): the rows taken alone are not tested");
         }
         for n in [504, 512, 520, 768, 776, 1000, 1024, 1032] {
             let x: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();
@@ -2734,7 +2738,7 @@ pub(crate) mod tests {
         // coefficients, the block's axpys; the loss, g and the scores kept bit for bit, and
         // without g the same coefficient calls
         if !cpu_weaves() {
-            eprintln!("no AVX-512 here: the woven short rows are not tested");
+            eprintln!("AVX-512 not in use (CPU or GRADFIT_CPU): the woven short rows are not tested");
             return;
         }
         for n in [56, 64, 104, 120] {

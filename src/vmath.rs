@@ -874,7 +874,7 @@ mod tests {
     #[test]
     fn four_lane_exp_is_the_scalar_exp_to_the_bit() {
         if !avx2() {
-            eprintln!("no AVX2 + FMA here: exp4 is not tested");
+            eprintln!("AVX2 + FMA not in use (CPU or GRADFIT_CPU): exp4 is not tested");
             return;
         }
         let mut v = grid();
@@ -980,7 +980,7 @@ mod tests {
     #[test]
     fn eight_lane_exp_is_within_one_ulp_of_libm() {
         if !has_avx512_fma() {
-            eprintln!("no AVX-512 here: exp8 is not tested");
+            eprintln!("AVX-512 not in use (CPU or GRADFIT_CPU): exp8 is not tested");
             return;
         }
         // the table against 2^(j/16) to 36 digits (Python's decimal module, 60-digit
@@ -1133,7 +1133,9 @@ mod tests {
             // SAFETY: the CPU has AVX2 and FMA (checked)
             paths.push(unsafe { quads_path(zs, ys, None) });
         } else {
-            eprintln!("no AVX2 + FMA here: the four-row logistic terms are not tested");
+            eprintln!(
+                "AVX2 + FMA not in use (CPU or GRADFIT_CPU): the four-row logistic terms are not tested"
+            );
         }
         paths
     }
@@ -1183,7 +1185,9 @@ mod tests {
     #[test]
     fn rows_taken_alone_are_the_quads_to_the_bit() {
         if !avx2() {
-            eprintln!("no AVX2 + FMA here: the four-row logistic terms are not tested");
+            eprintln!(
+                "AVX2 + FMA not in use (CPU or GRADFIT_CPU): the four-row logistic terms are not tested"
+            );
             return;
         }
         // whole quads past a flush (64 rows) and the edges: the loss, every σ − y and the
@@ -1237,7 +1241,9 @@ mod tests {
     #[test]
     fn four_row_terms_at_the_edges_and_their_scores_kept_in_order() {
         if !avx2() {
-            eprintln!("no AVX2 + FMA here: the four-row logistic terms are not tested");
+            eprintln!(
+                "AVX2 + FMA not in use (CPU or GRADFIT_CPU): the four-row logistic terms are not tested"
+            );
             return;
         }
         // one NaN lane: its loss is NaN and its σ − y, the other lanes' are untouched

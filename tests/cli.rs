@@ -2373,6 +2373,10 @@ fn every_vector_code_reaches_the_same_softmax_optimum() {
             assert!(o.status.success(), "{cap}: {}", stderr(&o));
             let v = json(&o);
             assert_eq!(v["converged"], Value::Bool(true), "{cap}: {v}");
+            // the report names the code that ran: the CPU's own, under the cap
+            let cpu = gradfit::cpu::detected();
+            let want = gradfit::cpu::VectorCode::parse(cap).map_or(cpu, |c| c.min(cpu));
+            assert_eq!(v["vector_code"], Value::from(want.name()), "{cap}: {v}");
             let x = v["parameters"].as_array().expect("parameters");
             let x = x.iter().map(|p| p.as_f64().expect("a number")).collect();
             (v["cost"].as_f64().expect("a cost"), x)

@@ -739,6 +739,16 @@ fn exit_for(converged: bool) -> ExitCode {
     }
 }
 
+/// What the times were measured on: the kernels' vector code (the CPU's widest, or the one
+/// `GRADFIT_CPU` capped it to) and rayon's threads (`RAYON_NUM_THREADS`, else the cores).
+fn ran_on() -> String {
+    format!(
+        "{} vector code, {} threads",
+        gradfit::cpu::in_use(),
+        rayon::current_num_threads()
+    )
+}
+
 fn report_json(model: ModelKind, fit: &Fit, r: &Report) -> Value {
     let mut v = json!({
         "model": model.name(),
@@ -754,6 +764,8 @@ fn report_json(model: ModelKind, fit: &Fit, r: &Report) -> Value {
         "gradient_norm": r.gradient_norm,
         "gradient_threshold": r.gradient_threshold,
         "seconds": r.seconds,
+        "vector_code": gradfit::cpu::in_use().name(),
+        "threads": rayon::current_num_threads(),
         "parameters": r.x.as_slice(),
         "parameter_names": fit.parameter_names,
         "standardized": fit.standardization.is_some(),
@@ -901,6 +913,7 @@ fn run_solve(a: SolveArgs) -> Result<ExitCode> {
         Format::Table => {
             out!("{}", describe_fit(&fit, a.data.model));
             outln!("{r}");
+            outln!("ran on          {}", ran_on());
             if a.run.repeat > 1 {
                 outln!("(time: the fastest of {} runs)", a.run.repeat);
             }
@@ -1035,6 +1048,7 @@ fn run_compare(a: CompareArgs) -> Result<ExitCode> {
                     a.run.gram
                 );
             }
+            outln!("(ran on {})", ran_on());
             if a.run.repeat > 1 {
                 outln!("(seconds: each solver's fastest of {} runs)", a.run.repeat);
             }

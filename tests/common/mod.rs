@@ -57,25 +57,25 @@ pub fn fixed(cases: u32) -> Config {
 }
 
 /// Runs every other test of this test binary again in a child process under each
-/// `GRADFIT_CPU` cap narrower than this CPU's own code (AVX2 and portable Rust on an AVX-512
-/// machine), so that the narrower kernels are tested through whole passes and solves, not only
-/// where the CPU lacks the wider ones. `this_test` is the calling test's name, skipped in the
-/// children (`None` for a binary whose one test calls this at its end); under a cap already (in
-/// a child, or a user's) it does nothing.
+/// `GRADFIT_CPU` cap narrower than the code in use (AVX2 and portable Rust on an AVX-512
+/// machine; under a cap of avx2, portable alone), so that the narrower kernels are tested
+/// through whole passes and solves, not only where the CPU lacks the wider ones. `this_test`
+/// is the calling test's name, skipped in the children (`None` for a binary whose one test
+/// calls this at its end); in a child (marked by `GRADFIT_CPU_RERUN`) it does nothing.
 pub fn rerun_under_narrower_caps(this_test: Option<&str>) {
     use gradfit::cpu::{self, VectorCode};
-    if std::env::var_os(cpu::ENV).is_some() {
-        eprintln!("{} is set: the reruns under narrower caps are skipped", cpu::ENV);
+    if std::env::var_os(cpu::RERUN).is_some() {
         return;
     }
     let exe = std::env::current_exe().expect("the test binary's path");
     for cap in [VectorCode::Portable, VectorCode::Avx2] {
-        if cap >= cpu::detected() {
+        if cap >= cpu::in_use() {
             continue;
         }
         let out = std::process::Command::new(&exe)
             .args(this_test.map(|t| ["--skip", t]).into_iter().flatten())
             .env(cpu::ENV, cap.name())
+            .env(cpu::RERUN, "1")
             .output()
             .expect("the test binary runs again");
         let stdout = String::from_utf8_lossy(&out.stdout);
