@@ -180,7 +180,7 @@ impl AlignedT {
     /// multiple of 8, the rows `crate::kernels::near_rows` takes, on a CPU that runs it).
     fn copies(&self) -> bool {
         let near = (crate::kernels::NEAR_MIN..=LONG_PADDED_MAX).contains(&self.pitch);
-        self.pitch != self.n || (near && self.pitch.is_multiple_of(8) && crate::kernels::cpu_weaves())
+        self.pitch != self.n || (near && self.pitch.is_multiple_of(8) && crate::kernels::cpu_near())
     }
 
     /// m, A's number of rows.

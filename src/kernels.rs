@@ -622,10 +622,18 @@ fn woven_long(
         && c.len() == 4
         && g.len() >= n
         && x.len() >= n
-        && crate::cpu::avx2()
-        && has_avx512())
+        && crate::cpu::avx2())
     {
         return false;
+    }
+    if !has_avx512() {
+        // SAFETY: the CPU has AVX2 and FMA, and the slices have the lengths `woven_rows_avx2`
+        // reads (both checked above; n a multiple of 8)
+        // prefetching as the 512-bit loops do: for rows of WOVEN_V_MIN to WOVEN_V_MAX entries
+        // only where `prefetch` says, other rows always
+        let ahead = prefetch || !(WOVEN_V_MIN..=WOVEN_V_MAX).contains(&n);
+        unsafe { woven_rows_avx2(next, z, x, cur, c, g, n, ahead) };
+        return true;
     }
     if (WOVEN_V_MIN..=WOVEN_V_MAX).contains(&n) {
         macro_rules! by_v {
@@ -863,6 +871,90 @@ unsafe fn woven_rows(
     }
 }
 
+/// [`woven_rows`] in AVX2's 256-bit registers, for a CPU without AVX-512 (or under
+/// `GRADFIT_CPU=avx2`): the same steps (16 entries of a row's dot product in [`dot_avx2`]'s four
+/// accumulators, one 8-entry step of the four rows' axpys after every other step, each step
+/// prefetching its two lines of A [`WOVEN_PREFETCH`] bytes on into L2 if `prefetch`, as
+/// [`woven_long`] decides for both), so every dot product and
+/// gⱼ is the same to the bit as from [`dots_block`] and [`axpys_block`]. Measured on AMD EPYC
+/// (Zen 4) under `GRADFIT_CPU=avx2`: see [`cpu_weaves`].
+///
+/// # Safety
+/// As [`woven_rows`], on a CPU with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn woven_rows_avx2(
+    next: &[f64],
+    z: &mut [f64],
+    x: &[f64],
+    cur: &[f64],
+    c: &[f64],
+    g: &mut [f64],
+    n: usize,
+    prefetch: bool,
+) {
+    use std::arch::x86_64::*;
+    let (px, pn, pc, pg) = (x.as_ptr(), next.as_ptr(), cur.as_ptr(), g.as_mut_ptr());
+    let n16 = n / 16 * 16;
+    // SAFETY: every load and store touches 4 entries at an offset j with j + 4 ≤ n of x, of g
+    // or of one of the four rows of `next` or `cur` (the caller's lengths; n is a multiple of 8)
+    unsafe {
+        let cv: [__m256d; 4] = std::array::from_fn(|q| _mm256_set1_pd(c[q]));
+        // g's entries j..j + 8 from the four rows of `cur`, in order, four entries at a time
+        macro_rules! axpy {
+            ($j:expr) => {{
+                for j in [$j, $j + 4] {
+                    let mut gv = _mm256_loadu_pd(pg.add(j));
+                    for (q, cq) in cv.iter().enumerate() {
+                        gv = _mm256_fmadd_pd(*cq, _mm256_loadu_pd(pc.add(q * n + j)), gv);
+                    }
+                    _mm256_storeu_pd(pg.add(j), gv);
+                }
+            }};
+        }
+        let mut j = 0;
+        for (r, zr) in z.iter_mut().enumerate().take(4) {
+            let p = pn.add(r * n);
+            let mut acc = [_mm256_setzero_pd(); 4];
+            let mut t = 0;
+            let mut steps = 0usize;
+            while t < n16 {
+                for (u, a) in acc.iter_mut().enumerate() {
+                    let k = t + 4 * u;
+                    *a = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(k)), _mm256_loadu_pd(px.add(k)), *a);
+                }
+                if prefetch {
+                    let at = p.add(t).cast::<i8>();
+                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH));
+                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(WOVEN_PREFETCH + 64));
+                }
+                steps += 1;
+                if steps.is_multiple_of(2) && j < n {
+                    axpy!(j);
+                    j += 8;
+                }
+                t += 16;
+            }
+            if t < n && prefetch {
+                _mm_prefetch::<_MM_HINT_T1>(p.add(t).cast::<i8>().wrapping_add(WOVEN_PREFETCH));
+            }
+            while t < n {
+                acc[0] = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(t)), _mm256_loadu_pd(px.add(t)), acc[0]);
+                t += 4;
+            }
+            *zr = horizontal_sum(_mm256_add_pd(
+                _mm256_add_pd(acc[0], acc[1]),
+                _mm256_add_pd(acc[2], acc[3]),
+            ));
+        }
+        while j < n {
+            axpy!(j);
+            j += 8;
+        }
+    }
+}
+
 /// The shortest row `near_rows` takes (on x86-64): the next multiple of 8 past the woven
 /// kernel's ([`WOVEN_MAX`]).
 pub(crate) const NEAR_MIN: usize = WOVEN_MAX + 8;
@@ -892,7 +984,7 @@ fn takes_near(n: usize, x: &[f64], g: &[f64]) -> bool {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn avx512_pass(n: usize, x: &[f64], g: &[f64]) -> bool {
-    x.len() >= n && (g.is_empty() || g.len() >= n) && cpu_weaves()
+    x.len() >= n && (g.is_empty() || g.len() >= n) && cpu_near()
 }
 
 /// Rows lo..hi of A one at a time, each z ← aᵢᵀx ([`dot_avx2`]), then its coefficient by
@@ -998,11 +1090,39 @@ pub(crate) fn weaves_short(pitch: usize, bytes: usize) -> bool {
     pitch.is_multiple_of(8) && (WOVEN_SHORT_MIN..LONG_ROW).contains(&pitch) && bytes >= WOVEN_SHORT_MIN_BYTES
 }
 
-/// Whether this CPU runs the 512-bit loops ([`woven_short_rows`], [`woven_rows`],
-/// [`near_rows`]): AVX2, FMA and AVX-512 F and VL, on x86-64. `AlignedT::padded` pads short
-/// rows for the woven loop only where it runs (a problem's pitch is fixed when it is made), and
-/// `AlignedT::with_padded` copies x and g for `near_rows`' alignment only where it runs.
+/// Whether this CPU runs the woven loops ([`woven_short_rows`] and [`woven_rows`] in 512-bit
+/// registers where AVX-512 is in use, [`woven_short_rows_avx2`] and [`woven_rows_avx2`] in
+/// 256-bit ones elsewhere): AVX2 and FMA, on x86-64. `AlignedT::padded` pads short rows for the
+/// woven loop only where it runs (a problem's pitch is fixed when it is made).
+///
+/// The 256-bit loops came later; before them a CPU without AVX-512 took long rows in two steps
+/// and short rows on large data through the four-row sweep. Measured on AMD EPYC (Zen 4) under
+/// `GRADFIT_CPU=avx2`, floor bench `--quick`, one thread pinned, two runs each in alternation
+/// with the build before (medians; least squares, logistic, log-sum-exp): 40000 × 100 (pitch
+/// 104) 0.84–0.89×, 1.03–1.13×, 1.01–1.06× a stream read against 2.91–3.61×, 3.67–3.84×,
+/// 3.37–3.64×; 20000 × 200 0.78–0.81×, 0.84–0.88×, 0.84–0.90× against 1.16–1.20×,
+/// 1.26×, 1.22–1.42×; 12800 × 320 0.87–0.90×, 0.96–0.99×, 1.03–1.09× against 1.41–1.48×,
+/// 1.40–1.44×, 1.46–1.68×. In two runs beside these, alternating the caps, the AVX-512 code
+/// stood at 0.83–1.14×. Rows of 136 to 208 entries prefetch as the 512-bit loops do (only on A
+/// of at most 64 MB, a rule measured there); at 100000 × 200 (160 MB) under the AVX2 cap,
+/// without the prefetch (this rule) against with it, three runs each in alternation, the two
+/// did not separate: least squares 1.09–1.19× against 1.30×, logistic 1.20–1.56× against
+/// 1.23–1.24×, log-sum-exp 1.03–1.41× against 1.15–1.17×.
 pub(crate) fn cpu_weaves() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::cpu::avx2()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU runs [`near_rows`] (rows of [`NEAR_MIN`] to [`NEAR_MAX`] entries one at a
+/// time, in 512-bit registers): AVX2, FMA and AVX-512 F and VL, on x86-64.
+/// `AlignedT::with_padded` copies x and g for its alignment only where it runs.
+pub(crate) fn cpu_near() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         crate::cpu::avx2() && has_avx512()
@@ -1049,7 +1169,10 @@ pub(crate) fn pass_dots_all(at: &AlignedT, x: &[f64], z: &mut [f64]) {
 #[inline]
 fn takes_short_woven(at: &AlignedT, x: &[f64], g: &[f64]) -> bool {
     let n = at.pitch();
-    weaves_short(n, at.len() * std::mem::size_of::<f64>()) && avx512_pass(n, x, g)
+    weaves_short(n, at.len() * std::mem::size_of::<f64>())
+        && x.len() >= n
+        && (g.is_empty() || g.len() >= n)
+        && cpu_weaves()
 }
 
 /// Rows lo..hi of A ([`takes_short_woven`]) in blocks of four, as long rows go: each block's
@@ -1079,6 +1202,49 @@ where
         // at least n, n a multiple of 8 (the caller's `takes_short_woven`)
         |next, z, cur, c, g| unsafe { woven_rows(next, z, x, cur, c, g, n) },
     );
+}
+
+/// [`woven_short_rows`] with [`woven_rows_avx2`], for a CPU with AVX2 and FMA but not AVX-512
+/// (or under `GRADFIT_CPU=avx2`): the same blocks, dot products and order, so the same bits.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and `takes_short_woven(at, x, g)` holds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn woven_short_rows_avx2<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], coef: F)
+where
+    F: FnMut(usize, &mut [f64], &mut [f64]),
+{
+    let n = at.pitch();
+    let x = &x[..n];
+    block_pipeline(
+        (at, lo, hi, 4),
+        g,
+        coef,
+        |block, z| dots_rows_avx2(block, x, z),
+        // SAFETY: as in `woven_short_rows`, with AVX2 and FMA (this function's)
+        |next, z, cur, c, g| unsafe { woven_rows_avx2(next, z, x, cur, c, g, n, true) },
+    );
+}
+
+/// [`woven_short_rows`] where the CPU has AVX-512 (and it is in use), else
+/// [`woven_short_rows_avx2`].
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and `takes_short_woven(at, x, g)` holds.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn woven_short<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], coef: F)
+where
+    F: FnMut(usize, &mut [f64], &mut [f64]),
+{
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512 F and VL too (checked above); the rest is the caller's
+        unsafe { woven_short_rows(at, lo, hi, x, g, coef) }
+    } else {
+        // SAFETY: the caller's
+        unsafe { woven_short_rows_avx2(at, lo, hi, x, g, coef) }
+    }
 }
 
 /// Coefficients from dot products four rows at a time ([`pipelined_quads_avx2`]): for rows
@@ -1314,7 +1480,7 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
     }
     if takes_short_woven(at, x, g) {
         // SAFETY: the CPU has the features and the lengths hold (`takes_short_woven`)
-        unsafe { woven_short_rows(at, lo, hi, x, g, |start, z, _| quads.block(start, z)) };
+        unsafe { woven_short(at, lo, hi, x, g, |start, z, _| quads.block(start, z)) };
         return;
     }
     if takes_near(at.pitch(), x, g) {
@@ -1386,7 +1552,7 @@ where
     #[cfg(target_arch = "x86_64")]
     if takes_short_woven(at, x, g) {
         // SAFETY: the CPU has the features and the lengths hold (`takes_short_woven`)
-        unsafe { woven_short_rows(at, lo, hi, x, g, coef) };
+        unsafe { woven_short(at, lo, hi, x, g, coef) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -2373,13 +2539,20 @@ pub(crate) mod tests {
                     if rows == 4 && n.is_multiple_of(8) && (WOVEN_MIN..=WOVEN_MAX).contains(&n) {
                         let (mut wz, mut wg) = (vec![0.0; rows], g0.clone());
                         let woven = woven_long(&next, &mut wz, &x, &cur, &c, &mut wg, n, prefetch);
-                        assert_eq!(woven, has_avx512(), "{rows}×{n}: woven where AVX-512 is");
+                        assert_eq!(woven, cpu_weaves(), "{rows}×{n}: woven where AVX2 is");
                         if woven {
                             assert_eq!((wz, wg), (want_z.clone(), want_g.clone()), "{rows}×{n} woven");
                         } else {
                             eprintln!(
-                                "AVX-512 not in use (CPU or GRADFIT_CPU): the woven long rows are not tested"
+                                "AVX2 + FMA not in use (CPU or GRADFIT_CPU): the woven long rows are not tested"
                             );
+                        }
+                        // the 256-bit loop too where the 512-bit ones run (woven_long's choice)
+                        if woven && has_avx512() {
+                            let (mut az, mut ag) = (vec![0.0; rows], g0.clone());
+                            // SAFETY: the CPU has AVX2 and FMA (`woven`), the lengths as above
+                            unsafe { woven_rows_avx2(&next, &mut az, &x, &cur, &c, &mut ag, n, prefetch) };
+                            assert_eq!((az, ag), (want_z.clone(), want_g.clone()), "{rows}×{n} AVX2");
                         }
                     }
                 }
@@ -2738,60 +2911,90 @@ pub(crate) mod tests {
         // coefficients, the block's axpys; the loss, g and the scores kept bit for bit, and
         // without g the same coefficient calls
         if !cpu_weaves() {
-            eprintln!("AVX-512 not in use (CPU or GRADFIT_CPU): the woven short rows are not tested");
+            eprintln!("AVX2 + FMA not in use (CPU or GRADFIT_CPU): the woven short rows are not tested");
             return;
         }
-        for n in [56, 64, 104, 120] {
-            let x: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();
-            for m in [3, 9, 50] {
-                let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
-                    ((i * n + j) as f64 * 0.31).sin() * 0.3
-                }));
-                let y: Vec<f64> = (0..m).map(|i| (i % 3 == 0) as u8 as f64).collect();
-                for (lo, hi) in [(0, m), (0, split_point(m)), (split_point(m), m), (1, m)] {
-                    let at_rows = format!("{m}×{n} rows {lo}..{hi}");
-                    let steps = |quads: &mut crate::vmath::LogisticQuads<'_, '_>, g: &mut [f64]| {
-                        for start in (lo..hi).step_by(4) {
-                            let end = (start + 4).min(hi);
-                            let block = rows_block(&at, start, end);
-                            let mut z = [0.0; 4];
-                            let z = &mut z[..end - start];
-                            for (a, zr) in block.chunks_exact(n).zip(z.iter_mut()) {
-                                // SAFETY: the CPU has AVX2 and FMA (checked above)
-                                *zr = unsafe { dot_avx2(a, &x) };
+        // each variant the CPU runs: 256-bit, and 512-bit where AVX-512 is in use
+        for wide in [false].into_iter().chain(has_avx512().then_some(true)) {
+            for n in [56, 64, 104, 120] {
+                let x: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();
+                for m in [3, 9, 50] {
+                    let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
+                        ((i * n + j) as f64 * 0.31).sin() * 0.3
+                    }));
+                    let y: Vec<f64> = (0..m).map(|i| (i % 3 == 0) as u8 as f64).collect();
+                    for (lo, hi) in [(0, m), (0, split_point(m)), (split_point(m), m), (1, m)] {
+                        let at_rows = format!("{m}×{n} rows {lo}..{hi}");
+                        let steps = |quads: &mut crate::vmath::LogisticQuads<'_, '_>, g: &mut [f64]| {
+                            for start in (lo..hi).step_by(4) {
+                                let end = (start + 4).min(hi);
+                                let block = rows_block(&at, start, end);
+                                let mut z = [0.0; 4];
+                                let z = &mut z[..end - start];
+                                for (a, zr) in block.chunks_exact(n).zip(z.iter_mut()) {
+                                    // SAFETY: the CPU has AVX2 and FMA (checked above)
+                                    *zr = unsafe { dot_avx2(a, &x) };
+                                }
+                                // SAFETY: as above
+                                unsafe { quads.block(start, z) };
+                                if !g.is_empty() {
+                                    axpys_block(block, n, z, g);
+                                }
                             }
+                        };
+                        for g0 in [vec![0.5; n], Vec::new()] {
+                            // SAFETY: the CPU has AVX2, FMA and AVX-512 (checked above) and the
+                            // lengths hold
+                            let woven = unsafe {
+                                logistic_pass(&y, g0.clone(), |quads, g| {
+                                    woven_short_variant(wide, &at, lo, hi, &x, g, |s, z, _| quads.block(s, z))
+                                })
+                            };
                             // SAFETY: as above
-                            unsafe { quads.block(start, z) };
-                            if !g.is_empty() {
-                                axpys_block(block, n, z, g);
-                            }
+                            let want = unsafe { logistic_pass(&y, g0.clone(), steps) };
+                            assert_same_pass(&woven, &want, &at_rows, hi - lo);
                         }
-                    };
-                    for g0 in [vec![0.5; n], Vec::new()] {
-                        // SAFETY: the CPU has AVX2, FMA and AVX-512 (checked above) and the
-                        // lengths hold
-                        let woven = unsafe {
-                            logistic_pass(&y, g0.clone(), |quads, g| {
-                                woven_short_rows(&at, lo, hi, &x, g, |s, z, _| quads.block(s, z))
-                            })
+                        // the coefficient calls: blocks of four from lo, with g and without
+                        let calls = |mut g: Vec<f64>| {
+                            let mut calls = Vec::new();
+                            // SAFETY: as above
+                            unsafe {
+                                woven_short_variant(wide, &at, lo, hi, &x, &mut g, |s, z, _| {
+                                    calls.push((s, z.len()))
+                                })
+                            };
+                            calls
                         };
-                        // SAFETY: as above
-                        let want = unsafe { logistic_pass(&y, g0.clone(), steps) };
-                        assert_same_pass(&woven, &want, &at_rows, hi - lo);
+                        let want: Vec<_> = (lo..hi).step_by(4).map(|s| (s, (hi - s).min(4))).collect();
+                        assert_eq!(calls(vec![0.5; n]), want, "{at_rows}");
+                        assert_eq!(calls(Vec::new()), want, "{at_rows}: without g");
                     }
-                    // the coefficient calls: blocks of four from lo, with g and without
-                    let calls = |mut g: Vec<f64>| {
-                        let mut calls = Vec::new();
-                        // SAFETY: as above
-                        unsafe {
-                            woven_short_rows(&at, lo, hi, &x, &mut g, |s, z, _| calls.push((s, z.len())))
-                        };
-                        calls
-                    };
-                    let want: Vec<_> = (lo..hi).step_by(4).map(|s| (s, (hi - s).min(4))).collect();
-                    assert_eq!(calls(vec![0.5; n]), want, "{at_rows}");
-                    assert_eq!(calls(Vec::new()), want, "{at_rows}: without g");
                 }
+            }
+        }
+    }
+
+    /// [`woven_short_rows`] (`wide`) or [`woven_short_rows_avx2`].
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA (and AVX-512 F and VL if `wide`), and the lengths hold.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn woven_short_variant<F>(
+        wide: bool,
+        at: &AlignedT,
+        lo: usize,
+        hi: usize,
+        x: &[f64],
+        g: &mut [f64],
+        coef: F,
+    ) where
+        F: FnMut(usize, &mut [f64], &mut [f64]),
+    {
+        // SAFETY: the caller's
+        unsafe {
+            match wide {
+                true => woven_short_rows(at, lo, hi, x, g, coef),
+                false => woven_short_rows_avx2(at, lo, hi, x, g, coef),
             }
         }
     }
