@@ -132,7 +132,7 @@ impl AlignedT {
     /// `f` of x's first n entries followed by zeros to the pitch: x itself when there is no
     /// padding (x then has n entries), else a copy on the stack, 64-byte aligned. Rows of
     /// `crate::kernels::NEAR_MIN` to [`LONG_PADDED_MAX`] entries, a multiple of 8, always get
-    /// the copy on a CPU with AVX-512 (`crate::kernels::cpu_weaves`), padded or not: their pass (`crate::kernels::near_rows`) stores g in 64-byte
+    /// the copy on a CPU with AVX2 (`crate::kernels::cpu_weaves`), padded or not: their pass (`crate::kernels::near_rows`) stores g in 64-byte
     /// lines and lost with the caller's vectors (aligned to 16 bytes; 5000 × 1000, see there).
     pub(crate) fn with_padded<R>(&self, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
         fn copy<const N: usize, R>(n: usize, pitch: usize, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
@@ -180,7 +180,7 @@ impl AlignedT {
     /// multiple of 8, the rows `crate::kernels::near_rows` takes, on a CPU that runs it).
     fn copies(&self) -> bool {
         let near = (crate::kernels::NEAR_MIN..=LONG_PADDED_MAX).contains(&self.pitch);
-        self.pitch != self.n || (near && self.pitch.is_multiple_of(8) && crate::kernels::cpu_near())
+        self.pitch != self.n || (near && self.pitch.is_multiple_of(8) && crate::kernels::cpu_weaves())
     }
 
     /// m, A's number of rows.
