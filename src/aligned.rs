@@ -75,7 +75,7 @@ impl AlignedT {
     /// against 1.35–1.89×; 12800 × 317 1.14–1.21× against 1.59–2.00× and 1.17–1.23× against
     /// 1.37–1.56×. Rows of 125 to 127 entries are long rows of 128 (32000 × 125, one run of
     /// the three models, one thread pinned: 1.01–1.27× a stream read against 3.49–3.77×
-    /// unpadded), and on a CPU with AVX-512, short rows from 53 entries of an A of 12 MB or
+    /// unpadded), and on a CPU with AVX2 (`crate::kernels::cpu_weaves`), short rows from 53 entries of an A of 12 MB or
     /// more are padded to a multiple of 8 too: 53 to 120 entries for the woven short rows
     /// (`crate::kernels::weaves_short`), 121 to 124 to 128, a long row. Short wide data (m below the pitch)
     /// is left unpadded: it is small, and the m×m Newton system (`crate::problems::woodbury`)
@@ -132,7 +132,7 @@ impl AlignedT {
     /// `f` of x's first n entries followed by zeros to the pitch: x itself when there is no
     /// padding (x then has n entries), else a copy on the stack, 64-byte aligned. Rows of
     /// `crate::kernels::NEAR_MIN` to [`LONG_PADDED_MAX`] entries, a multiple of 8, always get
-    /// the copy on a CPU with AVX2 (`crate::kernels::cpu_weaves`), padded or not: their pass (`crate::kernels::near_rows`) stores g in 64-byte
+    /// the copy on a CPU with AVX2 (`crate::kernels::cpu_weaves`), padded or not: their pass (`crate::kernels::near_rows`; `near_rows_avx2` in 32-byte halves) stores g in 64-byte
     /// lines and lost with the caller's vectors (aligned to 16 bytes; 5000 × 1000, see there).
     pub(crate) fn with_padded<R>(&self, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {
         fn copy<const N: usize, R>(n: usize, pitch: usize, x: &[f64], f: impl FnOnce(&[f64]) -> R) -> R {

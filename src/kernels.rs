@@ -415,8 +415,8 @@ fn axpys_avx512(block: &[f64], n: usize, c: &[f64], g: &mut [f64]) {
 /// at 20000 × 200 (32 MB, past the caches): four interleaved streams read 13 GB/s where one
 /// sequential stream reads 23, and the pass went from 9.5 to 16 GB/s; in cache (500 × 200)
 /// the four-row kernel stays ahead, and at 50 entries a row the two are even. (On 12 MB of A
-/// or more, on AVX-512, the pipelined passes take rows of 56 to 120 entries, a multiple of 8,
-/// one after another too: [`weaves_short`].)
+/// or more, on AVX2 or AVX-512, the pipelined passes take rows of 56 to 120 entries, a
+/// multiple of 8, one after another too: [`weaves_short`].)
 pub(crate) const LONG_ROW: usize = 128;
 
 /// xᵀy with sixteen independent lanes (four AVX2 vectors): one long row against x.
@@ -527,9 +527,9 @@ fn axpys_any<const FMA: bool>(block: &[f64], n: usize, c: &[f64], g: &mut [f64])
 /// after; logistic 1.96× → 1.83×. For rows of `LONG_ROW` entries or more the same sweep, four
 /// rows side by side, was 1.5× slower (four interleaved streams): those take `next`'s rows one
 /// after another, with `cur`'s axpys woven in, where [`woven_long`] applies (128 to 504 entries,
-/// a multiple of 8, on AVX-512; `prefetch` as there), else the two steps ([`axpys_block`], then
-/// [`dots_block`]). (The pipelined passes take rows of 512 to 1024 entries one at a time on
-/// AVX-512 instead: `near_rows`.)
+/// a multiple of 8, on AVX2 or AVX-512; `prefetch` as there), else the two steps
+/// ([`axpys_block`], then [`dots_block`]). (The pipelined passes take rows of 512 to 1024
+/// entries one at a time instead: `near_rows`, `near_rows_avx2`.)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn dots_axpys(
     next: &[f64],
@@ -559,8 +559,9 @@ pub(crate) fn dots_axpys(
 }
 
 /// [`dots_axpys`] for blocks of four long rows of n entries, a multiple of 8 from 128 to 504
-/// ([`WOVEN_MIN`], [`WOVEN_MAX`]; blocks of four rows: [`block_rows`]), on a CPU with AVX-512 (F
-/// and VL): `next`'s dot products one row after another, in 512-bit registers (one sequential
+/// ([`WOVEN_MIN`], [`WOVEN_MAX`]; blocks of four rows: [`block_rows`]), on a CPU with AVX2 and
+/// FMA (in 256-bit registers, [`woven_rows_avx2`], without AVX-512; below, with it):
+/// `next`'s dot products one row after another, in 512-bit registers (one sequential
 /// stream from memory, as [`dots_block`] reads long rows), with `cur`'s axpys woven in, one 8-entry
 /// step of all four rows after every four 8-entry steps of the dot products, so the axpys' loads
 /// from L1 (or, for rows past 256 entries, partly from L2: four rows with x and g no longer fit
@@ -601,7 +602,8 @@ pub(crate) fn dots_axpys(
 /// 1.5–1.7×): the problems pad long rows to a multiple of 8 instead (`AlignedT::padded`).
 ///
 /// Returns false (having done nothing) where it does not apply: other n, blocks of other than
-/// four rows, x or g shorter than n, or a CPU without AVX2, FMA and AVX-512 F and VL.
+/// four rows, x or g shorter than n, or a CPU without AVX2 and FMA (or with them capped). Without
+/// AVX-512 the rows go through [`woven_rows_avx2`], the same steps in 256-bit registers.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn woven_long(
@@ -785,7 +787,8 @@ unsafe fn woven_avx512<const V: usize>(
 /// every other step, so after every 32 entries read from memory; then the axpy steps left when
 /// the dot products end. Each step prefetches its two lines of A [`WOVEN_PREFETCH`] bytes on
 /// into L2, whatever A's size (without, it lost past 64 MB: [`woven_long`]). Every dot product
-/// and gⱼ is the same to the bit as from [`dots_block`] and [`axpys_block`].
+/// is the same to the bit as [`dot_avx2`]'s on its row (and [`dots_block`]'s for long rows) and
+/// every gⱼ as from [`axpys_block`].
 ///
 /// # Safety
 /// `next` and `cur` hold four rows of n entries, z and c four entries, x and g at least n; n is
@@ -875,9 +878,10 @@ unsafe fn woven_rows(
 /// `GRADFIT_CPU=avx2`): the same steps (16 entries of a row's dot product in [`dot_avx2`]'s four
 /// accumulators, one 8-entry step of the four rows' axpys after every other step, each step
 /// prefetching its two lines of A [`WOVEN_PREFETCH`] bytes on into L2 if `prefetch`, as
-/// [`woven_long`] decides for both), so every dot product and
-/// gⱼ is the same to the bit as from [`dots_block`] and [`axpys_block`]. Measured on AMD EPYC
-/// (Zen 4) under `GRADFIT_CPU=avx2`: see [`cpu_weaves`].
+/// [`woven_long`] decides for both), so every dot product is the same to the bit as
+/// [`dot_avx2`]'s on its row (and [`dots_block`]'s for long rows, which take `dot_avx2`) and
+/// every gⱼ as from [`axpys_block`]. Measured on AMD EPYC (Zen 4) under `GRADFIT_CPU=avx2`:
+/// see [`cpu_weaves`].
 ///
 /// # Safety
 /// As [`woven_rows`], on a CPU with AVX2 and FMA.
@@ -1328,7 +1332,7 @@ pub(crate) trait Quads {
     fn rows(&mut self, start: usize, z: &mut [f64]);
 
     /// The coefficient of row `row` alone from its dot product z, for a pass that takes rows
-    /// one at a time ([`near_rows`]), in order from the start of its range: as `rows` on the
+    /// one at a time ([`near_rows`], [`near_rows_avx2`]), in order from the start of its range: as `rows` on the
     /// one row unless a type does better. A pass takes every row through `one`, or none: a
     /// type may keep the rows taken alone in lanes that `quad` would overwrite.
     ///
@@ -1519,8 +1523,8 @@ fn sweep_avx2<const AXPY: bool, Q: Quads>(
 /// [`register_rows`] (a block's coefficients between its dot products and its axpys); other
 /// rows four at a time inside the sweeps, long rows (blocks of four) through [`woven_long`]
 /// where it applies, their coefficients after it, rows of 512 to 1024 entries one at a time
-/// ([`near_rows`], each row's coefficient by [`Quads::one`]), and short rows on large data
-/// as long rows ([`woven_short_rows`], [`weaves_short`]). Blocks, order of the sweeps and
+/// ([`near`]: [`near_rows`] or [`near_rows_avx2`], each row's coefficient by [`Quads::one`]),
+/// and short rows on large data as long rows ([`woven_short`], [`weaves_short`]). Blocks, order of the sweeps and
 /// the dot products' arithmetic as in [`pipelined_rows`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -1600,10 +1604,10 @@ pub(crate) fn pipelined_quads_avx2<Q: Quads>(
 /// `coef(start, z)` turns the block's dot products into its coefficients c in place (and
 /// keeps whatever sums it needs), then g ← g + (block)ᵀc, done by [`dots_axpys`] in the same
 /// sweep as the next block's dot products. With `g` empty only the dot products and `coef`
-/// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`], except on AVX-512 rows of
-/// 512 to 1024 entries, a multiple of 8, which go one at a time (`near_rows`, `coef` seeing
+/// run. Blocks of [`block_rows`]`(n)` rows, as in [`row_blocks`], except on AVX2 or AVX-512
+/// rows of 512 to 1024 entries, a multiple of 8, which go one at a time (`near`, `coef` seeing
 /// one row; with g empty too), and rows of 56 to 120 entries, a multiple of 8, of an A of
-/// 12 MB or more, which go as long rows, woven in blocks of four (`woven_short_rows`, with g
+/// 12 MB or more, which go as long rows, woven in blocks of four (`woven_short`, with g
 /// empty too; [`weaves_short`]).
 pub(crate) fn pipelined_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
 where
@@ -2067,8 +2071,8 @@ const BLOCK_ENTRIES: usize = 2048;
 const LONG_BLOCK_ROWS: usize = 4;
 
 /// Rows in a block of rows of [`WIDE_MIN`] to [`WIDE_MAX`] entries (where a pass takes blocks:
-/// on AVX-512 the pipelined passes take rows up to 1024 entries, a multiple of 8, one at a
-/// time, `near_rows`): sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
+/// on AVX2 or AVX-512 the pipelined passes take rows up to 1024 entries, a multiple of 8, one
+/// at a time, `near`): sixteen (128 KB at 1000 entries, in L2), whose axpys on AVX-512 load
 /// and store each chunk of g once for all sixteen (`axpys_avx512`). The woven kernel lost on
 /// such rows (`woven_long`): the dot products of a block then run alone, one sequential stream
 /// from memory, and the axpys after them from L2. Measured on AMD EPYC (Zen 4), floor bench, one
@@ -2425,7 +2429,7 @@ pub(crate) mod tests {
         // Σᵢ wᵢ(aᵢᵀv)aᵢ through the fused pass's kernels (`Weighted` quads) against the block
         // pass, on A stored as the problems store it (padded), on every path of a pass
         // (`PASS_SHAPES`), row ranges as one thread and two take them. Bit for bit,
-        // but for the woven short rows of an A of 12 MB or more (60 padded to 64 on AVX-512),
+        // but for the woven short rows of an A of 12 MB or more (60 padded to 64 on AVX2),
         // whose dot products are summed as long rows' are: there within 1e-13 of the scale.
         // And the whole product (two threads on large data) against nalgebra's Aᵀdiag(w)Av.
         if !has_avx2_fma("the weighted product's fused pass is") {
@@ -2559,7 +2563,8 @@ pub(crate) mod tests {
     fn one_sweep_equals_the_two_steps_to_the_bit() {
         // every n mod 8 (the lo/hi accumulators and the scalar tail), row counts with and
         // without a remainder of four, and long rows (the woven rows where n is a multiple of 8
-        // from 128 to 504 and AVX-512 is there, asserted taken; the two steps elsewhere)
+        // from 128 to 504 and AVX2 is there, asserted taken, in 256-bit registers too where
+        // AVX-512 is; the two steps elsewhere)
         for (rows, n) in [
             (4, 1),
             (16, 50),
@@ -2654,7 +2659,7 @@ pub(crate) mod tests {
         // coefficients cᵢ = zᵢ − i: Σ cᵢ aᵢ and Σ cᵢ² against plain dots and axpys, for row
         // ranges that end inside a block and rows short and long (blocks of 64 rows at n = 5 and
         // 13, 40 at n = 50, 4 at n = 200, 16 at n = 801: several blocks, the last ragged; one
-        // row at a time at n = 512, 800 and 1024, where AVX-512 is: `near_rows`)
+        // row at a time at n = 512, 800 and 1024, where AVX2 is: `near`)
         for (m, n) in [
             (150, 5),
             (200, 50),
@@ -2826,16 +2831,16 @@ pub(crate) mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn logistic_long_rows_woven_equal_the_block_steps_to_the_bit() {
-        // logistic's pass over long rows (the woven path where n = 8·V and AVX-512 is there,
+        // logistic's pass over long rows (the woven path where n = 8·V and AVX2 is there,
         // the two steps elsewhere) against the blocks one step after another: dot products,
         // the quads' coefficients, axpys; the scores handed to `keep`, the loss and g bit for bit
         if !(crate::cpu::avx2()) {
             eprintln!("AVX2 + FMA not in use (CPU or GRADFIT_CPU): the logistic long-row pass is not tested");
             return;
         }
-        // 136, 200, 208 (unrolled), 128, 216 and 504 (one loop) woven (blocks of four) on
-        // AVX-512; 201 and 505 the two steps; 1001 the two steps in blocks of sixteen (rows
-        // of 512 to 1024 entries, a multiple of 8, go one at a time on AVX-512: the next test)
+        // 136, 200, 208 (unrolled on AVX-512), 128, 216 and 504 (one loop) woven (blocks of
+        // four); 201 and 505 the two steps; 1001 the two steps in blocks of sixteen (rows of
+        // 512 to 1024 entries, a multiple of 8, go one at a time: the next test)
         for n in [128, 136, 200, 201, 208, 216, 504, 505, 1001] {
             for m in [3, 9, 50] {
                 let at = AlignedT::of(&crate::Matrix::from_fn(m, n, |i, j| {
@@ -2916,6 +2921,16 @@ pub(crate) mod tests {
                     };
                     let at_rows = format!("{m}×{n} rows {lo}..{hi}");
                     assert_same_pass(&run(true), &run(false), &at_rows, hi - lo);
+                    // the 256-bit rows taken alone too where the pass takes the 512-bit ones
+                    if has_avx512() {
+                        // SAFETY: the CPU has AVX2 and FMA (checked above); `takes_near` holds
+                        let avx2 = unsafe {
+                            logistic_pass(&y, g.clone(), |quads, g| {
+                                near_rows_avx2(&at, lo, hi, &x, g, |i, z, _| z[0] = quads.one(i, z[0]))
+                            })
+                        };
+                        assert_same_pass(&avx2, &run(false), &format!("{at_rows}, AVX2"), hi - lo);
+                    }
                     // the pass with cᵢ = zᵢ − i through `pipelined_rows`
                     let (mut got, mut want) = (g.clone(), g.clone());
                     let (mut f, mut want_f) = (0.0, 0.0);
@@ -3004,8 +3019,8 @@ pub(crate) mod tests {
                             }
                         };
                         for g0 in [vec![0.5; n], Vec::new()] {
-                            // SAFETY: the CPU has AVX2, FMA and AVX-512 (checked above) and the
-                            // lengths hold
+                            // SAFETY: the CPU has AVX2 and FMA (checked above), AVX-512 F and
+                            // VL where `wide` (has_avx512), and the lengths hold
                             let woven = unsafe {
                                 logistic_pass(&y, g0.clone(), |quads, g| {
                                     woven_short_variant(wide, &at, lo, hi, &x, g, |s, z, _| quads.block(s, z))

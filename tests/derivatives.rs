@@ -646,7 +646,7 @@ fn large_problems_split_over_threads_give_the_serial_answer() {
 
 #[test]
 fn short_rows_on_large_data_give_the_direct_answer() {
-    // 16000 × 100 (13 MB once padded to 104): where the CPU has AVX-512 its passes weave the
+    // 16000 × 100 (13 MB once padded to 104): where the CPU has AVX2 its passes weave the
     // short rows like long ones; f and ∇f against nalgebra, and value() against the fused f
     let mut r = rng(16);
     let a = gaussian_matrix(&mut r, 16000, 100) * 0.1;
