@@ -22,7 +22,9 @@
 //! global pool (two threads here, gradfit's default on this data) and on a one-thread pool; the
 //! stream read is split the same way as the fused pass. Results are printed and written to
 //! target/criterion/gradfit-floor.jsonl (replaced on each full or filtered run), which
-//! `python3 benches/crossover.py` puts into BENCHMARKS.md. Other sizes, for least squares,
+//! `python3 benches/crossover.py` puts into BENCHMARKS.md; under a narrower `GRADFIT_CPU` than
+//! the CPU's own (`GRADFIT_CPU=avx2 cargo bench --bench floor` on an AVX-512 machine), to
+//! target/criterion/gradfit-floor-avx2.jsonl instead, which the page shows beside it. Other sizes, for least squares,
 //! logistic and log-sum-exp only and printed only: `FLOOR_CASES=8000x512,6400x640 cargo bench
 //! --bench floor`.
 
@@ -373,7 +375,12 @@ fn main() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion");
     let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("gradfit-floor.jsonl");
+    // the CPU's own code to the main file; a narrower one (GRADFIT_CPU) to its own, so that a
+    // capped run neither replaces the page's main table nor mixes into it
+    let path = match gradfit::cpu::in_use() {
+        code if code < gradfit::cpu::detected() => dir.join(format!("gradfit-floor-{code}.jsonl")),
+        _ => dir.join("gradfit-floor.jsonl"),
+    };
     // Keep the other cases' lines from an earlier run when this one was filtered.
     let mut kept: Vec<String> = std::fs::read_to_string(&path)
         .map(|s| s.lines().map(str::to_owned).collect())
