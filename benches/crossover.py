@@ -306,10 +306,10 @@ def floor_capped_section():
     out = [
         "### The same under `GRADFIT_CPU=avx2`",
         "",
-        "The code a CPU without AVX-512 runs (AVX2 with FMA, sixteen registers), measured on this "
-        "machine by `GRADFIT_CPU=avx2 cargo bench --bench floor` after the run above (the same "
-        "cases and method; the stream read is the same code either way). Most laptops and many "
-        "servers run this code; the memory system is this machine's.",
+        "The code a CPU with AVX2 but without AVX-512 runs (sixteen 256-bit registers), measured "
+        "on this machine by `GRADFIT_CPU=avx2 cargo bench --bench floor` after the run above (the "
+        "same cases and method; the stream read is the same code either way): the memory system "
+        "and the core are this machine's, so a real AVX2-only CPU will differ.",
         "",
         "| model | m × n | threads | pairs | fused / stream, median | quartiles | fused, median | "
         "AVX-512 code above | within 1.3×? |",
