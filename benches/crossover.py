@@ -247,25 +247,38 @@ def svg(cases, path):
         f.write("\n".join(parts) + "\n")
 
 
+def sorted_floor(rows):
+    """The floor bench's rows by model (least squares, logistic, log-sum-exp, then the rest),
+    size, row length and threads (two first)."""
+    order = {"least-squares": 0, "logistic": 1, "log-sum-exp": 2}
+    return sorted(rows, key=lambda r: (order.get(r["model"], 9), r["model"], r["m"] * r["n"], r["n"],
+                                       -r["threads"]))
+
+
+def within_target(r, softmax):
+    """A floor row against the 1.3× target: met or not at 20000 × 200 entries and above, not
+    judged below, and `softmax`'s text for softmax (arithmetic-bound)."""
+    if r["m"] * r["n"] < 20000 * 200:
+        return "(below the target's 20000 × 200)"
+    if r["model"].startswith("softmax"):
+        return softmax
+    return "yes" if r["ratio_median"] <= 1.3 else "**no**"
+
+
 def floor_section():
     """The paired fused / stream ratios benches/floor.rs wrote, or a note that it has not run; then
     the fused / arithmetic ratios of the cases measured against their multiply-adds too."""
     rows = floor_records()
     if not rows:
         return "Not run yet: `cargo bench --bench floor`.\n"
-    order = {"least-squares": 0, "logistic": 1, "log-sum-exp": 2}
-    rows.sort(key=lambda r: (order.get(r["model"], 9), r["model"], r["m"] * r["n"], r["n"], -r["threads"]))
+    rows = sorted_floor(rows)
     out = [
         "| model | m × n | threads | pairs | fused / stream, median | quartiles | stream read, median "
         "(range) | fused, median | within 1.3×? |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        within = "yes" if r["ratio_median"] <= 1.3 else "**no**"
-        if r["m"] * r["n"] < 20000 * 200:
-            within = "(below the target's 20000 × 200)"
-        elif r["model"].startswith("softmax"):
-            within = "not applied (arithmetic-bound: below)"
+        within = within_target(r, "not applied (arithmetic-bound: below)")
         out.append(
             f"| {r['model']} | {r['m']} × {r['n']} | {r['threads']} | {r['pairs']} | "
             f"{r['ratio_median']:.2f}× | {r['ratio_q1']:.2f}–{r['ratio_q3']:.2f}× | "
@@ -301,8 +314,7 @@ def floor_capped_section():
     main = {(r["model"], r["m"], r["n"], r["threads"]): r for r in floor_records()}
     if not rows:
         return ""
-    order = {"least-squares": 0, "logistic": 1, "log-sum-exp": 2}
-    rows.sort(key=lambda r: (order.get(r["model"], 9), r["model"], r["m"] * r["n"], r["n"], -r["threads"]))
+    rows = sorted_floor(rows)
     out = [
         "### The same under `GRADFIT_CPU=avx2`",
         "",
@@ -316,11 +328,7 @@ def floor_capped_section():
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        within = "yes" if r["ratio_median"] <= 1.3 else "**no**"
-        if r["m"] * r["n"] < 20000 * 200:
-            within = "(below the target's 20000 × 200)"
-        elif r["model"].startswith("softmax"):
-            within = "not applied (arithmetic-bound)"
+        within = within_target(r, "not applied (arithmetic-bound)")
         other = main.get((r["model"], r["m"], r["n"], r["threads"]))
         beside = f"{other['ratio_median']:.2f}×" if other else "—"
         out.append(

@@ -1036,19 +1036,42 @@ where
 /// The CPU has AVX2, FMA and AVX-512 F and VL, and `takes_near(at.pitch(), x, g)` holds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-unsafe fn near_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
+unsafe fn near_rows<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], coef: F)
 where
     F: FnMut(usize, &mut [f64], &mut [f64]),
+{
+    // SAFETY: the CPU has the features (this function's), n is a multiple of 8 and g has at
+    // least n entries (the caller's `takes_near`)
+    unsafe { near_rows_with(at, lo, hi, x, g, coef, |row, c, g| axpy_prefetch(row, c, g)) }
+}
+
+/// The loop of [`near_rows`] and [`near_rows_avx2`], with their axpy, inlined into each.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, `takes_near(at.pitch(), x, g)` holds, and `axpy(row, c, g)` is
+/// safe on a row of A and g.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn near_rows_with<F, A>(
+    at: &AlignedT,
+    lo: usize,
+    hi: usize,
+    x: &[f64],
+    g: &mut [f64],
+    mut coef: F,
+    axpy: A,
+) where
+    F: FnMut(usize, &mut [f64], &mut [f64]),
+    A: Fn(&[f64], f64, &mut [f64]),
 {
     let n = at.pitch();
     let x = &x[..n];
     for (i, row) in (lo..hi).zip(rows_range(at, lo, hi)) {
-        let mut z = [dot_avx2(row, x)];
+        // SAFETY: the CPU has AVX2 and FMA (the caller's)
+        let mut z = [unsafe { dot_avx2(row, x) }];
         coef(i, &mut z, g);
         if !g.is_empty() {
-            // SAFETY: the CPU has the features (this function's), n is a multiple of 8 and g
-            // has at least n entries (the caller's `takes_near`)
-            unsafe { axpy_prefetch(row, z[0], g) };
+            axpy(row, z[0], g);
         }
     }
 }
@@ -1067,21 +1090,12 @@ where
 /// The CPU has AVX2 and FMA, and `takes_near(at.pitch(), x, g)` holds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn near_rows_avx2<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], mut coef: F)
+unsafe fn near_rows_avx2<F>(at: &AlignedT, lo: usize, hi: usize, x: &[f64], g: &mut [f64], coef: F)
 where
     F: FnMut(usize, &mut [f64], &mut [f64]),
 {
-    let n = at.pitch();
-    let x = &x[..n];
-    for (i, row) in (lo..hi).zip(rows_range(at, lo, hi)) {
-        let mut z = [dot_avx2(row, x)];
-        coef(i, &mut z, g);
-        if !g.is_empty() {
-            // SAFETY: the CPU has the features (this function's), n is a multiple of 8 and g
-            // has at least n entries (the caller's `takes_near`)
-            unsafe { axpy_prefetch_avx2(row, z[0], g) };
-        }
-    }
+    // SAFETY: as in `near_rows`, with AVX2 and FMA (this function's)
+    unsafe { near_rows_with(at, lo, hi, x, g, coef, |row, c, g| axpy_prefetch_avx2(row, c, g)) }
 }
 
 /// [`axpy_prefetch`] four entries an instruction: g ← g + c·a, each line of A read prefetching
@@ -1258,16 +1272,43 @@ where
     F: FnMut(usize, &mut [f64], &mut [f64]),
 {
     let n = at.pitch();
-    let x = &x[..n];
+    // SAFETY: the CPU has the features (this function's); `next` and `cur` hold four rows of n
+    // entries (blocks of the same size, four but for the last), z and c four, x and g at least
+    // n, n a multiple of 8 (the caller's `takes_short_woven`)
+    let weave = |next: &[f64], z: &mut [f64], cur: &[f64], c: &[f64], g: &mut [f64]| unsafe {
+        woven_rows(next, z, x, cur, c, g, n)
+    };
+    // SAFETY: the CPU has AVX2 and FMA (this function's)
+    unsafe { woven_short_with(at, lo, hi, x, g, coef, weave) }
+}
+
+/// The pipeline of [`woven_short_rows`] and [`woven_short_rows_avx2`], with their weave,
+/// inlined into each: blocks of four rows, each row's dot product by [`dots_rows_avx2`].
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and x holds at least the pitch.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn woven_short_with<F, W>(
+    at: &AlignedT,
+    lo: usize,
+    hi: usize,
+    x: &[f64],
+    g: &mut [f64],
+    coef: F,
+    weave: W,
+) where
+    F: FnMut(usize, &mut [f64], &mut [f64]),
+    W: FnMut(&[f64], &mut [f64], &[f64], &[f64], &mut [f64]),
+{
+    let x = &x[..at.pitch()];
     block_pipeline(
         (at, lo, hi, 4),
         g,
         coef,
-        |block, z| dots_rows_avx2(block, x, z),
-        // SAFETY: the CPU has the features (this function's); `next` and `cur` hold four rows
-        // of n entries (blocks of the same size, four but for the last), z and c four, x and g
-        // at least n, n a multiple of 8 (the caller's `takes_short_woven`)
-        |next, z, cur, c, g| unsafe { woven_rows(next, z, x, cur, c, g, n) },
+        // SAFETY: the CPU has AVX2 and FMA (the caller's)
+        |block, z| unsafe { dots_rows_avx2(block, x, z) },
+        weave,
     );
 }
 
@@ -1283,15 +1324,12 @@ where
     F: FnMut(usize, &mut [f64], &mut [f64]),
 {
     let n = at.pitch();
-    let x = &x[..n];
-    block_pipeline(
-        (at, lo, hi, 4),
-        g,
-        coef,
-        |block, z| dots_rows_avx2(block, x, z),
-        // SAFETY: as in `woven_short_rows`, with AVX2 and FMA (this function's)
-        |next, z, cur, c, g| unsafe { woven_rows_avx2(next, z, x, cur, c, g, n, true) },
-    );
+    // SAFETY: as in `woven_short_rows`, with AVX2 and FMA (this function's)
+    let weave = |next: &[f64], z: &mut [f64], cur: &[f64], c: &[f64], g: &mut [f64]| unsafe {
+        woven_rows_avx2(next, z, x, cur, c, g, n, true)
+    };
+    // SAFETY: the CPU has AVX2 and FMA (this function's)
+    unsafe { woven_short_with(at, lo, hi, x, g, coef, weave) }
 }
 
 /// [`woven_short_rows`] where the CPU has AVX-512 (and it is in use), else
