@@ -321,14 +321,14 @@ impl Objective for Softmax {
         self.n() * self.k
     }
 
-    /// f = Σᵢ lse(zᵢ) − z_{i,yᵢ} + λ‖W_penalized‖², by the pass of [`Softmax::fused`].
+    /// f = Σᵢ lse(zᵢ) − z_{i,yᵢ} + λ‖W_penalized‖², by one fused pass over A (`Softmax::fused`).
     fn value(&self, x: &Vector) -> Result<f64> {
         check_x(self.dim(), x)?;
         let f = self.fused(x, None);
         Ok(f + ridge_value(x, self.lambda, self.penalized()))
     }
 
-    /// ∇f = Σᵢ aᵢ(pᵢ − e_{yᵢ})ᵀ + 2λW_penalized, in the same pass as f ([`Softmax::fused`]).
+    /// ∇f = Σᵢ aᵢ(pᵢ − e_{yᵢ})ᵀ + 2λW_penalized, in the same pass as f (`Softmax::fused`).
     fn value_and_gradient_into(&self, x: &Vector, g: &mut Vector) -> Result<f64> {
         check_out(self.dim(), x, g)?;
         let f = self.fused(x, Some(g.as_mut_slice()));
@@ -404,7 +404,7 @@ impl Objective for Softmax {
     /// ∇²f·v = Σᵢ aᵢtᵢᵀ + 2λV_penalized, with u_c = aᵢᵀv_c and t_c = p_c(u_c − Σ_d p_d u_d).
     /// t is unchanged by adding one number to all of a row's u, and sums to 0, so the pass takes
     /// u against the last class and the last class's Σᵢ aᵢt_i,k−1 from the others
-    /// ([`pass_against_last`]).
+    /// (`pass_against_last`).
     fn hessian_vec_into(&self, x: &Vector, v: &Vector, out: &mut Vector) -> Result<()> {
         check_out(self.dim(), x, out)?;
         check_len("direction v", self.dim(), v.len())?;
